@@ -1,0 +1,205 @@
+"""What ``telemetryflow-run`` does before it becomes the program: pure, testable steps.
+
+The launcher computes the program's environment (``child_environment``), finds the program
+the way ``env`` does (``resolve_command``) and replaces itself with it (``exec_program``), so
+the program keeps the launcher's PID, stdin/stdout/stderr and signals, and its exit code is
+the one the caller sees.
+
+The launcher validates the environment and prints each problem once; the hook in the program
+re-reads the same environment and would print the same lines again. To avoid that the
+launcher sets ``REPORTED_ENV`` (``_TELEMETRYFLOW_REPORTED``) to ``problems_digest()`` of the
+messages it printed (``problem_messages()``, without the ``telemetryflow: warning:``
+prefix); the hook (and a nested launcher) compute the digest of their own messages and stay
+silent when it matches. A changed environment gives a different digest, so new problems
+are never hidden.
+
+Only the standard library and the domain layer are imported here: the launcher must stay
+cheap to start and must not load OpenTelemetry into a process that is about to be replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .domain.config import load_config
+from .domain.environment import BY_NAME, EnvironmentReading
+from .domain.errors import TelemetryFlowError
+
+REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
+
+_HOOK_FILE = "sitecustomize.py"
+_PROG = "telemetryflow-run"
+_DISABLED_VAR = "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"
+# Where a variable's OpenTelemetry fallback spells a value differently.
+_OTEL_SPELLING = {("TELEMETRYFLOW_PROTOCOL", "http"): "http/protobuf"}
+
+
+class LaunchError(TelemetryFlowError):
+    """The program cannot be started; carries the exit code a shell (or ``env``) would use."""
+
+    def __init__(self, command: str, error_number: int) -> None:
+        self.command = command
+        self.error_number = error_number
+        self.exit_code = 127 if error_number in (errno.ENOENT, errno.ENOTDIR) else 126
+        self.message = f"{_PROG}: '{command}': {os.strerror(error_number)}"
+        super().__init__(self.message)
+
+
+def hook_directory() -> Path:
+    """The folder to put first on ``PYTHONPATH`` so the program imports our sitecustomize.
+
+    A wheel ships the hook inside the package (``_hook``); a checkout or editable install
+    keeps it in the top-level ``sitecustomize/`` folder next to the package.
+    """
+    package = Path(__file__).resolve().parent
+    shipped = package / "_hook"
+    if (shipped / _HOOK_FILE).is_file():
+        return shipped
+    return package.parent / "sitecustomize"
+
+
+def hook_file() -> Path:
+    return hook_directory() / _HOOK_FILE
+
+
+def child_environment(environ: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    """The program's environment: the hook first on ``PYTHONPATH``, the options applied.
+
+    When telemetry is disabled the environment is returned exactly as given (options
+    included are ignored), so a disabled launcher is indistinguishable from running the
+    program directly.
+    """
+    if not load_config(environ)[0].enabled:
+        return dict(environ)
+    env = dict(environ)
+    for name, value in overrides.items():
+        _apply_override(env, name, value)
+    env["PYTHONPATH"] = _prepend_path(str(hook_directory()), environ.get("PYTHONPATH", ""))
+    return env
+
+
+def _apply_override(env: dict[str, str], name: str, value: str) -> None:
+    """An option is the user's last word: an OpenTelemetry fallback already set for the same
+    setting gets the same value, so the two never disagree (no "both set and differ" warning)
+    and OpenTelemetry's own components see what the option said."""
+    variable = BY_NAME.get(name)
+    fallbacks = [f for f in variable.fallbacks if env.get(f, "").strip()] if variable else []
+    if fallbacks:
+        value = _OTEL_SPELLING.get((name, value), value)
+    env[name] = value
+    for fallback in fallbacks:
+        env[fallback] = value
+
+
+def _prepend_path(entry: str, current: str) -> str:
+    # Dropping the entry from further down (rather than only checking the first one) keeps
+    # nested launchers and re-runs from stacking it, whatever the user's PYTHONPATH did.
+    if not current:
+        return entry
+    norm = os.path.normpath(entry)
+    kept = [part for part in current.split(os.pathsep)
+            if not part or os.path.normpath(part) != norm]
+    if not any(kept):
+        return entry
+    return os.pathsep.join([entry, *kept])
+
+
+def disabled_instrumentations(environ: Mapping[str, str], names: Iterable[str]) -> str | None:
+    """``--disable`` names added to those the environment already disables, or ``None``.
+
+    The existing list is read from the variable that is in effect (ours, else the
+    OpenTelemetry fallback), so an option never re-enables what the environment disabled.
+    """
+    added = [part.strip() for name in names for part in name.split(",") if part.strip()]
+    if not added:
+        return None
+    existing = ""
+    for var in (_DISABLED_VAR, *BY_NAME[_DISABLED_VAR].fallbacks):
+        existing = environ.get(var, "")
+        if existing.strip():
+            break
+    merged: dict[str, None] = {}
+    for name in [*existing.split(","), *added]:
+        if name.strip():
+            merged.setdefault(name.strip(), None)
+    return ",".join(merged)
+
+
+def problem_messages(reading: EnvironmentReading) -> list[str]:
+    """What a reading's problems and warnings say, one message per line, unprefixed.
+
+    The launcher prints each after ``telemetryflow: warning:`` and the hook through its own
+    logger; both digest these messages, so they agree on what was reported.
+    """
+    messages = [f"{problem} (using the default)" for problem in reading.problems]
+    messages.extend(reading.warnings)
+    return messages
+
+
+def problems_digest(lines: Sequence[str]) -> str:
+    """A short stable fingerprint of reported messages (``problem_messages``), for
+    ``REPORTED_ENV``."""
+    return hashlib.sha1("\n".join(lines).encode("utf-8", "backslashreplace")).hexdigest()[:12]
+
+
+def already_reported(environ: Mapping[str, str], lines: Sequence[str]) -> bool:
+    """Whether a launcher up the process tree printed exactly these lines already."""
+    return bool(lines) and environ.get(REPORTED_ENV) == problems_digest(lines)
+
+
+def resolve_command(name: str, path_env: str | None) -> str:
+    """The file ``execve`` should run for ``name``, searched on ``path_env`` like ``env`` does.
+
+    A name containing ``/`` is used as is. Raises ``LaunchError`` with 127 when nothing is
+    found and 126 when what is found cannot be executed (including a directory).
+    """
+    if not name:
+        raise LaunchError(name, errno.ENOENT)
+    if os.sep in name or (os.altsep and os.altsep in name):
+        _check_runnable(name)
+        return name
+    search = os.defpath if path_env is None else path_env
+    denied: int | None = None
+    for directory in search.split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if not os.path.exists(candidate):
+            continue
+        try:
+            _check_runnable(candidate)
+        except LaunchError as exc:
+            # Keep looking, as execvp does; report "cannot execute" only if nothing runs.
+            denied = denied or exc.error_number
+            continue
+        return candidate
+    raise LaunchError(name, denied or errno.ENOENT)
+
+
+def _check_runnable(path: str) -> None:
+    if not os.path.exists(path):
+        raise LaunchError(path, errno.ENOENT)
+    if os.path.isdir(path):
+        raise LaunchError(path, errno.EISDIR)
+    if not os.access(path, os.X_OK):
+        raise LaunchError(path, errno.EACCES)
+
+
+def exec_program(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Replace this process with ``argv`` (resolved on ``env``'s PATH); returns only by raising.
+
+    ``argv[0]`` is passed on as typed, so the program sees the name the user used.
+    """
+    path = resolve_command(argv[0], env.get("PATH"))
+    # Buffered output written before exec would be lost with the old process image.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    try:
+        os.execve(path, list(argv), dict(env))
+    except OSError as exc:  # e.g. no such interpreter in the shebang, or exec format error
+        raise LaunchError(argv[0], exc.errno or errno.EACCES) from exc

@@ -1,0 +1,291 @@
+"""``TelemetryFlowClient``: the SDK's public face (interface layer).
+
+Every call is one command on the bus to the ``TelemetryCommandHandler``; ``span()`` talks to
+the tracer directly, because a context manager that makes the span current must touch the
+OpenTelemetry context on this thread and should cost no more than the raw SDK call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from . import _runtime
+from .application import commands as c
+from .application import queries as q
+from .application.bus import CommandBus, QueryBus
+from .domain.config import TelemetryConfig
+from .domain.errors import NotInitializedError, TelemetryFlowError
+
+Attributes = Mapping[str, Any] | None
+
+
+class TelemetryFlowClient:
+    """Metrics, logs and spans for one service, exported as OTLP (or to the console).
+
+    Thread-safe: lifecycle calls take an ``RLock``; the handler guards its tables itself.
+    Usable as a context manager (initialises on entry, shuts down on exit).
+    """
+
+    def __init__(self, config: TelemetryConfig, *, exporters: Any = None,
+                 set_global: bool = True) -> None:
+        if not isinstance(config, TelemetryConfig):
+            raise TelemetryFlowError(
+                f"TelemetryFlowClient(config=...) expects a TelemetryConfig, got "
+                f"{type(config).__name__}; build one with TelemetryFlowBuilder"
+            )
+        self._config = config
+        self._exporters = exporters
+        self._set_global = set_global
+        self._lock = threading.RLock()
+        self._handler: Any = None
+        self._commands = CommandBus()
+        self._queries = QueryBus()
+        self._owner = False
+        self._initialized = False
+
+    @property
+    def config(self) -> TelemetryConfig:
+        return self._config
+
+    @property
+    def is_initialized(self) -> bool:
+        return self._initialized
+
+    # ----- lifecycle ---------------------------------------------------------------------
+
+    def initialize(self) -> TelemetryFlowClient:
+        """Start the SDK (providers, exporters, global registration). Idempotent.
+
+        If another client already runs the process-wide SDK (the launcher's, say), this one
+        shares it rather than starting a second set of providers and exporters.
+        """
+        with self._lock:
+            if self._initialized:
+                return self
+            from .infrastructure.handler import TelemetryCommandHandler
+
+            shared = _runtime.shared_handler() if self._set_global and not self._exporters else None
+            if shared is not None and shared.initialized:
+                handler, self._owner = shared, False
+            else:
+                handler = TelemetryCommandHandler(self._exporters, set_global=self._set_global)
+                self._owner = True
+            self._commands = CommandBus()
+            self._queries = QueryBus()
+            handler.register(self._commands, self._queries)
+            if self._owner:
+                self._commands.dispatch(c.InitializeSDKCommand(self._config))
+            self._handler = handler
+            self._initialized = True
+            if self._set_global and (self._owner or _runtime.current_client() is None):
+                _runtime.set_current(self, handler)
+            return self
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush and stop within ``timeout`` seconds; True if everything was exported.
+
+        A client sharing another's SDK only flushes: the owner decides when it stops.
+        """
+        with self._lock:
+            if not self._initialized:
+                return True
+            if self._owner:
+                ok = bool(self._commands.dispatch(c.ShutdownSDKCommand(timeout)))
+            else:
+                ok = bool(self._commands.dispatch(c.FlushTelemetryCommand(timeout)))
+            self._initialized = False
+            _runtime.clear_current(self)
+            return ok
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export everything finished so far; True on success within ``timeout`` seconds."""
+        self._ensure()
+        return bool(self._commands.dispatch(c.FlushTelemetryCommand(timeout)))
+
+    def __enter__(self) -> TelemetryFlowClient:
+        return self.initialize()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def _ensure(self) -> None:
+        if not self._initialized:
+            raise NotInitializedError(
+                "TelemetryFlowClient is not initialized: call client.initialize() first "
+                "(or use it as a context manager)"
+            )
+
+    # ----- metrics -------------------------------------------------------------------------
+
+    def increment_counter(self, name: str, value: int | float = 1, attributes: Attributes = None,
+                          *, unit: str = "", description: str = "") -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(c.RecordCounterCommand(name, value, attributes, unit, description))
+
+    def record_gauge(self, name: str, value: int | float, attributes: Attributes = None,
+                     *, unit: str = "", description: str = "") -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(c.RecordGaugeCommand(name, value, attributes, unit, description))
+
+    def record_histogram(self, name: str, value: int | float, attributes: Attributes = None,
+                         *, unit: str = "", description: str = "") -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(
+            c.RecordHistogramCommand(name, value, attributes, unit, description))
+
+    # ----- logs ----------------------------------------------------------------------------
+
+    def log(self, message: str, severity: str = "info", attributes: Attributes = None) -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(c.EmitLogCommand(message, severity, attributes))
+
+    def log_debug(self, message: str, attributes: Attributes = None) -> None:
+        self.log(message, "debug", attributes)
+
+    def log_info(self, message: str, attributes: Attributes = None) -> None:
+        self.log(message, "info", attributes)
+
+    def log_warn(self, message: str, attributes: Attributes = None) -> None:
+        self.log(message, "warn", attributes)
+
+    def log_error(self, message: str, attributes: Attributes = None) -> None:
+        self.log(message, "error", attributes)
+
+    # ----- spans ---------------------------------------------------------------------------
+
+    def start_span(self, name: str, kind: str = "internal", attributes: Attributes = None) -> str:
+        """Start a span (a child of the current one) and return its id for ``end_span``."""
+        if not self._initialized:
+            self._ensure()
+        return self._commands.dispatch(c.StartSpanCommand(name, kind, attributes))
+
+    def end_span(self, span_id: str, error: BaseException | None = None) -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(c.EndSpanCommand(span_id, error))
+
+    def add_span_event(self, span_id: str, name: str, attributes: Attributes = None) -> None:
+        if not self._initialized:
+            self._ensure()
+        self._commands.dispatch(c.AddSpanEventCommand(span_id, name, attributes))
+
+    @contextmanager
+    def span(self, name: str, kind: str = "internal",
+             attributes: Attributes = None) -> Iterator[str]:
+        """A span that is current inside the block, so spans and logs there are its children.
+
+        An exception leaving the block is recorded on the span and re-raised unchanged.
+        """
+        if not self._initialized:
+            self._ensure()
+        from opentelemetry import context, trace
+
+        from .infrastructure.handler import _KINDS, record_error
+
+        handler = self._handler
+        span = handler.tracer.start_span(name, kind=_KINDS.get(kind, trace.SpanKind.INTERNAL),
+                                         attributes=attributes)
+        span_id = handler.track_span(span)
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            yield span_id
+        except BaseException as error:
+            if not isinstance(error, GeneratorExit):
+                record_error(span, error)
+            raise
+        finally:
+            context.detach(token)
+            handler.untrack_span(span_id)
+            span.end()
+
+    # ----- queries -------------------------------------------------------------------------
+
+    def get_status(self) -> dict[str, Any]:
+        """Settings and counts: items exported and dropped per signal, uptime, and more."""
+        if self._handler is None:
+            return {"initialized": False, "service_name": self._config.service_name,
+                    "enabled_signals": [s.value for s in self._config.enabled_signals]}
+        status = self._queries.dispatch(q.GetSDKStatusQuery())
+        status["initialized"] = self._initialized
+        return status
+
+    def get_health(self) -> dict[str, Any]:
+        if self._handler is None:
+            return {"healthy": False, "initialized": False}
+        return self._queries.dispatch(q.GetHealthQuery())
+
+    # ----- for integrations ------------------------------------------------------------------
+
+    @property
+    def tracer(self) -> Any:
+        self._ensure()
+        return self._handler.tracer
+
+    @property
+    def meter(self) -> Any:
+        self._ensure()
+        return self._handler.meter
+
+    @property
+    def handler(self) -> Any:
+        self._ensure()
+        return self._handler
+
+
+class NoOpClient:
+    """What ``get_client()`` returns when no SDK runs: every call is accepted and ignored,
+    so application code can always call it, instrumented or not."""
+
+    is_initialized = False
+
+    def initialize(self) -> NoOpClient:
+        return self
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def __enter__(self) -> NoOpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    increment_counter = record_gauge = record_histogram = _ignore
+    log = log_debug = log_info = log_warn = log_error = _ignore
+    end_span = add_span_event = _ignore
+
+    def start_span(self, name: str, kind: str = "internal", attributes: Attributes = None) -> str:
+        return "0" * 16
+
+    @contextmanager
+    def span(self, name: str, kind: str = "internal",
+             attributes: Attributes = None) -> Iterator[str]:
+        yield "0" * 16
+
+    def get_status(self) -> dict[str, Any]:
+        return {"initialized": False}
+
+    def get_health(self) -> dict[str, Any]:
+        return {"healthy": False, "initialized": False}
+
+
+_NOOP = NoOpClient()
+
+
+def get_client() -> TelemetryFlowClient | NoOpClient:
+    """The client of the SDK running in this process (the launcher's, or the one your code
+    initialised last), or a no-op client when none runs."""
+    return _runtime.current_client() or _NOOP

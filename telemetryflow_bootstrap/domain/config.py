@@ -1,0 +1,273 @@
+"""``TelemetryConfig``: the immutable aggregate every other layer reads.
+
+Built from the environment (``from_environment``), by the builder, or directly. Changing it
+means making a new one (``with_grpc()``, ``replace()``), so a running SDK never sees its
+configuration move under it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import parsers
+from .credentials import Credentials
+from .environment import EnvironmentReading, read_environment, show_value
+from .errors import ConfigError, CredentialsError, Problem
+from .signals import ExporterKind, Protocol, SignalType
+
+DEFAULT_SERVICE_NAME = "python-app"
+_DEFAULT_PORTS = {Protocol.GRPC: 4317, Protocol.HTTP: 4318}
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """Everything the SDK needs to know; validated on construction."""
+
+    endpoint: str | None = None
+    credentials: Credentials | None = None
+    service_name: str = DEFAULT_SERVICE_NAME
+    service_version: str | None = None
+    service_namespace: str | None = None
+    environment: str | None = None
+    protocol: Protocol = Protocol.GRPC
+    insecure: bool | None = None
+    certificate_file: str | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    compression: str = "gzip"
+    timeout: float = 10.0
+    batch_timeout_ms: int = 5000
+    batch_max_size: int = 512
+    max_queue_size: int = 2048
+    metric_export_interval_ms: int = 60000
+    enable_traces: bool = True
+    enable_metrics: bool = True
+    enable_logs: bool = True
+    sampler: str = "parentbased_traceidratio"
+    sample_rate: float = 1.0
+    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    resource_attributes: tuple[tuple[str, str], ...] = ()
+    exporter: ExporterKind | None = None
+    traces_exporter: ExporterKind | None = None
+    metrics_exporter: ExporterKind | None = None
+    logs_exporter: ExporterKind | None = None
+    console_format: str = "text"
+    shutdown_timeout: float = 5.0
+    log_level: str = "warn"
+    enabled: bool = True
+    strict: bool = False
+    disabled_instrumentations: tuple[str, ...] = ()
+    excluded_urls: tuple[str, ...] = ()
+    prefer_contrib: tuple[str, ...] = ()
+    log_export_level: str = "info"
+    log_correlation: bool = False
+    runtime_metrics: bool = True
+    process_span: bool | None = None
+    db_commenter: bool = False
+    redis_capture_args: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.protocol, Protocol):
+            try:
+                object.__setattr__(self, "protocol", Protocol(str(self.protocol).lower()))
+            except ValueError:
+                problems.append(Problem("protocol", repr(self.protocol), "expected grpc or http"))
+        for name in ("exporter", "traces_exporter", "metrics_exporter", "logs_exporter"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, ExporterKind):
+                try:
+                    object.__setattr__(self, name, ExporterKind(str(value).lower()))
+                except ValueError:
+                    problems.append(
+                        Problem(name, repr(value), "expected one of: otlp, console, none")
+                    )
+        if self.endpoint is not None:
+            try:
+                parsers.endpoint(self.endpoint)
+            except ValueError as exc:
+                problems.append(Problem("endpoint", show_value(self.endpoint), str(exc)))
+        if not (isinstance(self.service_name, str) and self.service_name.strip()):
+            problems.append(Problem("service_name", repr(self.service_name), "expected a name"))
+        if self.compression not in ("gzip", "none"):
+            problems.append(Problem("compression", repr(self.compression), "expected gzip or none"))
+        for name in ("timeout", "shutdown_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                problems.append(Problem(name, repr(value), "expected a positive number of seconds"))
+        for name in ("batch_max_size", "max_queue_size", "metric_export_interval_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(Problem(name, repr(value), "expected a whole number >= 1"))
+        if (not isinstance(self.batch_timeout_ms, int) or isinstance(self.batch_timeout_ms, bool)
+                or self.batch_timeout_ms < 0):
+            problems.append(Problem("batch_timeout_ms", repr(self.batch_timeout_ms),
+                                    "expected a whole number of milliseconds >= 0"))
+        if (not isinstance(self.sample_rate, (int, float)) or isinstance(self.sample_rate, bool)
+                or not 0.0 <= self.sample_rate <= 1.0):
+            problems.append(Problem("sample_rate", repr(self.sample_rate),
+                                    "expected a ratio between 0 and 1"))
+        if problems:
+            raise ConfigError(problems)
+
+    # ----- derived views ---------------------------------------------------------------
+
+    def exporter_for(self, signal: SignalType) -> ExporterKind:
+        """Where ``signal`` goes: the per-signal OTEL_* choice, else the global one, else
+        OTLP when an endpoint is configured and the console when not."""
+        specific = getattr(self, f"{signal.value}_exporter")
+        if self.exporter is not None:
+            return self.exporter if specific is not ExporterKind.NONE else specific
+        if specific is not None:
+            return specific
+        return ExporterKind.OTLP if self.endpoint else ExporterKind.CONSOLE
+
+    def signal_enabled(self, signal: SignalType) -> bool:
+        on = getattr(self, f"enable_{signal.value}")
+        return bool(on) and self.exporter_for(signal) is not ExporterKind.NONE
+
+    @property
+    def enabled_signals(self) -> tuple[SignalType, ...]:
+        return tuple(s for s in (SignalType.TRACES, SignalType.METRICS, SignalType.LOGS)
+                     if self.signal_enabled(s))
+
+    @property
+    def uses_tls(self) -> bool:
+        """TLS unless asked not to or the endpoint says ``http://``."""
+        if self.insecure is not None:
+            return not self.insecure
+        return not (self.endpoint or "").lower().startswith(("http://", "grpc://"))
+
+    def resolved_endpoint(self) -> str:
+        """The endpoint with scheme and port, e.g. ``https://collector:4317``."""
+        raw = (self.endpoint or "localhost").strip()
+        scheme, sep, rest = raw.partition("://")
+        if not sep:
+            scheme, rest = ("https" if self.uses_tls else "http"), raw
+        elif scheme in ("grpc", "grpcs"):
+            scheme = "https" if scheme == "grpcs" else "http"
+        hostport, slash, path = rest.partition("/")
+        if not _has_port(hostport):
+            hostport = f"{hostport}:{_DEFAULT_PORTS[self.protocol]}"
+        return f"{scheme}://{hostport}{slash}{path}".rstrip("/")
+
+    def get_auth_headers(self) -> dict[str, str]:
+        """Headers every export carries: credentials plus any configured extra headers."""
+        headers = dict(self.headers)
+        if self.credentials is not None:
+            headers.update(self.credentials.auth_headers())
+        return headers
+
+    # ----- copies ------------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> TelemetryConfig:
+        return dataclasses.replace(self, **changes)
+
+    def with_grpc(self) -> TelemetryConfig:
+        return self.replace(protocol=Protocol.GRPC)
+
+    def with_http(self) -> TelemetryConfig:
+        return self.replace(protocol=Protocol.HTTP)
+
+    def with_signals(self, *, metrics: bool | None = None, logs: bool | None = None,
+                     traces: bool | None = None) -> TelemetryConfig:
+        changes = {f"enable_{name}": value
+                   for name, value in (("metrics", metrics), ("logs", logs), ("traces", traces))
+                   if value is not None}
+        return self.replace(**changes)
+
+    # ----- from the environment ------------------------------------------------------------
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None, *,
+                         strict: bool = True) -> TelemetryConfig:
+        """The config the environment describes. With ``strict`` any problem raises one
+        ``ConfigError`` listing all of them; otherwise use ``load_config``."""
+        config, reading = load_config(environ)
+        if strict and reading.problems:
+            raise ConfigError(reading.problems)
+        return config
+
+
+def _has_port(hostport: str) -> bool:
+    if hostport.startswith("["):
+        return "]:" in hostport
+    return ":" in hostport
+
+
+_NON_CONFIG_FIELDS = frozenset({"api_key_id", "api_key_secret", "collector_id"})
+_CREDENTIAL_VARS = {"key_id": "TELEMETRYFLOW_API_KEY_ID", "key_secret": "TELEMETRYFLOW_API_KEY_SECRET"}
+
+
+def load_config(environ: Mapping[str, str] | None = None,
+                default_service_name: str | None = None
+                ) -> tuple[TelemetryConfig, EnvironmentReading]:
+    """Config from the environment plus the reading (problems, warnings, sources).
+
+    Never raises for bad input: a malformed value is reported in ``reading.problems`` and its
+    default is used, so a program can always run (instrumented as well as possible).
+    """
+    env = os.environ if environ is None else environ
+    reading = read_environment(env)
+    values = {k: v for k, v in reading.values.items() if k not in _NON_CONFIG_FIELDS}
+    for key in ("protocol",):
+        if key in values:
+            values[key] = Protocol(values[key])
+    for key in ("exporter", "traces_exporter", "metrics_exporter", "logs_exporter"):
+        if key in values:
+            values[key] = ExporterKind(values[key])
+    if "sample_rate" in values and reading.sources.get("sample_rate") != "OTEL_TRACES_SAMPLER_ARG":
+        values.setdefault("sampler", "parentbased_traceidratio")
+    if "service_name" not in values:
+        from_resource = dict(values.get("resource_attributes", ())).get("service.name")
+        if from_resource:
+            values["service_name"] = from_resource
+            reading.sources["service_name"] = reading.sources["resource_attributes"]
+        else:
+            values["service_name"] = default_service_name or DEFAULT_SERVICE_NAME
+            reading.sources["service_name"] = "derived" if default_service_name else "default"
+    values["credentials"] = _credentials(reading)
+    try:
+        config = TelemetryConfig(**values)
+    except ConfigError as exc:  # cross-field problems the per-variable parsers cannot see
+        reading.problems.extend(exc.problems)
+        config = TelemetryConfig(service_name=values["service_name"])
+    _cross_field_warnings(config, reading)
+    return config, reading
+
+
+def _credentials(reading: EnvironmentReading) -> Credentials | None:
+    key_id = reading.values.get("api_key_id")
+    secret = reading.values.get("api_key_secret")
+    if key_id is None and secret is None:
+        return None
+    if key_id is None or secret is None:
+        missing = "TELEMETRYFLOW_API_KEY_ID" if key_id is None else "TELEMETRYFLOW_API_KEY_SECRET"
+        given = "TELEMETRYFLOW_API_KEY_SECRET" if key_id is None else "TELEMETRYFLOW_API_KEY_ID"
+        if not any(problem.source == missing for problem in reading.problems):  # set but malformed
+            reading.problems.append(
+                Problem(missing, "(unset)", f"must be set together with {given}")
+            )
+        return None
+    try:
+        return Credentials(key_id, secret, reading.values.get("collector_id"))
+    except CredentialsError as exc:
+        for problem in exc.problems:
+            reading.problems.append(dataclasses.replace(problem, source=_CREDENTIAL_VARS[problem.source]))
+        return None
+
+
+def _cross_field_warnings(config: TelemetryConfig, reading: EnvironmentReading) -> None:
+    endpoint = (config.endpoint or "").lower()
+    if endpoint.startswith("https://") and config.insecure:
+        reading.warnings.append(
+            f"{reading.sources.get('insecure', 'insecure')}=true but the endpoint is https://; "
+            "sending without TLS"
+        )
+    if config.exporter is ExporterKind.OTLP and config.endpoint is None:
+        reading.warnings.append(
+            "TELEMETRYFLOW_EXPORTER=otlp but no endpoint is set; sending to localhost"
+        )

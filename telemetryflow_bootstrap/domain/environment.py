@@ -1,0 +1,272 @@
+"""The one table of environment variables, and the reader that applies it (stdlib only).
+
+This table is the single source for the configuration, the builder's
+``with_auto_configuration()``, the launcher's validation and ``--help``, ``--info`` and the
+README table. ``TELEMETRYFLOW_*`` wins over the ``OTEL_*`` fallbacks where both are set; an
+empty value counts as unset (as the OpenTelemetry specification says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import parsers as p
+from .credentials import redact_secret
+from .errors import Problem
+
+_MAX_SHOWN = 80
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One supported environment variable and the config field it feeds."""
+
+    name: str
+    field: str
+    parse: p.Parser
+    default: str
+    help: str
+    fallbacks: tuple[str, ...] = ()
+    secret: bool = False
+
+
+def _v(name: str, fld: str, parse: p.Parser, default: str, help: str, *fallbacks: str,
+       secret: bool = False) -> Variable:
+    return Variable(name, fld, parse, default, help, tuple(fallbacks), secret)
+
+
+_bool = p.parse_bool
+_ms = p.integer(minimum=0, unit="milliseconds")
+
+VARIABLES: tuple[Variable, ...] = (
+    _v("TELEMETRYFLOW_ENABLED", "enabled", _bool, "true",
+       "false runs the program with nothing injected (also OTEL_SDK_DISABLED=true)"),
+    _v("TELEMETRYFLOW_STRICT", "strict", _bool, "false",
+       "true makes any configuration problem fatal (the launcher exits 2)"),
+    _v("TELEMETRYFLOW_API_KEY_ID", "api_key_id", p.text, "(none)",
+       "TelemetryFlow API key id (tfk_...); not needed for a plain OpenTelemetry Collector"),
+    _v("TELEMETRYFLOW_API_KEY_SECRET", "api_key_secret", p.text, "(none)",
+       "TelemetryFlow API key secret (tfs_...); never printed", secret=True),
+    _v("TELEMETRYFLOW_COLLECTOR_ID", "collector_id", p.text, "(none)",
+       "sent as X-TelemetryFlow-Collector-ID with every export"),
+    _v("TELEMETRYFLOW_ENDPOINT", "endpoint", p.endpoint, "(none: print to stderr)",
+       "OTLP endpoint: host:port, http://host:port or https://host:port",
+       "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    _v("TELEMETRYFLOW_PROTOCOL", "protocol",
+       p.choice("grpc", "http", aliases={"http/protobuf": "http"}), "grpc",
+       "OTLP transport: grpc or http (HTTP/protobuf)", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    _v("TELEMETRYFLOW_INSECURE", "insecure", _bool, "false (true for http:// endpoints)",
+       "true sends without TLS", "OTEL_EXPORTER_OTLP_INSECURE"),
+    _v("TELEMETRYFLOW_CERTIFICATE", "certificate_file", p.text, "(system CAs)",
+       "CA bundle (PEM file) to verify the endpoint with", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+    _v("TELEMETRYFLOW_HEADERS", "headers", p.key_value_list, "(none)",
+       "extra export headers, key=value,key2=value2 (values never printed)",
+       "OTEL_EXPORTER_OTLP_HEADERS", secret=True),
+    _v("TELEMETRYFLOW_SERVICE_NAME", "service_name", p.text, "(the program's name)",
+       "service.name of everything this program reports", "OTEL_SERVICE_NAME"),
+    _v("TELEMETRYFLOW_SERVICE_VERSION", "service_version", p.text, "(none)", "service.version"),
+    _v("TELEMETRYFLOW_SERVICE_NAMESPACE", "service_namespace", p.text, "(none)",
+       "service.namespace"),
+    _v("TELEMETRYFLOW_ENVIRONMENT", "environment", p.text, "(none)",
+       "deployment.environment, e.g. production"),
+    _v("TELEMETRYFLOW_RESOURCE_ATTRIBUTES", "resource_attributes", p.key_value_list, "(none)",
+       "extra resource attributes, key=value,key2=value2", "OTEL_RESOURCE_ATTRIBUTES"),
+    _v("TELEMETRYFLOW_EXPORTER", "exporter", p.choice("otlp", "console", "none"),
+       "otlp (console when no endpoint is set)",
+       "where telemetry goes: otlp, console (stderr) or none"),
+    _v("TELEMETRYFLOW_CONSOLE_FORMAT", "console_format", p.choice("text", "json"), "text",
+       "console exporter output: one compact line per item, or OTLP-JSON lines"),
+    _v("TELEMETRYFLOW_COMPRESSION", "compression",
+       p.choice("gzip", "none", aliases={"true": "gzip", "false": "none"}), "gzip",
+       "export compression: gzip or none", "OTEL_EXPORTER_OTLP_COMPRESSION"),
+    _v("TELEMETRYFLOW_TIMEOUT", "timeout", p.seconds(), "10",
+       "export timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds)"),
+    _v("TELEMETRYFLOW_BATCH_TIMEOUT", "batch_timeout_ms", _ms, "5000",
+       "longest a finished span/log waits before export, in milliseconds",
+       "OTEL_BSP_SCHEDULE_DELAY"),
+    _v("TELEMETRYFLOW_BATCH_MAX_SIZE", "batch_max_size", p.integer(minimum=1), "512",
+       "most items in one export", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+    _v("TELEMETRYFLOW_MAX_QUEUE_SIZE", "max_queue_size", p.integer(minimum=1), "2048",
+       "most items buffered per signal; beyond it items are dropped and counted",
+       "OTEL_BSP_MAX_QUEUE_SIZE"),
+    _v("TELEMETRYFLOW_METRIC_EXPORT_INTERVAL", "metric_export_interval_ms",
+       p.integer(minimum=1, unit="milliseconds"), "60000",
+       "how often metrics are exported, in milliseconds", "OTEL_METRIC_EXPORT_INTERVAL"),
+    _v("TELEMETRYFLOW_ENABLE_TRACES", "enable_traces", _bool, "true", "export traces"),
+    _v("TELEMETRYFLOW_ENABLE_METRICS", "enable_metrics", _bool, "true", "export metrics"),
+    _v("TELEMETRYFLOW_ENABLE_LOGS", "enable_logs", _bool, "true", "export logs"),
+    _v("TELEMETRYFLOW_SAMPLE_RATE", "sample_rate", p.ratio, "1.0",
+       "share of new traces recorded, 0..1 (children follow their parent)"),
+    _v("TELEMETRYFLOW_PROPAGATORS", "propagators", p.name_list, "tracecontext,baggage",
+       "context propagation formats", "OTEL_PROPAGATORS"),
+    _v("TELEMETRYFLOW_SHUTDOWN_TIMEOUT", "shutdown_timeout", p.seconds(), "5",
+       "longest the program's exit waits for the last export, in seconds"),
+    _v("TELEMETRYFLOW_LOG_LEVEL", "log_level", p.log_level, "warn",
+       "telemetryflow's own messages on stderr: debug, info, warn, error or off"),
+    _v("TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS", "disabled_instrumentations", p.name_list,
+       "(none)", "instrumentations not to apply, e.g. requests,flask",
+       "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
+    _v("TELEMETRYFLOW_EXCLUDED_URLS", "excluded_urls", p.regex_list, "(none)",
+       "comma-separated regular expressions of URLs not traced (health checks)",
+       "OTEL_PYTHON_EXCLUDED_URLS"),
+    _v("TELEMETRYFLOW_PREFER_CONTRIB", "prefer_contrib", p.name_list, "(none)",
+       "libraries for which an installed OpenTelemetry contrib instrumentor is used instead"),
+    _v("TELEMETRYFLOW_LOG_EXPORT_LEVEL", "log_export_level",
+       p.choice("debug", "info", "warning", "error", "critical", aliases={"warn": "warning"}),
+       "info", "lowest stdlib logging level exported as OpenTelemetry logs"),
+    _v("TELEMETRYFLOW_LOG_CORRELATION", "log_correlation", _bool, "false",
+       "add trace ids to the format of logging.basicConfig()"),
+    _v("TELEMETRYFLOW_RUNTIME_METRICS", "runtime_metrics", _bool, "true",
+       "process and CPython runtime metrics"),
+    _v("TELEMETRYFLOW_PROCESS_SPAN", "process_span", _bool, "(true for non-server programs)",
+       "a span around the whole run of a script"),
+    _v("TELEMETRYFLOW_DB_COMMENTER", "db_commenter", _bool, "false",
+       "append a traceparent SQL comment to statements"),
+    _v("TELEMETRYFLOW_REDIS_CAPTURE_ARGS", "redis_capture_args", _bool, "false",
+       "record Redis command arguments instead of '?'"),
+)
+
+BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
+
+# Standard OpenTelemetry variables read with their own rules (not a 1:1 fallback).
+OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
+    ("OTEL_SDK_DISABLED", "true disables everything, like TELEMETRYFLOW_ENABLED=false"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "export timeout in milliseconds"),
+    ("OTEL_TRACES_SAMPLER", "always_on, always_off, traceidratio, parentbased_*"),
+    ("OTEL_TRACES_SAMPLER_ARG", "the ratio for the *traceidratio samplers"),
+    ("OTEL_TRACES_EXPORTER", "otlp, console or none for traces"),
+    ("OTEL_METRICS_EXPORTER", "otlp, console or none for metrics"),
+    ("OTEL_LOGS_EXPORTER", "otlp, console or none for logs"),
+)
+
+_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
+             "parentbased_always_off", "parentbased_traceidratio")
+_SIGNAL_EXPORTER = p.choice("otlp", "console", "none")
+
+
+def _tame(raw: str) -> str:
+    """ASCII only (undecodable bytes arrive as surrogates and must not reach a log line), and
+    cut to a readable length."""
+    safe = raw.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    if len(safe) > _MAX_SHOWN:
+        safe = safe[:_MAX_SHOWN] + f"...({len(raw)} chars)"
+    return safe
+
+
+def show_value(raw: str, *, secret: bool = False, name: str = "") -> str:
+    """A raw value as it may appear in a message: secrets redacted, length and bytes tamed."""
+    if secret:
+        if name.endswith("HEADERS"):
+            parts = [part.partition("=") for part in raw.split(",") if part.strip()]
+            return _tame(",".join(f"{key.strip()}=****" if sep else "****"
+                                  for key, sep, _ in parts))
+        return redact_secret(raw.strip())
+    return repr(_tame(raw))
+
+
+@dataclass
+class EnvironmentReading:
+    """What the environment says: parsed values, where each came from, and every problem."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return raw
+
+
+def _read_one(reading: EnvironmentReading, environ: Mapping[str, str], name: str,
+              fld: str, parse: p.Parser, secret: bool) -> bool:
+    raw = _get(environ, name)
+    if raw is None:
+        return False
+    try:
+        value = parse(raw)
+    except ValueError as exc:
+        reading.problems.append(Problem(name, show_value(raw, secret=secret, name=name), str(exc)))
+        return False
+    reading.values[fld] = value
+    reading.sources[fld] = name
+    return True
+
+
+def read_environment(environ: Mapping[str, str]) -> EnvironmentReading:
+    """Parse every supported variable; never raises, collects every problem."""
+    reading = EnvironmentReading()
+    for var in VARIABLES:
+        for name in (var.name, *var.fallbacks):
+            if _read_one(reading, environ, name, var.field, var.parse, var.secret):
+                break
+    _read_otel_specials(reading, environ)
+    _check_conflicts(reading, environ)
+    return reading
+
+
+def _read_otel_specials(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
+    disabled = EnvironmentReading()
+    if _read_one(disabled, environ, "OTEL_SDK_DISABLED", "x", p.parse_bool, False):
+        if "enabled" not in reading.values and disabled.values["x"]:
+            reading.values["enabled"] = False
+            reading.sources["enabled"] = "OTEL_SDK_DISABLED"
+    reading.problems.extend(disabled.problems)
+
+    if "timeout" not in reading.values:
+        _read_one(reading, environ, "OTEL_EXPORTER_OTLP_TIMEOUT", "timeout",
+                  p.seconds(from_unit="milliseconds"), False)
+
+    sampler = EnvironmentReading()
+    if "sample_rate" not in reading.values and _read_one(
+        sampler, environ, "OTEL_TRACES_SAMPLER", "sampler", p.choice(*_SAMPLERS), False
+    ):
+        reading.values["sampler"] = sampler.values["sampler"]
+        reading.sources["sampler"] = "OTEL_TRACES_SAMPLER"
+        if sampler.values["sampler"].endswith("traceidratio"):
+            _read_one(reading, environ, "OTEL_TRACES_SAMPLER_ARG", "sample_rate", p.ratio, False)
+    reading.problems.extend(sampler.problems)
+
+    for signal in ("traces", "metrics", "logs"):
+        name = f"OTEL_{signal.upper()}_EXPORTER"
+        raw = _get(environ, name)
+        if raw is not None and "," in raw:
+            raw = raw.split(",")[0]  # several exporters per signal: we honour the first
+        if raw is not None:
+            _read_one(reading, {name: raw}, name, f"{signal}_exporter", _SIGNAL_EXPORTER, False)
+
+
+def _check_conflicts(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
+    for var in VARIABLES:
+        for fallback in var.fallbacks:
+            ours, theirs = _get(environ, var.name), _get(environ, fallback)
+            if ours is not None and theirs is not None and ours.strip() != theirs.strip():
+                reading.warnings.append(
+                    f"{var.name} and {fallback} are both set and differ; using {var.name}"
+                )
+    if "enabled" in reading.values and _get(environ, "OTEL_SDK_DISABLED") is not None:
+        ours = reading.values["enabled"]
+        try:
+            theirs = not p.parse_bool(environ["OTEL_SDK_DISABLED"])
+        except ValueError:
+            return
+        if ours != theirs:
+            reading.warnings.append(
+                "TELEMETRYFLOW_ENABLED and OTEL_SDK_DISABLED disagree; using TELEMETRYFLOW_ENABLED"
+            )
+
+
+def markdown_table() -> str:
+    """The README's table of variables, generated so it never drifts from the parser."""
+    rows = ["| Variable | Default | OpenTelemetry fallback | Meaning |", "|---|---|---|---|"]
+    for var in VARIABLES:
+        fallbacks = ", ".join(f"`{name}`" for name in var.fallbacks)
+        rows.append(f"| `{var.name}` | {var.default} | {fallbacks} | {var.help} |")
+    for name, help_text in OTEL_SPECIAL:
+        rows.append(f"| `{name}` | | | {help_text} |")
+    return "\n".join(rows)

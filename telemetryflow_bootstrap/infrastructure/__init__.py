@@ -1,0 +1,1 @@
+"""Infrastructure layer: SDK wiring, exporters and resource detection."""

@@ -1,0 +1,228 @@
+"""Our own batching processors for spans and log records.
+
+Why not the SDK's: its ``force_flush`` ignores the timeout and exports on the caller's
+thread, so a program exiting with the backend down waits for the exporter's retries; it logs
+a warning for every item dropped from a full queue (a flood); and it starts a worker thread
+at construction, before the program needs one. Here:
+
+- ``emit`` is a deque append (the hot path); the worker thread starts on first use.
+- ``flush(timeout)``/``shutdown(timeout)`` never block the caller past ``timeout``; the
+  export runs on the worker, with instrumentation suppressed so our own traffic is never
+  traced.
+- A full queue drops the new item, counts it and warns at most once a minute.
+- After ``fork()`` the child starts empty (the parent's queued items are the parent's to
+  export, never exported twice) with a fresh lock and, on first use, a fresh worker.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, set_value
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from .. import _diagnostics
+
+ExportFunction = Callable[[Sequence[Any]], bool]
+
+
+class BatchQueue:
+    """A bounded queue drained in batches by one lazily started worker thread."""
+
+    def __init__(self, export: ExportFunction, *, signal: str, max_queue_size: int,
+                 max_batch_size: int, schedule_delay_ms: int,
+                 on_shutdown: Callable[[], None] | None = None) -> None:
+        self._export = export
+        self._signal = signal
+        self._max_queue_size = max_queue_size
+        self._max_batch_size = max_batch_size
+        self._delay = max(schedule_delay_ms, 1) / 1000.0
+        self._on_shutdown = on_shutdown
+        self.exported = 0
+        self.failed = 0
+        self.dropped = 0
+        self._init_state()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (q := ref()) and q._after_fork_in_child())
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque[Any] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._flush_waiters: list[threading.Event] = []
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+
+    def _after_fork_in_child(self) -> None:
+        self.exported = self.failed = self.dropped = 0
+        self._init_state()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def emit(self, item: Any) -> None:
+        queue = self._queue
+        if self._closed or len(queue) >= self._max_queue_size:
+            self._drop(1, "queue full" if not self._closed else "already shut down")
+            return
+        queue.append(item)
+        if self._worker is None:
+            self._start_worker()
+        elif len(queue) >= self._max_batch_size:
+            with self._cond:
+                self._cond.notify()
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        _diagnostics.warn_every_minute(
+            f"drop-{self._signal}",
+            f"dropping {self._signal} ({why}); {self.dropped} dropped so far "
+            f"(TELEMETRYFLOW_MAX_QUEUE_SIZE={self._max_queue_size})",
+        )
+
+    def _start_worker(self) -> None:
+        with self._cond:
+            if self._worker is not None or self._stopping:
+                return
+            worker = threading.Thread(
+                target=self._run, name=f"telemetryflow-{self._signal}", daemon=True
+            )
+            self._worker = worker
+        worker.start()
+
+    def _run(self) -> None:
+        # This thread only ever exports: suppress instrumentation for its whole life.
+        attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        while True:
+            with self._cond:
+                if (not self._stopping and not self._flush_waiters
+                        and len(self._queue) < self._max_batch_size):
+                    self._cond.wait(self._delay)
+                waiters, self._flush_waiters = self._flush_waiters, []
+                stopping = self._stopping
+            self._drain()
+            for event in waiters:
+                event.set()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = []
+            while queue and len(batch) < self._max_batch_size:
+                batch.append(queue.popleft())
+            try:
+                ok = self._export(batch)
+            except Exception as exc:
+                ok = False
+                _diagnostics.debug(f"{self._signal} export raised {exc!r}")
+            if ok:
+                self.exported += len(batch)
+            else:
+                self.failed += len(batch)
+
+    def flush(self, timeout: float) -> bool:
+        """Export everything queued before this call; False if any of it failed or it took
+        over ``timeout``."""
+        if self._closed:
+            return False
+        failed_before = self.failed
+        with self._cond:
+            if self._worker is None and not self._queue:
+                return True
+            event = threading.Event()
+            self._flush_waiters.append(event)
+            self._cond.notify()
+        if self._worker is None:
+            self._start_worker()
+        return event.wait(max(timeout, 0.0)) and self.failed == failed_before
+
+    def shutdown(self, timeout: float) -> bool:
+        """Export what is queued within ``timeout``, then stop; what is left is dropped."""
+        if self._closed:
+            return True
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._cond:
+            self._stopping = True
+            worker = self._worker
+            self._cond.notify()
+        if worker is None and self._queue:
+            self._start_worker_for_shutdown()
+            worker = self._worker
+        finished = True
+        if worker is not None:
+            worker.join(max(deadline - time.monotonic(), 0.0))
+            finished = not worker.is_alive()
+        self._closed = True
+        if self._on_shutdown is not None:
+            try:
+                self._on_shutdown()  # also interrupts an export stuck in retries
+            except Exception as exc:
+                _diagnostics.debug(f"{self._signal} exporter shutdown raised {exc!r}")
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            self._drop(left, "shutdown timeout reached")
+        return finished and not left
+
+    def _start_worker_for_shutdown(self) -> None:
+        worker = threading.Thread(target=self._run, name=f"telemetryflow-{self._signal}",
+                                  daemon=True)
+        self._worker = worker
+        worker.start()
+
+
+class BatchSpanProcessor(SpanProcessor):
+    """Sampled, ended spans → ``BatchQueue``."""
+
+    def __init__(self, queue: BatchQueue) -> None:
+        self.queue = queue
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is not None and context.trace_flags.sampled:
+            self.queue.emit(span)
+
+    def shutdown(self) -> None:
+        self.queue.shutdown(5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.flush(timeout_millis / 1000.0)
+
+
+class BatchLogProcessor(LogRecordProcessor):
+    """Emitted log records → ``BatchQueue`` (as the read-only records exporters expect)."""
+
+    def __init__(self, queue: BatchQueue) -> None:
+        self.queue = queue
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        api_record = copy.copy(log_record.log_record)
+        api_record.context = Context()  # do not keep the whole context alive in the queue
+        self.queue.emit(ReadableLogRecord(
+            log_record=api_record,
+            resource=log_record.resource if log_record.resource is not None else Resource({}),
+            instrumentation_scope=log_record.instrumentation_scope,
+            limits=log_record.limits,
+        ))
+
+    def shutdown(self) -> None:
+        self.queue.shutdown(5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.flush(timeout_millis / 1000.0)

@@ -1,0 +1,174 @@
+"""``OTLPExporterFactory``: span, metric and log exporters from a ``TelemetryConfig``.
+
+The OTLP exporters (and with them grpc, protobuf, requests) are imported only inside the
+``create_*`` methods. The handler wraps each in a ``LazyExporter`` so that the import happens
+on the export worker thread at the first export, off the program's start-up path — and again,
+freshly, in a forked child, so no gRPC channel is ever shared across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..domain.config import TelemetryConfig
+from ..domain.errors import ConfigError, Problem
+from ..domain.signals import ExporterKind, Protocol, SignalType
+
+_HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
+               SignalType.LOGS: "/v1/logs"}
+
+
+class OTLPExporterFactory:
+    """Builds exporters for one config; every ``create_*`` returns a new, real exporter."""
+
+    def __init__(self, config: TelemetryConfig) -> None:
+        self._config = config
+
+    def kind(self, signal: SignalType) -> ExporterKind:
+        return self._config.exporter_for(signal)
+
+    def endpoint_for(self, signal: SignalType) -> str:
+        """Where ``signal`` is sent: ``host:port`` for gRPC, a full URL for HTTP."""
+        config = self._config
+        url = config.resolved_endpoint()
+        if config.protocol is Protocol.GRPC:
+            return url.split("://", 1)[1].split("/", 1)[0]
+        # A path ending in /v1/<signal> is a full path: keep it, but for this signal.
+        # Any other path is a base path the signal path is appended to (as OTLP specifies).
+        for path in _HTTP_PATHS.values():
+            if url.endswith(path):
+                return url[: -len(path)] + _HTTP_PATHS[signal]
+        return f"{url}{_HTTP_PATHS[signal]}"
+
+    def _check_certificate(self) -> None:
+        path = self._config.certificate_file
+        if path and not os.path.isfile(path):
+            raise ConfigError([Problem("TELEMETRYFLOW_CERTIFICATE", repr(path),
+                                       "expected the path of a readable PEM file")])
+
+    def _common(self) -> dict[str, Any]:
+        return {"headers": self._config.get_auth_headers(), "timeout": self._config.timeout}
+
+    def create_span_exporter(self) -> Any:
+        kind = self.kind(SignalType.TRACES)
+        if kind is ExporterKind.CONSOLE:
+            from .console import ConsoleSpanExporter
+
+            return ConsoleSpanExporter(fmt=self._config.console_format)
+        if self._config.protocol is Protocol.GRPC:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**self._grpc_kwargs(SignalType.TRACES))
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HTTPSpanExporter,
+        )
+
+        return HTTPSpanExporter(**self._http_kwargs(SignalType.TRACES))
+
+    def create_metric_exporter(self) -> Any:
+        kind = self.kind(SignalType.METRICS)
+        if kind is ExporterKind.CONSOLE:
+            from .console import ConsoleMetricExporter
+
+            return ConsoleMetricExporter(fmt=self._config.console_format)
+        if self._config.protocol is Protocol.GRPC:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            return OTLPMetricExporter(**self._grpc_kwargs(SignalType.METRICS))
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HTTPMetricExporter,
+        )
+
+        return HTTPMetricExporter(**self._http_kwargs(SignalType.METRICS))
+
+    def create_log_exporter(self) -> Any:
+        kind = self.kind(SignalType.LOGS)
+        if kind is ExporterKind.CONSOLE:
+            from .console import ConsoleLogExporter
+
+            return ConsoleLogExporter(fmt=self._config.console_format)
+        if self._config.protocol is Protocol.GRPC:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+            return OTLPLogExporter(**self._grpc_kwargs(SignalType.LOGS))
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+            OTLPLogExporter as HTTPLogExporter,
+        )
+
+        return HTTPLogExporter(**self._http_kwargs(SignalType.LOGS))
+
+    def _grpc_kwargs(self, signal: SignalType) -> dict[str, Any]:
+        import grpc
+
+        self._check_certificate()
+        config = self._config
+        kwargs = self._common()
+        kwargs["headers"] = tuple((k.lower(), v) for k, v in kwargs["headers"].items())
+        kwargs["endpoint"] = self.endpoint_for(signal)
+        kwargs["insecure"] = not config.uses_tls
+        kwargs["compression"] = (grpc.Compression.Gzip if config.compression == "gzip"
+                                 else grpc.Compression.NoCompression)
+        if config.uses_tls and config.certificate_file:
+            with open(config.certificate_file, "rb") as pem:
+                kwargs["credentials"] = grpc.ssl_channel_credentials(root_certificates=pem.read())
+        return kwargs
+
+    def _http_kwargs(self, signal: SignalType) -> dict[str, Any]:
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        self._check_certificate()
+        config = self._config
+        kwargs = self._common()
+        kwargs["endpoint"] = self.endpoint_for(signal)
+        kwargs["compression"] = (Compression.Gzip if config.compression == "gzip"
+                                 else Compression.NoCompression)
+        if config.certificate_file:
+            kwargs["certificate_file"] = config.certificate_file
+        return kwargs
+
+
+class LazyExporter:
+    """Builds the real exporter at first use, and again after a fork (fresh channel/session).
+
+    A build failure (bad certificate, missing package) is reported once and the signal's
+    items are counted as failed instead of raising into the exporting thread.
+    """
+
+    def __init__(self, build: Callable[[], Any], signal: str) -> None:
+        self._build = build
+        self._signal = signal
+        self._real: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._failed_build = False
+
+    def get(self) -> Any:
+        real = self._real
+        if real is not None and self._pid == os.getpid():
+            return real
+        with self._lock:
+            if self._real is None or self._pid != os.getpid():
+                if self._failed_build:
+                    return None
+                try:
+                    self._real = self._build()
+                    self._pid = os.getpid()
+                except Exception as exc:
+                    from .. import _diagnostics
+
+                    self._failed_build = True
+                    _diagnostics.warn(f"cannot create the {self._signal} exporter: {exc}")
+                    return None
+            return self._real
+
+    @property
+    def built(self) -> Any:
+        return self._real if self._pid == os.getpid() else None
+
+    def shutdown(self) -> None:
+        real = self.built
+        if real is not None:
+            real.shutdown()

@@ -1,0 +1,431 @@
+"""``TelemetryCommandHandler``: owns the OpenTelemetry providers and handles every command.
+
+The client API goes through the command bus to here; auto-instrumentation does not: patches
+take ``tracer``/``meter``/``logger`` from the handler once, at patch time, and call
+OpenTelemetry directly (the hot path pays for no ceremony).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _diagnostics
+from .._version import __version__
+from ..application import commands as c
+from ..application import queries as q
+from ..application.bus import CommandBus, QueryBus
+from ..domain.config import TelemetryConfig
+from ..domain.signals import SignalType
+from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
+from .exporters import LazyExporter, OTLPExporterFactory
+from .providers import install_global
+from .resource import build_resource
+
+SCOPE = "telemetryflow"
+MAX_ACTIVE_SPANS = 10_000
+
+_KINDS = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT,
+          "producer": SpanKind.PRODUCER, "consumer": SpanKind.CONSUMER}
+_SEVERITIES = {
+    "debug": (SeverityNumber.DEBUG, "DEBUG"), "info": (SeverityNumber.INFO, "INFO"),
+    "warn": (SeverityNumber.WARN, "WARN"), "warning": (SeverityNumber.WARN, "WARN"),
+    "error": (SeverityNumber.ERROR, "ERROR"), "fatal": (SeverityNumber.FATAL, "FATAL"),
+}
+
+
+@dataclass
+class ExporterOverrides:
+    """Exporters to use instead of the configured ones (tests, embedding)."""
+
+    span_exporter: Any = None
+    metric_reader: Any = None
+    log_exporter: Any = None
+
+
+def build_sampler(config: TelemetryConfig) -> Sampler:
+    name, rate = config.sampler, config.sample_rate
+    root: Sampler
+    if name in ("always_on", "parentbased_always_on"):
+        root = ALWAYS_ON
+    elif name in ("always_off", "parentbased_always_off"):
+        root = ALWAYS_OFF
+    else:
+        root = ALWAYS_ON if rate >= 1.0 else TraceIdRatioBased(rate)
+    return ParentBased(root) if name.startswith("parentbased") else root
+
+
+class _CountingMetricExporter(MetricExporter):
+    """Builds the real metric exporter lazily (see ``LazyExporter``) and counts points."""
+
+    def __init__(self, lazy: LazyExporter) -> None:
+        super().__init__()
+        self._lazy = lazy
+        self.exported = 0
+        self.failed = 0
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        points = sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
+                     for sm in rm.scope_metrics for m in sm.metrics)
+        real = self._lazy.get()
+        result = MetricExportResult.FAILURE
+        if real is not None:
+            try:
+                result = real.export(metrics_data, timeout_millis=timeout_millis)
+            except Exception as exc:
+                _diagnostics.debug(f"metric export raised {exc!r}")
+        if result is MetricExportResult.SUCCESS:
+            self.exported += points
+        else:
+            self.failed += points
+            _diagnostics.warn_every_minute(
+                "export-metrics", f"exporting metrics failed; {self.failed} points lost so far")
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        real = self._lazy.built
+        return True if real is None else bool(real.force_flush(timeout_millis=timeout_millis))
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._lazy.shutdown()
+
+
+def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any], bool]:
+    def export(batch: Any) -> bool:
+        real = lazy.get()
+        if real is None:
+            return False
+        if real.export(batch) is ok:
+            return True
+        _diagnostics.warn_every_minute(
+            f"export-{signal}", f"exporting {signal} failed (backend down or rejecting?); "
+            "they are dropped and counted, see get_status()")
+        return False
+
+    return export
+
+
+class TelemetryCommandHandler:
+    """Owns the Tracer/Meter/LoggerProvider of one SDK run and handles every command."""
+
+    def __init__(self, overrides: ExporterOverrides | None = None, *,
+                 set_global: bool = True) -> None:
+        self._overrides = overrides or ExporterOverrides()
+        self._set_global = set_global
+        self._lock = threading.RLock()
+        self._instrument_lock = threading.Lock()
+        self._span_lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.config: TelemetryConfig | None = None
+        self.tracer_provider: TracerProvider | None = None
+        self.meter_provider: MeterProvider | None = None
+        self.logger_provider: LoggerProvider | None = None
+        self.tracer: Any = trace.NoOpTracer()
+        self.meter: Any = None
+        self.logger: Any = None
+        self.globals_installed: dict[str, bool] = {}
+        self._span_queue: BatchQueue | None = None
+        self._log_queue: BatchQueue | None = None
+        self._metric_exporter: Any = None
+        self._instruments: dict[tuple[str, str, str, str], Any] = {}
+        self._active: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._evicted_spans = 0
+        self._started_at: float | None = None
+        self._initialized = False
+
+    @property
+    def initialized(self) -> bool:
+        return self._initialized
+
+    def register(self, commands: CommandBus, queries: QueryBus) -> None:
+        for command_type, handler in (
+            (c.InitializeSDKCommand, self.initialize),
+            (c.ShutdownSDKCommand, self.shutdown),
+            (c.FlushTelemetryCommand, self.flush),
+            (c.RecordCounterCommand, self.record_counter),
+            (c.RecordGaugeCommand, self.record_gauge),
+            (c.RecordHistogramCommand, self.record_histogram),
+            (c.EmitLogCommand, self.emit_log),
+            (c.StartSpanCommand, self.start_span),
+            (c.EndSpanCommand, self.end_span),
+            (c.AddSpanEventCommand, self.add_span_event),
+        ):
+            commands.register(command_type, handler)
+        queries.register(q.GetSDKStatusQuery, self.status)
+        queries.register(q.GetHealthQuery, self.health)
+
+    # ----- lifecycle ---------------------------------------------------------------------
+
+    def initialize(self, command: c.InitializeSDKCommand) -> None:
+        with self._lock:
+            if self._initialized:
+                return
+            config = command.config
+            self.config = config
+            _diagnostics.set_level(config.log_level)
+            resource = build_resource(config)
+            factory = OTLPExporterFactory(config)
+            if config.signal_enabled(SignalType.TRACES):
+                self._init_traces(config, resource, factory)
+            if config.signal_enabled(SignalType.METRICS):
+                self._init_metrics(config, resource, factory)
+            if config.signal_enabled(SignalType.LOGS):
+                self._init_logs(config, resource, factory)
+            if self._set_global:
+                self._install_globals(config)
+            self._started_at = time.monotonic()
+            self._initialized = True
+
+    def _queue(self, signal: str, export: Callable[[Any], bool], lazy: LazyExporter,
+               config: TelemetryConfig) -> BatchQueue:
+        return BatchQueue(export, signal=signal, max_queue_size=config.max_queue_size,
+                          max_batch_size=config.batch_max_size,
+                          schedule_delay_ms=config.batch_timeout_ms, on_shutdown=lazy.shutdown)
+
+    def _init_traces(self, config: TelemetryConfig, resource: Any,
+                     factory: OTLPExporterFactory) -> None:
+        given = self._overrides.span_exporter
+        lazy = LazyExporter(lambda: given if given is not None else factory.create_span_exporter(),
+                            "traces")
+        queue = self._queue("spans", _export_function(lazy, SpanExportResult.SUCCESS, "spans"),
+                            lazy, config)
+        self._span_queue = queue
+        self.tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(config))
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(queue))
+        self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
+
+    def _init_metrics(self, config: TelemetryConfig, resource: Any,
+                      factory: OTLPExporterFactory) -> None:
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader = self._overrides.metric_reader
+        if reader is None:
+            lazy = LazyExporter(factory.create_metric_exporter, "metrics")
+            self._metric_exporter = _CountingMetricExporter(lazy)
+            reader = PeriodicExportingMetricReader(
+                self._metric_exporter,
+                export_interval_millis=config.metric_export_interval_ms,
+                export_timeout_millis=config.timeout * 1000,
+            )
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        self.meter = self.meter_provider.get_meter(SCOPE, __version__)
+
+    def _init_logs(self, config: TelemetryConfig, resource: Any,
+                   factory: OTLPExporterFactory) -> None:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        given = self._overrides.log_exporter
+        lazy = LazyExporter(lambda: given if given is not None else factory.create_log_exporter(),
+                            "logs")
+        queue = self._queue("logs", _export_function(lazy, LogRecordExportResult.SUCCESS, "logs"),
+                            lazy, config)
+        self._log_queue = queue
+        self.logger_provider = LoggerProvider(resource=resource)
+        self.logger_provider.add_log_record_processor(BatchLogProcessor(queue))
+        self.logger = self.logger_provider.get_logger(SCOPE, __version__)
+
+    def _install_globals(self, config: TelemetryConfig) -> None:
+        from opentelemetry import propagate
+
+        from .propagators import build_propagator
+
+        for kind, provider in (("tracer", self.tracer_provider), ("meter", self.meter_provider),
+                               ("logger", self.logger_provider)):
+            if provider is not None:
+                self.globals_installed[kind] = install_global(kind, provider)
+        propagate.set_global_textmap(build_propagator(config.propagators))
+
+    def flush(self, command: c.FlushTelemetryCommand) -> bool:
+        """Export everything finished so far; False if any of it failed or the timeout hit."""
+        deadline = time.monotonic() + command.timeout_seconds
+        ok = True
+        for queue in (self._span_queue, self._log_queue):
+            if queue is not None:
+                ok = queue.flush(max(deadline - time.monotonic(), 0.0)) and ok
+        if self.meter_provider is not None:
+            remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
+            failed_before = self._metric_exporter.failed if self._metric_exporter else 0
+            try:
+                ok = bool(self.meter_provider.force_flush(timeout_millis=remaining_ms)) and ok
+            except Exception:
+                ok = False
+            if self._metric_exporter is not None and self._metric_exporter.failed > failed_before:
+                ok = False
+        return ok
+
+    def shutdown(self, command: c.ShutdownSDKCommand) -> bool:
+        """Flush and stop, within ``timeout_seconds`` in total."""
+        with self._lock:
+            if not self._initialized:
+                return True
+            deadline = time.monotonic() + command.timeout_seconds
+            self._end_active_spans()
+            ok = True
+            for queue in (self._span_queue, self._log_queue):
+                if queue is not None:
+                    ok = queue.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
+            if self.meter_provider is not None:
+                remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
+                try:
+                    self.meter_provider.shutdown(timeout_millis=remaining_ms)
+                except Exception as exc:
+                    ok = False
+                    _diagnostics.debug(f"meter provider shutdown raised {exc!r}")
+            self._final_counts = self.status(q.GetSDKStatusQuery())
+            self._initialized = False
+            return ok
+
+    def _end_active_spans(self) -> None:
+        with self._span_lock:
+            spans = list(self._active.values())
+            self._active.clear()
+        for span in spans:
+            span.set_attribute("telemetryflow.span.ended_at_shutdown", True)
+            span.end()
+
+    # ----- metrics -------------------------------------------------------------------------
+
+    def _instrument(self, kind: str, name: str, unit: str, description: str) -> Any:
+        key = (kind, name, unit, description)
+        instrument = self._instruments.get(key)
+        if instrument is None:
+            with self._instrument_lock:
+                instrument = self._instruments.get(key)
+                if instrument is None:
+                    create = getattr(self.meter, f"create_{kind}")
+                    instrument = create(name, unit=unit, description=description)
+                    self._instruments[key] = instrument
+        return instrument
+
+    def record_counter(self, command: c.RecordCounterCommand) -> None:
+        if self.meter is None:
+            return
+        self._instrument("counter", command.name, command.unit, command.description).add(
+            command.value, command.attributes)
+
+    def record_gauge(self, command: c.RecordGaugeCommand) -> None:
+        if self.meter is None:
+            return
+        self._instrument("gauge", command.name, command.unit, command.description).set(
+            command.value, command.attributes)
+
+    def record_histogram(self, command: c.RecordHistogramCommand) -> None:
+        if self.meter is None:
+            return
+        self._instrument("histogram", command.name, command.unit, command.description).record(
+            command.value, command.attributes)
+
+    # ----- logs ----------------------------------------------------------------------------
+
+    def emit_log(self, command: c.EmitLogCommand) -> None:
+        if self.logger is None:
+            return
+        number, text = _SEVERITIES.get(command.severity, _SEVERITIES["info"])
+        self.logger.emit(body=command.message, severity_number=number, severity_text=text,
+                         attributes=dict(command.attributes) if command.attributes else None)
+
+    # ----- spans ---------------------------------------------------------------------------
+
+    def start_span(self, command: c.StartSpanCommand) -> str:
+        kind = _KINDS.get(command.kind, SpanKind.INTERNAL)
+        span = self.tracer.start_span(command.name, kind=kind, attributes=command.attributes)
+        return self.track_span(span)
+
+    def track_span(self, span: Any) -> str:
+        """Remember ``span`` under its hex id (bounded: the oldest is evicted and counted)."""
+        span_id = format(span.get_span_context().span_id, "016x")
+        if not span.is_recording():
+            return span_id
+        with self._span_lock:
+            active = self._active
+            active[span_id] = span
+            if len(active) > MAX_ACTIVE_SPANS:
+                active.popitem(last=False)
+                self._evicted_spans += 1
+        return span_id
+
+    def untrack_span(self, span_id: str) -> Any:
+        with self._span_lock:
+            return self._active.pop(span_id, None)
+
+    def end_span(self, command: c.EndSpanCommand) -> bool:
+        span = self.untrack_span(command.span_id)
+        if span is None:
+            return False
+        if command.error is not None:
+            record_error(span, command.error)
+        span.end()
+        return True
+
+    def add_span_event(self, command: c.AddSpanEventCommand) -> bool:
+        with self._span_lock:
+            span = self._active.get(command.span_id)
+        if span is None:
+            return False
+        span.add_event(command.name, attributes=command.attributes)
+        return True
+
+    # ----- queries -------------------------------------------------------------------------
+
+    def status(self, query: q.GetSDKStatusQuery) -> dict[str, Any]:
+        config = self.config
+        spans, logs = self._span_queue, self._log_queue
+        metrics = self._metric_exporter
+        return {
+            "initialized": self._initialized,
+            "service_name": config.service_name if config else None,
+            "endpoint": config.resolved_endpoint() if config and config.endpoint else None,
+            "protocol": config.protocol.value if config else None,
+            "exporters": {s.value: config.exporter_for(s).value for s in SignalType}
+            if config else {},
+            "enabled_signals": [s.value for s in config.enabled_signals] if config else [],
+            "spans_exported": spans.exported if spans else 0,
+            "spans_dropped": (spans.dropped + spans.failed) if spans else 0,
+            "spans_queued": spans.queued if spans else 0,
+            "logs_exported": logs.exported if logs else 0,
+            "logs_dropped": (logs.dropped + logs.failed) if logs else 0,
+            "logs_queued": logs.queued if logs else 0,
+            "metric_points_exported": metrics.exported if metrics else 0,
+            "metric_points_dropped": metrics.failed if metrics else 0,
+            "active_spans": len(self._active),
+            "active_spans_evicted": self._evicted_spans,
+            "globals_installed": dict(self.globals_installed),
+            "uptime_seconds": (time.monotonic() - self._started_at) if self._started_at else 0.0,
+        }
+
+    def health(self, query: q.GetHealthQuery) -> dict[str, Any]:
+        status = self.status(q.GetSDKStatusQuery())
+        healthy = status["initialized"]
+        return {"healthy": healthy, "initialized": status["initialized"],
+                "dropped": status["spans_dropped"] + status["logs_dropped"]
+                + status["metric_points_dropped"]}
+
+
+def record_error(span: Any, error: BaseException) -> None:
+    """Mark ``span`` failed by ``error`` the way the semantic conventions say."""
+    span.record_exception(error)
+    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+

@@ -1,0 +1,1 @@
+"""Auto-instrumentation: the registry of library patches and one module per library."""

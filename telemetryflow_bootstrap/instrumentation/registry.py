@@ -1,0 +1,111 @@
+"""The instrumentation registry and the lazy, once-only arming of its patches.
+
+Each entry names the modules whose import triggers it and the *string* path of its patch
+function, so neither the library nor our module for it is imported until the program
+imports the library (wrapt post-import hooks). A hook that raises would make the program's
+``import`` fail, so every failure is caught here, reported once and recorded for ``--info``;
+the library then simply stays unpatched.
+
+A patch function has the signature ``patch(module, context) -> None`` where ``context`` is a
+``PatchContext`` (tracer, meter, config, handler: fetched once, at patch time).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _diagnostics
+
+
+@dataclass(frozen=True)
+class Instrumentation:
+    """One library we patch."""
+
+    name: str
+    modules: tuple[str, ...]
+    patch: str
+    distribution: str | None = None
+    versions: str = ""
+
+
+@dataclass(frozen=True)
+class PatchContext:
+    """What a patch needs from the running SDK."""
+
+    tracer: Any
+    meter: Any
+    logger_provider: Any
+    config: Any
+    handler: Any
+
+
+# Filled by the instrumentation modules' issues: one entry per library.
+REGISTRY: tuple[Instrumentation, ...] = ()
+
+_lock = threading.Lock()
+_status: dict[str, tuple[str, str]] = {}
+
+
+def status() -> dict[str, tuple[str, str]]:
+    """name → (state, detail): armed, applied, disabled, failed."""
+    with _lock:
+        return dict(_status)
+
+
+def _set(name: str, state: str, detail: str = "") -> None:
+    with _lock:
+        _status[name] = (state, detail)
+
+
+def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = None) -> int:
+    """Register a post-import hook per entry; returns how many entries were armed."""
+    import wrapt
+
+    disabled = set(context.config.disabled_instrumentations)
+    armed = 0
+    for entry in REGISTRY if registry is None else registry:
+        if entry.name in disabled:
+            _set(entry.name, "disabled", "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS")
+            continue
+        with _lock:
+            if entry.name in _status:
+                continue  # armed already (bootstrap ran twice): patch once
+            _status[entry.name] = ("armed", "")
+        hook = _Hook(entry, context)
+        for module_name in entry.modules:
+            wrapt.register_post_import_hook(hook, module_name)
+        armed += 1
+    return armed
+
+
+class _Hook:
+    """Applies one entry's patch when the first of its modules is imported."""
+
+    def __init__(self, entry: Instrumentation, context: PatchContext) -> None:
+        self._entry = entry
+        self._context = context
+        self._done = False
+        self._lock = threading.Lock()
+
+    def __call__(self, module: Any) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        entry = self._entry
+        try:
+            module_path, _, function = entry.patch.partition(":")
+            patch = getattr(importlib.import_module(module_path), function)
+            patch(module, self._context)
+        except Exception as exc:  # never let a patch break the program's import
+            _set(entry.name, "failed", f"{type(exc).__name__}: {exc}")
+            _diagnostics.warn(
+                f"could not instrument {entry.name} ({type(exc).__name__}: {exc}); "
+                "it runs uninstrumented"
+            )
+            return
+        _set(entry.name, "applied", getattr(module, "__version__", "") or "")
+        _diagnostics.debug(f"instrumented {entry.name} (on import of {module.__name__})")

@@ -1,0 +1,15 @@
+"""Makes N spans, says "ready", then sleeps until killed (SIGTERM test)."""
+
+import sys
+import time
+
+from opentelemetry import trace
+
+count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+tracer = trace.get_tracer("sigterm_app")
+for i in range(count):
+    with tracer.start_as_current_span(f"unit-{i}"):
+        pass
+print("ready", flush=True)
+time.sleep(120)
+print("never reached", flush=True)

@@ -46,9 +46,13 @@ def start() -> Any:
 
     client = TelemetryFlowClient(config).initialize()
     handler = client.handler
-    armed = registry.arm(registry.PatchContext(
+    context = registry.PatchContext(
         tracer=handler.tracer, meter=handler.meter, logger_provider=handler.logger_provider,
-        config=config, handler=handler))
+        config=config, handler=handler)
+    armed = registry.arm(context)
+    from .instrumentation import _process_level
+
+    armed += len(_process_level.install(context))
     install(client, config.shutdown_timeout)
     if _diagnostics.enabled_for("info"):
         _diagnostics.info(_startup_line(config, armed))

@@ -42,8 +42,12 @@ class PatchContext:
     handler: Any
 
 
-# Filled by the instrumentation modules' issues: one entry per library.
-REGISTRY: tuple[Instrumentation, ...] = ()
+def _catalog() -> tuple[Instrumentation, ...]:
+    # One catalog per family of libraries, so each can be extended on its own.
+    from . import _catalog_data, _catalog_http_clients, _catalog_http_servers
+
+    return (*_catalog_http_clients.ENTRIES, *_catalog_http_servers.ENTRIES,
+            *_catalog_data.ENTRIES)
 
 _lock = threading.Lock()
 _status: dict[str, tuple[str, str]] = {}
@@ -66,7 +70,7 @@ def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = No
 
     disabled = set(context.config.disabled_instrumentations)
     armed = 0
-    for entry in REGISTRY if registry is None else registry:
+    for entry in _catalog() if registry is None else registry:
         if entry.name in disabled:
             _set(entry.name, "disabled", "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS")
             continue

@@ -1,0 +1,7 @@
+"""Registry entries for the data instrumentations (see registry.Instrumentation)."""
+
+from __future__ import annotations
+
+from .registry import Instrumentation
+
+ENTRIES: tuple[Instrumentation, ...] = ()

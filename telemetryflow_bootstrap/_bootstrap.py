@@ -12,7 +12,13 @@ import sys
 from typing import Any
 
 from . import _diagnostics, _runtime
+from ._context_env import context_from_environment
 from ._service_name import DERIVED_ENV, derive_service_name
+
+# Programs that serve requests: a span around their whole run would be one endless trace.
+_SERVERS = frozenset({"gunicorn", "uvicorn", "uwsgi", "hypercorn", "daphne", "waitress-serve",
+                      "celery", "flask", "manage", "django-admin", "granian", "rq", "dramatiq",
+                      "huey_consumer", "supervisord", "jupyter", "ipython"})
 
 REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
 
@@ -53,10 +59,69 @@ def start() -> Any:
     from .instrumentation import _process_level
 
     armed += len(_process_level.install(context))
-    install(client, config.shutdown_timeout)
+    _quiet_sdk_loggers()
+    open_spans = _track_open_spans(handler)
+    parent = context_from_environment(os.environ)
+    process_span = _start_process_span(config, handler, parent, derived)
+    install(client, config.shutdown_timeout, process_span=process_span, open_spans=open_spans)
     if _diagnostics.enabled_for("info"):
         _diagnostics.info(_startup_line(config, armed))
     return client
+
+
+def _track_open_spans(handler: Any) -> Any:
+    if handler.tracer_provider is None:
+        return None
+    from .infrastructure.open_spans import OpenSpans
+
+    open_spans = OpenSpans()
+    handler.tracer_provider.add_span_processor(open_spans)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=open_spans.after_fork_in_child)
+    return open_spans
+
+
+def _start_process_span(config: Any, handler: Any, parent: Any, program: str) -> Any:
+    """Continue a parent process's trace; with a process span, make one span the root of
+    everything this run does (named after the program)."""
+    from opentelemetry import context, trace
+
+    wanted = config.process_span
+    if wanted is None:
+        wanted = program not in _SERVERS
+    if not wanted or handler.tracer_provider is None:
+        if parent is not None:
+            context.attach(parent)
+        return None
+    span = handler.tracer.start_span(program, context=parent,
+                                     attributes={"process.pid": os.getpid()})
+    context.attach(trace.set_span_in_context(span, parent))
+    return span
+
+
+def _quiet_sdk_loggers() -> None:
+    """The OpenTelemetry SDK and exporters log through ``logging``: when the backend is down
+    that is a retry warning per batch, which would land in the program's logs or, through
+    logging's last resort, flood its stderr. Route them to our rate-limited diagnostics."""
+    import logging
+
+    class _ToDiagnostics(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                message = record.getMessage()
+            except Exception:
+                return
+            if record.levelno >= logging.WARNING:
+                _diagnostics.warn_every_minute(f"{record.name}:{record.msg}",
+                                               f"{record.name}: {message}")
+            else:
+                _diagnostics.debug(f"{record.name}: {message}")
+
+    otel = logging.getLogger("opentelemetry")
+    otel.addHandler(_ToDiagnostics())
+    otel.propagate = False
+    if otel.level == logging.NOTSET:
+        otel.setLevel(logging.DEBUG if _diagnostics.enabled_for("debug") else logging.INFO)
 
 
 def _is_the_launcher() -> bool:

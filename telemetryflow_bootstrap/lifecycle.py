@@ -1,10 +1,14 @@
-"""Process events, in one place: interpreter exit and SIGTERM.
+"""Process events, in one place: interpreter exit, SIGTERM, multiprocessing children, and
+unhandled exceptions.
 
-Every path ends in the same bounded shutdown (``TELEMETRYFLOW_SHUTDOWN_TIMEOUT``). SIGTERM is
-only handled when the program left it at the default: we export what is buffered, then die of
-SIGTERM exactly as the program would have (same exit status). A handler the program installs
-later simply replaces ours — its exit then runs the atexit path. Fork safety lives with the
-things that need it (batch queues, lazy exporters), registered through ``os.register_at_fork``.
+Every path ends in the same bounded shutdown (``TELEMETRYFLOW_SHUTDOWN_TIMEOUT``): end the
+process span, flush, stop. SIGTERM is only handled when the program left it at the default:
+we end the spans still open (marked terminated), export what is buffered, then die of SIGTERM
+exactly as the program would have (same exit status). A handler the program installs later
+simply replaces ours — its exit then runs the atexit path. ``multiprocessing`` children leave
+through ``os._exit`` (no atexit), so their telemetry is flushed when their target returns.
+Fork safety lives with the things that need it (batch queues, lazy exporters), registered
+through ``os.register_at_fork``.
 """
 
 from __future__ import annotations
@@ -12,28 +16,49 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
 from . import _diagnostics
 
-_installed_for: Any = None
+_state: dict[str, Any] = {}
 _shutdown_lock = threading.Lock()
 
 
-def install(client: Any, timeout: float) -> None:
-    global _installed_for
-    if _installed_for is client:
+def install(client: Any, timeout: float, *, process_span: Any = None,
+            open_spans: Any = None) -> None:
+    if _state.get("client") is client:
         return
-    _installed_for = client
-    atexit.register(_shutdown, client, timeout, "exit")
-    _install_sigterm(client, timeout)
+    _state.update(client=client, timeout=timeout, process_span=process_span,
+                  open_spans=open_spans)
+    atexit.register(_shutdown, "exit")
+    _install_sigterm()
+    _install_excepthook()
+    _flush_multiprocessing_children()
 
 
-def _shutdown(client: Any, timeout: float, why: str) -> None:
+def _end_process_span(terminated: bool = False) -> None:
+    span = _state.pop("process_span", None)
+    if span is None:
+        return
+    try:
+        if terminated:
+            span.set_attribute("telemetryflow.process.terminated", True)
+        span.end()
+    except Exception:
+        pass
+
+
+def _shutdown(why: str) -> None:
+    client = _state.get("client")
+    if client is None:
+        return
     with _shutdown_lock:
         if not client.is_initialized:
             return
+        timeout = _state["timeout"]
+        _end_process_span(terminated=why == "SIGTERM")
         try:
             ok = client.shutdown(timeout)
         except Exception as exc:
@@ -49,21 +74,59 @@ def _shutdown(client: Any, timeout: float, why: str) -> None:
             )
 
 
-def _install_sigterm(client: Any, timeout: float) -> None:
+def _install_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return  # somebody (an embedding, a parent's disposition) owns it
-        signal.signal(signal.SIGTERM, _on_sigterm_factory(client, timeout))
+        signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):
         pass
 
 
-def _on_sigterm_factory(client: Any, timeout: float) -> Any:
-    def on_sigterm(signum: int, frame: Any) -> None:
-        _shutdown(client, timeout, "SIGTERM")
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+def _on_sigterm(signum: int, frame: Any) -> None:
+    open_spans = _state.get("open_spans")
+    if open_spans is not None:
+        _end_process_span(terminated=True)
+        open_spans.end_all()
+    _shutdown("SIGTERM")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
-    return on_sigterm
+
+def _install_excepthook() -> None:
+    previous = sys.excepthook
+
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        span = _state.get("process_span")
+        if span is not None and exc is not None:
+            try:
+                from .infrastructure.handler import record_error
+
+                record_error(span, exc)
+            except Exception:
+                pass
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+
+
+def _flush_multiprocessing_children() -> None:
+    import wrapt
+
+    def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            client = _state.get("client")
+            if client is not None and client.is_initialized:
+                try:
+                    client.flush(_state["timeout"])
+                except Exception:
+                    pass
+
+    def patch(module: Any) -> None:
+        wrapt.wrap_function_wrapper(module, "BaseProcess._bootstrap", flush_after_target)
+
+    wrapt.register_post_import_hook(patch, "multiprocessing.process")

@@ -1,4 +1,4 @@
-"""Makes N spans, says "ready", then sleeps until killed (SIGTERM test)."""
+"""Makes N spans, says "ready", then sleeps inside an open span until killed (SIGTERM test)."""
 
 import sys
 import time
@@ -10,6 +10,7 @@ tracer = trace.get_tracer("sigterm_app")
 for i in range(count):
     with tracer.start_as_current_span(f"unit-{i}"):
         pass
-print("ready", flush=True)
-time.sleep(120)
+with tracer.start_as_current_span("sleeping"):
+    print("ready", flush=True)
+    time.sleep(120)
 print("never reached", flush=True)

@@ -129,20 +129,33 @@ def test_user_sitecustomize_is_chained(otlp_receiver, tmp_path):
     assert proc.stdout.strip() == "yes"
 
 
-def test_grandchild_processes_are_instrumented(otlp_receiver):
-    """Python children and grandchildren inherit the hook: three processes, three spans, all
-    under the first process's service name."""
+def test_grandchild_processes_are_instrumented_in_one_trace(otlp_receiver):
+    """Python children and grandchildren inherit the hook and the trace context: three
+    processes, each with a process span whose parent is the span that started it, all one
+    trace under the first process's service name."""
     proc = run(python(app("parent_app.py")), receiver_env(otlp_receiver))
     assert proc.returncode == 0, proc.stderr
-    spans = otlp_receiver.wait_for_spans(3)
-    assert sorted(s.name for s in spans) == ["depth-0", "depth-1", "depth-2"]
+    spans = otlp_receiver.wait_for_spans(6)
+    by_pid: dict[int, dict[str, object]] = {}
+    for span in spans:
+        by_pid.setdefault(span.resource["process.pid"], {})[span.name] = span
+    assert len(by_pid) == 3
+    assert len({s.trace_id for s in spans}) == 1
     assert {s.resource["service.name"] for s in spans} == {"parent_app"}
-    assert len({s.resource["process.pid"] for s in spans}) == 3
+    depth = {s.name: s for s in spans if s.name.startswith("depth-")}
+    process_spans = [s for s in spans if s.name == "parent_app"]
+    assert len(process_spans) == 3
+    roots = [s for s in process_spans if not s.parent_span_id]
+    assert len(roots) == 1
+    assert depth["depth-0"].parent_span_id == roots[0].span_id
+    parents_of_children = {s.parent_span_id for s in process_spans if s.parent_span_id}
+    assert parents_of_children == {depth["depth-0"].span_id, depth["depth-1"].span_id}
 
 
 def test_sigterm_exports_everything_and_dies_of_sigterm(otlp_receiver):
-    """SIGTERM while sleeping after 100 spans: all 100 arrive, and the exit status is still
-    death by SIGTERM (the launcher exec'd, so the signal hit the program itself)."""
+    """SIGTERM while sleeping after 100 spans: all 100 arrive, the spans still open are ended
+    and exported marked terminated, and the exit status is still death by SIGTERM (the
+    launcher exec'd, so the signal hit the program itself)."""
     env = receiver_env(otlp_receiver, TELEMETRYFLOW_BATCH_TIMEOUT="60000")
     proc = subprocess.Popen([LAUNCHER, *python(app("sigterm_app.py"), "100")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
@@ -153,7 +166,11 @@ def test_sigterm_exports_everything_and_dies_of_sigterm(otlp_receiver):
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGTERM, proc.stderr.read()
-    assert len(otlp_receiver.wait_for_spans(100)) == 100
+    spans = otlp_receiver.wait_for_spans(102)
+    assert len([s for s in spans if s.name.startswith("unit-")]) == 100
+    for still_open in ("sleeping", "sigterm_app"):
+        span = next(s for s in spans if s.name == still_open)
+        assert span.attributes["telemetryflow.process.terminated"] is True
 
 
 def test_bootstrap_failure_leaves_the_program_running(otlp_receiver, tmp_path):
@@ -195,7 +212,8 @@ def test_malformed_variable_warns_once_and_program_runs(otlp_receiver):
     named = [line for line in proc.stderr.splitlines() if "TELEMETRYFLOW_SAMPLE_RATE" in line]
     assert len(named) == 1, proc.stderr
     assert "'lots'" in named[0]
-    assert len(otlp_receiver.wait_for_spans(2)) == 2
+    names = {s.name for s in otlp_receiver.wait_for_spans(3)}
+    assert {"outer-work", "inner-work"} <= names
 
 
 def test_strict_mode_in_the_hook_exits_2(tmp_path):

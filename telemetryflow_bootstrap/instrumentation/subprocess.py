@@ -1,0 +1,82 @@
+"""Child processes continue the current trace.
+
+``subprocess.Popen`` (and so ``run``/``call``/``check_output``/…) and the ``os.exec*e``,
+``os.spawn*e`` and ``os.posix_spawn*`` functions get a copy of the environment carrying
+``TRACEPARENT``/``TRACESTATE``/``BAGGAGE`` for the current span; ``os.execv``/``execvp`` are
+routed to their ``e`` variants with that copy. The caller's ``env=`` dict and ``os.environ``
+are never mutated. ``os.system`` and ``os.popen`` take no environment and are left alone.
+No spans, no metrics; reads no variables. Costs nothing when no span is current.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+
+from .._context_env import child_environment
+
+
+def patch(module: Any, context: Any) -> None:
+    parameters = list(inspect.signature(module.Popen.__init__).parameters)
+    wrapt.wrap_function_wrapper(module, "Popen.__init__",
+                                _guarded(_env_argument(parameters.index("env") - 1)))
+    _patch_os()
+
+
+def _guarded(prepare: Callable[[tuple, dict], tuple[tuple, dict]]) -> Any:
+    """If preparing the arguments fails, the call proceeds exactly as the program made it."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            args, kwargs = prepare(args, kwargs)
+        except Exception:
+            pass
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _env_argument(index: int) -> Callable[[tuple, dict], tuple[tuple, dict]]:
+    """The environment is positional argument ``index`` (negative: from the end) or ``env=``."""
+
+    def prepare(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if "env" in kwargs or not (-len(args) <= index < len(args)):
+            env = child_environment(kwargs.get("env"))
+            return (args, {**kwargs, "env": env}) if env is not None else (args, kwargs)
+        env = child_environment(args[index])
+        if env is None:
+            return args, kwargs
+        new = list(args)
+        new[index] = env
+        return tuple(new), kwargs
+
+    return prepare
+
+
+def _patch_os() -> None:
+    import os
+
+    # execve(path, args, env), execle(path, *args, env), spawnve(mode, path, args, env)...
+    for name in ("execve", "execle", "execlpe", "execvpe", "spawnve", "spawnle", "spawnvpe",
+                 "spawnlpe"):
+        if hasattr(os, name):
+            wrapt.wrap_function_wrapper(os, name, _guarded(_env_argument(-1)))
+    # posix_spawn(path, argv, env, *, ...)
+    for name in ("posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            wrapt.wrap_function_wrapper(os, name, _guarded(_env_argument(2)))
+    for plain, with_env in (("execv", "execve"), ("execvp", "execvpe")):
+        _route_to_env_variant(os, plain, with_env)
+
+
+def _route_to_env_variant(os_module: Any, plain: str, with_env: str) -> None:
+    def call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        env = child_environment(None) if len(args) == 2 and not kwargs else None
+        if env is None:
+            return wrapped(*args, **kwargs)
+        return getattr(os_module, with_env)(args[0], args[1], env)
+
+    wrapt.wrap_function_wrapper(os_module, plain, call)

@@ -33,9 +33,14 @@ def install(client: Any, timeout: float, *, process_span: Any = None,
     _state.update(client=client, timeout=timeout, process_span=process_span,
                   open_spans=open_spans)
     atexit.register(_shutdown, "exit")
+    if hasattr(os, "register_at_fork"):
+        # The parent's process span is the parent's to end: a forked child must not end (and
+        # so export) its copy. The child's spans stay in the trace as its children.
+        os.register_at_fork(after_in_child=lambda: _state.pop("process_span", None))
     _install_sigterm()
     _install_excepthook()
     _flush_multiprocessing_children()
+    _flush_before_os_exit()
 
 
 def _end_process_span(terminated: bool = False) -> None:
@@ -112,6 +117,28 @@ def _install_excepthook() -> None:
     sys.excepthook = excepthook
 
 
+def _flush_now() -> None:
+    client = _state.get("client")
+    if client is not None and client.is_initialized:
+        try:
+            client.flush(_state["timeout"])
+        except Exception:
+            pass
+
+
+def _flush_before_os_exit() -> None:
+    """``os._exit`` skips atexit (forked children, multiprocessing workers use it): export
+    what this process buffered first, within the shutdown timeout."""
+    import wrapt
+
+    def flush_then_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        _end_process_span()
+        _flush_now()
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(os, "_exit", flush_then_exit)
+
+
 def _flush_multiprocessing_children() -> None:
     import wrapt
 
@@ -119,12 +146,7 @@ def _flush_multiprocessing_children() -> None:
         try:
             return wrapped(*args, **kwargs)
         finally:
-            client = _state.get("client")
-            if client is not None and client.is_initialized:
-                try:
-                    client.flush(_state["timeout"])
-                except Exception:
-                    pass
+            _flush_now()
 
     def patch(module: Any) -> None:
         wrapt.wrap_function_wrapper(module, "BaseProcess._bootstrap", flush_after_target)

@@ -136,10 +136,13 @@ class TelemetryConfig:
 
     @property
     def uses_tls(self) -> bool:
-        """TLS unless asked not to or the endpoint says ``http://``."""
+        """TLS unless asked not to or the endpoint says ``http://``; with no endpoint at all
+        (OTLP to the local collector's default port) plain text, as OpenTelemetry does."""
         if self.insecure is not None:
             return not self.insecure
-        return not (self.endpoint or "").lower().startswith(("http://", "grpc://"))
+        if not self.endpoint:
+            return False
+        return not self.endpoint.lower().startswith(("http://", "grpc://"))
 
     def resolved_endpoint(self) -> str:
         """The endpoint with scheme and port, e.g. ``https://collector:4317``."""

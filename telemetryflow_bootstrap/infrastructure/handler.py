@@ -8,8 +8,10 @@ OpenTelemetry directly (the hot path pays for no ceremony).
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -195,8 +197,26 @@ class TelemetryCommandHandler:
                 self._init_logs(config, resource, factory)
             if self._set_global:
                 self._install_globals(config)
+            if hasattr(os, "register_at_fork"):
+                ref = weakref.ref(self)
+                os.register_at_fork(
+                    after_in_child=lambda: (me := ref()) is not None and me._after_fork_in_child())
             self._started_at = time.monotonic()
             self._initialized = True
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child reports as itself: ``process.pid`` becomes the child's in every
+        provider's resource (the SDK merges and pushes it to existing tracers)."""
+        from opentelemetry.sdk.resources import Resource
+
+        child = Resource({"process.pid": os.getpid()})
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            update = getattr(provider, "_update_resource", None)
+            if update is not None:
+                try:
+                    update(child)
+                except Exception as exc:
+                    _diagnostics.debug(f"could not update the resource after fork: {exc!r}")
 
     def _queue(self, signal: str, export: Callable[[Any], bool], lazy: LazyExporter,
                config: TelemetryConfig) -> BatchQueue:
@@ -265,15 +285,29 @@ class TelemetryCommandHandler:
             if queue is not None:
                 ok = queue.flush(max(deadline - time.monotonic(), 0.0)) and ok
         if self.meter_provider is not None:
-            remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
             failed_before = self._metric_exporter.failed if self._metric_exporter else 0
-            try:
-                ok = bool(self.meter_provider.force_flush(timeout_millis=remaining_ms)) and ok
-            except Exception:
-                ok = False
+            ok = self._flush_metrics(max(deadline - time.monotonic(), 0.0)) and ok
             if self._metric_exporter is not None and self._metric_exporter.failed > failed_before:
                 ok = False
         return ok
+
+    def _flush_metrics(self, timeout: float) -> bool:
+        """``MeterProvider.force_flush`` exports on the calling thread and the OTLP exporters
+        ignore its timeout (retrying for up to ``config.timeout``), so it runs on a helper
+        thread and the caller waits at most ``timeout``; a late export finishes unobserved."""
+        provider = self.meter_provider
+        done: list[bool] = []
+
+        def run() -> None:
+            try:
+                done.append(bool(provider.force_flush(timeout_millis=timeout * 1000)))
+            except Exception:
+                done.append(False)
+
+        thread = threading.Thread(target=run, name="telemetryflow-metrics-flush", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        return bool(done) and done[0]
 
     def shutdown(self, command: c.ShutdownSDKCommand) -> bool:
         """Flush and stop, within ``timeout_seconds`` in total."""
@@ -285,14 +319,22 @@ class TelemetryCommandHandler:
             ok = True
             for queue in (self._span_queue, self._log_queue):
                 if queue is not None:
+                    # BatchQueue.shutdown() only says whether it finished in time: an
+                    # export refused meanwhile must make the answer False as well.
+                    failed_before = queue.failed + queue.dropped
                     ok = queue.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
+                    ok = ok and queue.failed + queue.dropped == failed_before
             if self.meter_provider is not None:
                 remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
+                failed_before = self._metric_exporter.failed if self._metric_exporter else 0
                 try:
                     self.meter_provider.shutdown(timeout_millis=remaining_ms)
                 except Exception as exc:
                     ok = False
                     _diagnostics.debug(f"meter provider shutdown raised {exc!r}")
+                if (self._metric_exporter is not None
+                        and self._metric_exporter.failed > failed_before):
+                    ok = False
             self._final_counts = self.status(q.GetSDKStatusQuery())
             self._initialized = False
             return ok

@@ -127,7 +127,24 @@ class OTLPExporterFactory:
                                  else Compression.NoCompression)
         if config.certificate_file:
             kwargs["certificate_file"] = config.certificate_file
+            kwargs["session"] = _pinned_ca_session(config.certificate_file)
         return kwargs
+
+
+def _pinned_ca_session(ca_file: str) -> Any:
+    """A requests session that verifies with ``ca_file`` even when REQUESTS_CA_BUNDLE or
+    CURL_CA_BUNDLE is set: requests lets those override the CA the exporter was given, which
+    would make a configured TELEMETRYFLOW_CERTIFICATE silently useless."""
+    import requests
+
+    class _PinnedCASession(requests.Session):
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> Any:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            settings["verify"] = ca_file
+            return settings
+
+    return _PinnedCASession()
 
 
 class LazyExporter:

@@ -1,0 +1,113 @@
+"""Nothing lost, nothing blocked: the backend down, slow, flapping or coming back."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.otlp_receiver import OTLPReceiver, free_port
+
+from .launcher import LAUNCHER, REPO, app, python, receiver_env, run
+
+pytestmark = pytest.mark.e2e
+
+
+def _work_seconds(proc: subprocess.CompletedProcess[str]) -> float:
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("work_seconds="))
+    return float(line.split("=", 1)[1])
+
+
+def test_backend_down_costs_the_program_nothing_and_exit_is_bounded(otlp_receiver):
+    """With the collector down, 1 000 spans cost the program's own work at most 1.3x the
+    time they cost with it up, exit comes within the shutdown timeout + 2 s, and stderr
+    carries at most a few rate-limited warning lines, never a flood."""
+    up_env = receiver_env(otlp_receiver, TELEMETRYFLOW_SHUTDOWN_TIMEOUT="2")
+    down_env = dict(up_env, TELEMETRYFLOW_ENDPOINT=f"127.0.0.1:{free_port()}")
+    up_times, down_times = [], []
+    for _ in range(3):  # interleaved, medians: the machine is shared and noisy
+        up = run(python(app("spans_loop_app.py"), "1000"), up_env)
+        assert up.returncode == 0, up.stderr
+        up_times.append(_work_seconds(up))
+        started = time.monotonic()
+        down = run(python(app("spans_loop_app.py"), "1000"), down_env)
+        elapsed = time.monotonic() - started
+        assert down.returncode == 0, down.stderr
+        down_times.append(_work_seconds(down))
+        assert elapsed < 2 + 2 + 3, f"exit took {elapsed:.1f}s"  # timeout + 2s + start-up
+        warnings = [x for x in down.stderr.splitlines() if x.startswith("telemetryflow:")]
+        assert 1 <= len(warnings) <= 6, down.stderr
+    up_times.sort()
+    down_times.sort()
+    assert down_times[1] <= up_times[1] * 1.3 + 0.005, (up_times, down_times)
+
+
+def test_receiver_started_midway_receives_later_spans(tmp_path):
+    """A collector that comes up while the program runs gets the spans made after it is up
+    (export resumes by itself)."""
+    grpc_port, http_port = free_port(), free_port()
+    code = (
+        "import time, sys\n"
+        "from opentelemetry import trace\n"
+        "t = trace.get_tracer('midway')\n"
+        "with t.start_as_current_span('early'): pass\n"
+        "print('early', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "for i in range(5):\n"
+        "    with t.start_as_current_span(f'late-{i}'): pass\n"
+        "time.sleep(1.0)\n"
+    )
+    env = receiver_env(OTLPReceiver(grpc_port, http_port), TELEMETRYFLOW_BATCH_TIMEOUT="100")
+    env["TELEMETRYFLOW_ENDPOINT"] = f"127.0.0.1:{grpc_port}"
+    proc = subprocess.Popen([LAUNCHER, *python("-c", code)], env=env, cwd=REPO, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    receiver = OTLPReceiver(grpc_port, http_port)
+    try:
+        assert proc.stdout.readline().strip() == "early"
+        time.sleep(0.5)  # the early span's export fails: nobody listens yet
+        receiver.start()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        late = [s for s in receiver.wait_for_spans(5) if s.name.startswith("late-")]
+        assert sorted(s.name for s in late) == [f"late-{i}" for i in range(5)]
+    finally:
+        proc.kill()
+        receiver.stop()
+
+
+def test_unavailable_then_recovering_loses_nothing(otlp_receiver):
+    """A collector answering UNAVAILABLE to the first exports, then recovering, loses nothing
+    below the queue limit: the exporter retries."""
+    otlp_receiver.set_failure("UNAVAILABLE", count=2, retry_after=0.2)
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_BATCH_MAX_SIZE="50",
+                       TELEMETRYFLOW_SHUTDOWN_TIMEOUT="10")
+    proc = run(python(app("spans_loop_app.py"), "200"), env)
+    assert proc.returncode == 0, proc.stderr
+    units = [s for s in otlp_receiver.wait_for_spans(201) if s.name == "unit"]
+    assert sorted(s.attributes["i"] for s in units) == list(range(200))
+    assert len(otlp_receiver.rejected()) == 2
+
+
+def test_tls_with_custom_ca(otlp_tls_receiver, monkeypatch):
+    """TLS is on by default for host:port endpoints, and a custom CA bundle
+    (OTEL_EXPORTER_OTLP_CERTIFICATE) makes a self-signed collector trusted: over gRPC and
+    over HTTP, and without the CA the export fails instead of falling back to plain text."""
+    for protocol, endpoint in (("grpc", otlp_tls_receiver.grpc_endpoint.replace(
+            "127.0.0.1", "localhost")), ("http", f"localhost:{otlp_tls_receiver.http_port}")):
+        env = receiver_env(otlp_tls_receiver, protocol, TELEMETRYFLOW_ENDPOINT=endpoint,
+                           OTEL_EXPORTER_OTLP_CERTIFICATE=otlp_tls_receiver.cert_file)
+        env.pop("TELEMETRYFLOW_INSECURE")
+        proc = run(python(app("traced_app.py")), env)
+        assert proc.returncode == 0, proc.stderr
+        spans = otlp_tls_receiver.wait_for_spans(3)
+        assert {"outer-work", "inner-work"} <= {s.name for s in spans}, protocol
+        otlp_tls_receiver.clear()
+        untrusted = dict(env, TELEMETRYFLOW_SHUTDOWN_TIMEOUT="2")
+        untrusted.pop("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        proc = run(python(app("traced_app.py")), untrusted)
+        assert proc.returncode == 0, proc.stderr
+        time.sleep(0.5)
+        assert otlp_tls_receiver.spans() == [], protocol

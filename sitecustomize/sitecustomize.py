@@ -29,9 +29,7 @@ def _telemetryflow_start():
 
         os._exit(2)
     except Exception as exc:
-        sys.stderr.write(
-            f"telemetryflow: instrumentation disabled: {type(exc).__name__}: {exc}\n"
-        )
+        sys.stderr.write(f"telemetryflow: instrumentation disabled: {type(exc).__name__}: {exc}\n")
 
 
 def _telemetryflow_chain():
@@ -51,8 +49,10 @@ def _telemetryflow_chain():
         sys.modules["sitecustomize"] = module
         spec.loader.exec_module(module)
     except Exception as exc:
-        sys.stderr.write(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
-                         f"{type(exc).__name__}: {exc}\n")
+        sys.stderr.write(
+            f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
+            f"{type(exc).__name__}: {exc}\n"
+        )
 
 
 _telemetryflow_start()

@@ -14,16 +14,35 @@ from typing import Any
 from . import _diagnostics, _runtime
 from ._context_env import context_from_environment
 from ._service_name import DERIVED_ENV, derive_service_name
+from .domain.errors import TelemetryFlowError
 
 # Programs that serve requests: a span around their whole run would be one endless trace.
-_SERVERS = frozenset({"gunicorn", "uvicorn", "uwsgi", "hypercorn", "daphne", "waitress-serve",
-                      "celery", "flask", "manage", "django-admin", "granian", "rq", "dramatiq",
-                      "huey_consumer", "supervisord", "jupyter", "ipython"})
+_SERVERS = frozenset(
+    {
+        "gunicorn",
+        "uvicorn",
+        "uwsgi",
+        "hypercorn",
+        "daphne",
+        "waitress-serve",
+        "celery",
+        "flask",
+        "manage",
+        "django-admin",
+        "granian",
+        "rq",
+        "dramatiq",
+        "huey_consumer",
+        "supervisord",
+        "jupyter",
+        "ipython",
+    }
+)
 
 REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
 
 
-class StrictModeError(Exception):
+class StrictModeError(TelemetryFlowError):
     """Configuration problems while TELEMETRYFLOW_STRICT=true."""
 
 
@@ -53,8 +72,12 @@ def start() -> Any:
     client = TelemetryFlowClient(config).initialize()
     handler = client.handler
     context = registry.PatchContext(
-        tracer=handler.tracer, meter=handler.meter, logger_provider=handler.logger_provider,
-        config=config, handler=handler)
+        tracer=handler.tracer,
+        meter=handler.meter,
+        logger_provider=handler.logger_provider,
+        config=config,
+        handler=handler,
+    )
     armed = registry.arm(context)
     from .instrumentation import _process_level
 
@@ -93,8 +116,9 @@ def _start_process_span(config: Any, handler: Any, parent: Any, program: str) ->
         if parent is not None:
             context.attach(parent)
         return None
-    span = handler.tracer.start_span(program, context=parent,
-                                     attributes={"process.pid": os.getpid()})
+    span = handler.tracer.start_span(
+        program, context=parent, attributes={"process.pid": os.getpid()}
+    )
     context.attach(trace.set_span_in_context(span, parent))
     return span
 
@@ -112,8 +136,9 @@ def _quiet_sdk_loggers() -> None:
             except Exception:
                 return
             if record.levelno >= logging.WARNING:
-                _diagnostics.warn_every_minute(f"{record.name}:{record.msg}",
-                                               f"{record.name}: {message}")
+                _diagnostics.warn_every_minute(
+                    f"{record.name}:{record.msg}", f"{record.name}: {message}"
+                )
             else:
                 _diagnostics.debug(f"{record.name}: {message}")
 
@@ -155,6 +180,7 @@ def _startup_line(config: Any, armed: int) -> str:
         target = f"{config.protocol.value}+{config.resolved_endpoint()}"
     else:
         target = "/".join(sorted(kinds)) or "nowhere"
-    return (f"{config.service_name} → {target}, {signals}, {armed} instrumentations armed "
-            f"(pid {os.getpid()}, python {sys.version.split()[0]})")
-
+    return (
+        f"{config.service_name} → {target}, {signals}, {armed} instrumentations armed "
+        f"(pid {os.getpid()}, python {sys.version.split()[0]})"
+    )

@@ -7,6 +7,7 @@ and never the same recurring complaint more than once a minute. Nothing here may
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -47,10 +48,8 @@ def say(level: str, message: str) -> None:
             stream.write(line)
             stream.flush()
     except Exception:  # a closed or broken stderr is the program's business, not ours
-        try:
+        with contextlib.suppress(OSError):
             os.write(2, line.encode("utf-8", "backslashreplace"))
-        except OSError:
-            pass
 
 
 def debug(message: str) -> None:

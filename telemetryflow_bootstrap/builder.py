@@ -39,8 +39,9 @@ class TelemetryFlowBuilder:
         self._fields["endpoint"] = endpoint
         return self
 
-    def with_service(self, name: str, version: str | None = None,
-                     namespace: str | None = None) -> TelemetryFlowBuilder:
+    def with_service(
+        self, name: str, version: str | None = None, namespace: str | None = None
+    ) -> TelemetryFlowBuilder:
         self._fields["service_name"] = name
         if version is not None:
             self._fields["service_version"] = version
@@ -64,8 +65,9 @@ class TelemetryFlowBuilder:
         self._fields["insecure"] = insecure
         return self
 
-    def with_signals(self, *, metrics: bool | None = None, logs: bool | None = None,
-                     traces: bool | None = None) -> TelemetryFlowBuilder:
+    def with_signals(
+        self, *, metrics: bool | None = None, logs: bool | None = None, traces: bool | None = None
+    ) -> TelemetryFlowBuilder:
         for name, value in (("metrics", metrics), ("logs", logs), ("traces", traces)):
             if value is not None:
                 self._fields[f"enable_{name}"] = value
@@ -82,11 +84,18 @@ class TelemetryFlowBuilder:
         self._fields["timeout"] = seconds
         return self
 
-    def with_batch_settings(self, *, timeout_ms: int | None = None,
-                            max_size: int | None = None,
-                            max_queue_size: int | None = None) -> TelemetryFlowBuilder:
-        for name, value in (("batch_timeout_ms", timeout_ms), ("batch_max_size", max_size),
-                            ("max_queue_size", max_queue_size)):
+    def with_batch_settings(
+        self,
+        *,
+        timeout_ms: int | None = None,
+        max_size: int | None = None,
+        max_queue_size: int | None = None,
+    ) -> TelemetryFlowBuilder:
+        for name, value in (
+            ("batch_timeout_ms", timeout_ms),
+            ("batch_max_size", max_size),
+            ("max_queue_size", max_queue_size),
+        ):
             if value is not None:
                 self._fields[name] = value
         return self
@@ -109,8 +118,9 @@ class TelemetryFlowBuilder:
             self.with_custom_attribute(key, value)
         return self
 
-    def with_auto_configuration(self, environ: Mapping[str, str] | None = None
-                                ) -> TelemetryFlowBuilder:
+    def with_auto_configuration(
+        self, environ: Mapping[str, str] | None = None
+    ) -> TelemetryFlowBuilder:
         """Read ``TELEMETRYFLOW_*``/``OTEL_*`` like the launcher; explicit calls still win."""
         self._environ = os.environ if environ is None else environ
         return self
@@ -130,8 +140,7 @@ class TelemetryFlowBuilder:
             problems.append("service name is missing: call with_service(name)")
         fields = dict(self._fields)
         if self._attributes:
-            fields["resource_attributes"] = (*base.resource_attributes,
-                                             *self._attributes.items())
+            fields["resource_attributes"] = (*base.resource_attributes, *self._attributes.items())
         if self._api_key is not None or self._collector_id is not None:
             key_id, secret = self._api_key or (None, None)
             if key_id is None and base.credentials is not None:
@@ -141,9 +150,11 @@ class TelemetryFlowBuilder:
             else:
                 try:
                     fields["credentials"] = Credentials(
-                        key_id, secret or "",
-                        self._collector_id or (base.credentials.collector_id
-                                               if base.credentials else None))
+                        key_id,
+                        secret or "",
+                        self._collector_id
+                        or (base.credentials.collector_id if base.credentials else None),
+                    )
                 except ConfigError as exc:
                     problems.extend(str(p) for p in exc.problems)
         try:

@@ -29,8 +29,9 @@ class TelemetryFlowClient:
     Usable as a context manager (initialises on entry, shuts down on exit).
     """
 
-    def __init__(self, config: TelemetryConfig, *, exporters: Any = None,
-                 set_global: bool = True) -> None:
+    def __init__(
+        self, config: TelemetryConfig, *, exporters: Any = None, set_global: bool = True
+    ) -> None:
         if not isinstance(config, TelemetryConfig):
             raise TelemetryFlowError(
                 f"TelemetryFlowClient(config=...) expects a TelemetryConfig, got "
@@ -120,24 +121,46 @@ class TelemetryFlowClient:
 
     # ----- metrics -------------------------------------------------------------------------
 
-    def increment_counter(self, name: str, value: int | float = 1, attributes: Attributes = None,
-                          *, unit: str = "", description: str = "") -> None:
+    def increment_counter(
+        self,
+        name: str,
+        value: int | float = 1,
+        attributes: Attributes = None,
+        *,
+        unit: str = "",
+        description: str = "",
+    ) -> None:
         if not self._initialized:
             self._ensure()
         self._commands.dispatch(c.RecordCounterCommand(name, value, attributes, unit, description))
 
-    def record_gauge(self, name: str, value: int | float, attributes: Attributes = None,
-                     *, unit: str = "", description: str = "") -> None:
+    def record_gauge(
+        self,
+        name: str,
+        value: int | float,
+        attributes: Attributes = None,
+        *,
+        unit: str = "",
+        description: str = "",
+    ) -> None:
         if not self._initialized:
             self._ensure()
         self._commands.dispatch(c.RecordGaugeCommand(name, value, attributes, unit, description))
 
-    def record_histogram(self, name: str, value: int | float, attributes: Attributes = None,
-                         *, unit: str = "", description: str = "") -> None:
+    def record_histogram(
+        self,
+        name: str,
+        value: int | float,
+        attributes: Attributes = None,
+        *,
+        unit: str = "",
+        description: str = "",
+    ) -> None:
         if not self._initialized:
             self._ensure()
         self._commands.dispatch(
-            c.RecordHistogramCommand(name, value, attributes, unit, description))
+            c.RecordHistogramCommand(name, value, attributes, unit, description)
+        )
 
     # ----- logs ----------------------------------------------------------------------------
 
@@ -177,8 +200,9 @@ class TelemetryFlowClient:
         self._commands.dispatch(c.AddSpanEventCommand(span_id, name, attributes))
 
     @contextmanager
-    def span(self, name: str, kind: str = "internal",
-             attributes: Attributes = None) -> Iterator[str]:
+    def span(
+        self, name: str, kind: str = "internal", attributes: Attributes = None
+    ) -> Iterator[str]:
         """A span that is current inside the block, so spans and logs there are its children.
 
         An exception leaving the block is recorded on the span and re-raised unchanged.
@@ -190,8 +214,9 @@ class TelemetryFlowClient:
         from .infrastructure.handler import _KINDS, record_error
 
         handler = self._handler
-        span = handler.tracer.start_span(name, kind=_KINDS.get(kind, trace.SpanKind.INTERNAL),
-                                         attributes=attributes)
+        span = handler.tracer.start_span(
+            name, kind=_KINDS.get(kind, trace.SpanKind.INTERNAL), attributes=attributes
+        )
         span_id = handler.track_span(span)
         token = context.attach(trace.set_span_in_context(span))
         try:
@@ -210,8 +235,11 @@ class TelemetryFlowClient:
     def get_status(self) -> dict[str, Any]:
         """Settings and counts: items exported and dropped per signal, uptime, and more."""
         if self._handler is None:
-            return {"initialized": False, "service_name": self._config.service_name,
-                    "enabled_signals": [s.value for s in self._config.enabled_signals]}
+            return {
+                "initialized": False,
+                "service_name": self._config.service_name,
+                "enabled_signals": [s.value for s in self._config.enabled_signals],
+            }
         status = self._queries.dispatch(q.GetSDKStatusQuery())
         status["initialized"] = self._initialized
         return status
@@ -271,8 +299,9 @@ class NoOpClient:
         return "0" * 16
 
     @contextmanager
-    def span(self, name: str, kind: str = "internal",
-             attributes: Attributes = None) -> Iterator[str]:
+    def span(
+        self, name: str, kind: str = "internal", attributes: Attributes = None
+    ) -> Iterator[str]:
         yield "0" * 16
 
     def get_status(self) -> dict[str, Any]:
@@ -280,6 +309,18 @@ class NoOpClient:
 
     def get_health(self) -> dict[str, Any]:
         return {"healthy": False, "initialized": False}
+
+    @property
+    def tracer(self) -> Any:
+        from opentelemetry import trace
+
+        return trace.NoOpTracer()
+
+    @property
+    def meter(self) -> Any:
+        from opentelemetry import metrics
+
+        return metrics.NoOpMeter("telemetryflow")
 
 
 _NOOP = NoOpClient()

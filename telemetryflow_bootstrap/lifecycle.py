@@ -14,6 +14,7 @@ through ``os.register_at_fork``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -26,12 +27,12 @@ _state: dict[str, Any] = {}
 _shutdown_lock = threading.Lock()
 
 
-def install(client: Any, timeout: float, *, process_span: Any = None,
-            open_spans: Any = None) -> None:
+def install(
+    client: Any, timeout: float, *, process_span: Any = None, open_spans: Any = None
+) -> None:
     if _state.get("client") is client:
         return
-    _state.update(client=client, timeout=timeout, process_span=process_span,
-                  open_spans=open_spans)
+    _state.update(client=client, timeout=timeout, process_span=process_span, open_spans=open_spans)
     atexit.register(_shutdown, "exit")
     if hasattr(os, "register_at_fork"):
         # The parent's process span is the parent's to end: a forked child must not end (and
@@ -120,10 +121,8 @@ def _install_excepthook() -> None:
 def _flush_now() -> None:
     client = _state.get("client")
     if client is not None and client.is_initialized:
-        try:
+        with contextlib.suppress(Exception):
             client.flush(_state["timeout"])
-        except Exception:
-            pass
 
 
 def _flush_before_os_exit() -> None:

@@ -83,7 +83,14 @@ class AddSpanEventCommand:
 
 
 Command = (
-    InitializeSDKCommand | ShutdownSDKCommand | FlushTelemetryCommand | RecordCounterCommand
-    | RecordGaugeCommand | RecordHistogramCommand | EmitLogCommand | StartSpanCommand
-    | EndSpanCommand | AddSpanEventCommand
+    InitializeSDKCommand
+    | ShutdownSDKCommand
+    | FlushTelemetryCommand
+    | RecordCounterCommand
+    | RecordGaugeCommand
+    | RecordHistogramCommand
+    | EmitLogCommand
+    | StartSpanCommand
+    | EndSpanCommand
+    | AddSpanEventCommand
 )

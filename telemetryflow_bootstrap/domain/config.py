@@ -102,14 +102,26 @@ class TelemetryConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(Problem(name, repr(value), "expected a whole number >= 1"))
-        if (not isinstance(self.batch_timeout_ms, int) or isinstance(self.batch_timeout_ms, bool)
-                or self.batch_timeout_ms < 0):
-            problems.append(Problem("batch_timeout_ms", repr(self.batch_timeout_ms),
-                                    "expected a whole number of milliseconds >= 0"))
-        if (not isinstance(self.sample_rate, (int, float)) or isinstance(self.sample_rate, bool)
-                or not 0.0 <= self.sample_rate <= 1.0):
-            problems.append(Problem("sample_rate", repr(self.sample_rate),
-                                    "expected a ratio between 0 and 1"))
+        if (
+            not isinstance(self.batch_timeout_ms, int)
+            or isinstance(self.batch_timeout_ms, bool)
+            or self.batch_timeout_ms < 0
+        ):
+            problems.append(
+                Problem(
+                    "batch_timeout_ms",
+                    repr(self.batch_timeout_ms),
+                    "expected a whole number of milliseconds >= 0",
+                )
+            )
+        if (
+            not isinstance(self.sample_rate, (int, float))
+            or isinstance(self.sample_rate, bool)
+            or not 0.0 <= self.sample_rate <= 1.0
+        ):
+            problems.append(
+                Problem("sample_rate", repr(self.sample_rate), "expected a ratio between 0 and 1")
+            )
         if problems:
             raise ConfigError(problems)
 
@@ -131,8 +143,11 @@ class TelemetryConfig:
 
     @property
     def enabled_signals(self) -> tuple[SignalType, ...]:
-        return tuple(s for s in (SignalType.TRACES, SignalType.METRICS, SignalType.LOGS)
-                     if self.signal_enabled(s))
+        return tuple(
+            s
+            for s in (SignalType.TRACES, SignalType.METRICS, SignalType.LOGS)
+            if self.signal_enabled(s)
+        )
 
     @property
     def uses_tls(self) -> bool:
@@ -175,18 +190,22 @@ class TelemetryConfig:
     def with_http(self) -> TelemetryConfig:
         return self.replace(protocol=Protocol.HTTP)
 
-    def with_signals(self, *, metrics: bool | None = None, logs: bool | None = None,
-                     traces: bool | None = None) -> TelemetryConfig:
-        changes = {f"enable_{name}": value
-                   for name, value in (("metrics", metrics), ("logs", logs), ("traces", traces))
-                   if value is not None}
+    def with_signals(
+        self, *, metrics: bool | None = None, logs: bool | None = None, traces: bool | None = None
+    ) -> TelemetryConfig:
+        changes = {
+            f"enable_{name}": value
+            for name, value in (("metrics", metrics), ("logs", logs), ("traces", traces))
+            if value is not None
+        }
         return self.replace(**changes)
 
     # ----- from the environment ------------------------------------------------------------
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, *,
-                         strict: bool = True) -> TelemetryConfig:
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, *, strict: bool = True
+    ) -> TelemetryConfig:
         """The config the environment describes. With ``strict`` any problem raises one
         ``ConfigError`` listing all of them; otherwise use ``load_config``."""
         config, reading = load_config(environ)
@@ -202,12 +221,15 @@ def _has_port(hostport: str) -> bool:
 
 
 _NON_CONFIG_FIELDS = frozenset({"api_key_id", "api_key_secret", "collector_id"})
-_CREDENTIAL_VARS = {"key_id": "TELEMETRYFLOW_API_KEY_ID", "key_secret": "TELEMETRYFLOW_API_KEY_SECRET"}
+_CREDENTIAL_VARS = {
+    "key_id": "TELEMETRYFLOW_API_KEY_ID",
+    "key_secret": "TELEMETRYFLOW_API_KEY_SECRET",
+}
 
 
-def load_config(environ: Mapping[str, str] | None = None,
-                default_service_name: str | None = None
-                ) -> tuple[TelemetryConfig, EnvironmentReading]:
+def load_config(
+    environ: Mapping[str, str] | None = None, default_service_name: str | None = None
+) -> tuple[TelemetryConfig, EnvironmentReading]:
     """Config from the environment plus the reading (problems, warnings, sources).
 
     Never raises for bad input: a malformed value is reported in ``reading.problems`` and its
@@ -259,7 +281,9 @@ def _credentials(reading: EnvironmentReading) -> Credentials | None:
         return Credentials(key_id, secret, reading.values.get("collector_id"))
     except CredentialsError as exc:
         for problem in exc.problems:
-            reading.problems.append(dataclasses.replace(problem, source=_CREDENTIAL_VARS[problem.source]))
+            reading.problems.append(
+                dataclasses.replace(problem, source=_CREDENTIAL_VARS[problem.source])
+            )
         return None
 
 

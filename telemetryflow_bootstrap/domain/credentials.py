@@ -34,9 +34,15 @@ class Credentials:
         problems = []
         if not key_id.startswith(KEY_ID_PREFIX) or len(key_id) == len(KEY_ID_PREFIX):
             problems.append(
-                Problem("key_id", repr(key_id), f"expected an API key id starting with '{KEY_ID_PREFIX}'")
+                Problem(
+                    "key_id",
+                    repr(key_id),
+                    f"expected an API key id starting with '{KEY_ID_PREFIX}'",
+                )
             )
-        if not key_secret.startswith(KEY_SECRET_PREFIX) or len(key_secret) == len(KEY_SECRET_PREFIX):
+        if not key_secret.startswith(KEY_SECRET_PREFIX) or len(key_secret) == len(
+            KEY_SECRET_PREFIX
+        ):
             problems.append(
                 Problem(
                     "key_secret",

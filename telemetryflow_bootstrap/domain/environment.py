@@ -32,8 +32,15 @@ class Variable:
     secret: bool = False
 
 
-def _v(name: str, fld: str, parse: p.Parser, default: str, help: str, *fallbacks: str,
-       secret: bool = False) -> Variable:
+def _v(
+    name: str,
+    fld: str,
+    parse: p.Parser,
+    default: str,
+    help: str,
+    *fallbacks: str,
+    secret: bool = False,
+) -> Variable:
     return Variable(name, fld, parse, default, help, tuple(fallbacks), secret)
 
 
@@ -41,91 +48,272 @@ _bool = p.parse_bool
 _ms = p.integer(minimum=0, unit="milliseconds")
 
 VARIABLES: tuple[Variable, ...] = (
-    _v("TELEMETRYFLOW_ENABLED", "enabled", _bool, "true",
-       "false runs the program with nothing injected (also OTEL_SDK_DISABLED=true)"),
-    _v("TELEMETRYFLOW_STRICT", "strict", _bool, "false",
-       "true makes any configuration problem fatal (the launcher exits 2)"),
-    _v("TELEMETRYFLOW_API_KEY_ID", "api_key_id", p.text, "(none)",
-       "TelemetryFlow API key id (tfk_...); not needed for a plain OpenTelemetry Collector"),
-    _v("TELEMETRYFLOW_API_KEY_SECRET", "api_key_secret", p.text, "(none)",
-       "TelemetryFlow API key secret (tfs_...); never printed", secret=True),
-    _v("TELEMETRYFLOW_COLLECTOR_ID", "collector_id", p.text, "(none)",
-       "sent as X-TelemetryFlow-Collector-ID with every export"),
-    _v("TELEMETRYFLOW_ENDPOINT", "endpoint", p.endpoint, "(none: print to stderr)",
-       "OTLP endpoint: host:port, http://host:port or https://host:port",
-       "OTEL_EXPORTER_OTLP_ENDPOINT"),
-    _v("TELEMETRYFLOW_PROTOCOL", "protocol",
-       p.choice("grpc", "http", aliases={"http/protobuf": "http"}), "grpc",
-       "OTLP transport: grpc or http (HTTP/protobuf)", "OTEL_EXPORTER_OTLP_PROTOCOL"),
-    _v("TELEMETRYFLOW_INSECURE", "insecure", _bool, "false (true for http:// endpoints)",
-       "true sends without TLS", "OTEL_EXPORTER_OTLP_INSECURE"),
-    _v("TELEMETRYFLOW_CERTIFICATE", "certificate_file", p.text, "(system CAs)",
-       "CA bundle (PEM file) to verify the endpoint with", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
-    _v("TELEMETRYFLOW_HEADERS", "headers", p.key_value_list, "(none)",
-       "extra export headers, key=value,key2=value2 (values never printed)",
-       "OTEL_EXPORTER_OTLP_HEADERS", secret=True),
-    _v("TELEMETRYFLOW_SERVICE_NAME", "service_name", p.text, "(the program's name)",
-       "service.name of everything this program reports", "OTEL_SERVICE_NAME"),
+    _v(
+        "TELEMETRYFLOW_ENABLED",
+        "enabled",
+        _bool,
+        "true",
+        "false runs the program with nothing injected (also OTEL_SDK_DISABLED=true)",
+    ),
+    _v(
+        "TELEMETRYFLOW_STRICT",
+        "strict",
+        _bool,
+        "false",
+        "true makes any configuration problem fatal (the launcher exits 2)",
+    ),
+    _v(
+        "TELEMETRYFLOW_API_KEY_ID",
+        "api_key_id",
+        p.text,
+        "(none)",
+        "TelemetryFlow API key id (tfk_...); not needed for a plain OpenTelemetry Collector",
+    ),
+    _v(
+        "TELEMETRYFLOW_API_KEY_SECRET",
+        "api_key_secret",
+        p.text,
+        "(none)",
+        "TelemetryFlow API key secret (tfs_...); never printed",
+        secret=True,
+    ),
+    _v(
+        "TELEMETRYFLOW_COLLECTOR_ID",
+        "collector_id",
+        p.text,
+        "(none)",
+        "sent as X-TelemetryFlow-Collector-ID with every export",
+    ),
+    _v(
+        "TELEMETRYFLOW_ENDPOINT",
+        "endpoint",
+        p.endpoint,
+        "(none: print to stderr)",
+        "OTLP endpoint: host:port, http://host:port or https://host:port",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ),
+    _v(
+        "TELEMETRYFLOW_PROTOCOL",
+        "protocol",
+        p.choice("grpc", "http", aliases={"http/protobuf": "http"}),
+        "grpc",
+        "OTLP transport: grpc or http (HTTP/protobuf)",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ),
+    _v(
+        "TELEMETRYFLOW_INSECURE",
+        "insecure",
+        _bool,
+        "false (true for http:// endpoints)",
+        "true sends without TLS",
+        "OTEL_EXPORTER_OTLP_INSECURE",
+    ),
+    _v(
+        "TELEMETRYFLOW_CERTIFICATE",
+        "certificate_file",
+        p.text,
+        "(system CAs)",
+        "CA bundle (PEM file) to verify the endpoint with",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ),
+    _v(
+        "TELEMETRYFLOW_HEADERS",
+        "headers",
+        p.key_value_list,
+        "(none)",
+        "extra export headers, key=value,key2=value2 (values never printed)",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        secret=True,
+    ),
+    _v(
+        "TELEMETRYFLOW_SERVICE_NAME",
+        "service_name",
+        p.text,
+        "(the program's name)",
+        "service.name of everything this program reports",
+        "OTEL_SERVICE_NAME",
+    ),
     _v("TELEMETRYFLOW_SERVICE_VERSION", "service_version", p.text, "(none)", "service.version"),
-    _v("TELEMETRYFLOW_SERVICE_NAMESPACE", "service_namespace", p.text, "(none)",
-       "service.namespace"),
-    _v("TELEMETRYFLOW_ENVIRONMENT", "environment", p.text, "(none)",
-       "deployment.environment, e.g. production"),
-    _v("TELEMETRYFLOW_RESOURCE_ATTRIBUTES", "resource_attributes", p.key_value_list, "(none)",
-       "extra resource attributes, key=value,key2=value2", "OTEL_RESOURCE_ATTRIBUTES"),
-    _v("TELEMETRYFLOW_EXPORTER", "exporter", p.choice("otlp", "console", "none"),
-       "otlp (console when no endpoint is set)",
-       "where telemetry goes: otlp, console (stderr) or none"),
-    _v("TELEMETRYFLOW_CONSOLE_FORMAT", "console_format", p.choice("text", "json"), "text",
-       "console exporter output: one compact line per item, or OTLP-JSON lines"),
-    _v("TELEMETRYFLOW_COMPRESSION", "compression",
-       p.choice("gzip", "none", aliases={"true": "gzip", "false": "none"}), "gzip",
-       "export compression: gzip or none", "OTEL_EXPORTER_OTLP_COMPRESSION"),
-    _v("TELEMETRYFLOW_TIMEOUT", "timeout", p.seconds(), "10",
-       "export timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds)"),
-    _v("TELEMETRYFLOW_BATCH_TIMEOUT", "batch_timeout_ms", _ms, "5000",
-       "longest a finished span/log waits before export, in milliseconds",
-       "OTEL_BSP_SCHEDULE_DELAY"),
-    _v("TELEMETRYFLOW_BATCH_MAX_SIZE", "batch_max_size", p.integer(minimum=1), "512",
-       "most items in one export", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
-    _v("TELEMETRYFLOW_MAX_QUEUE_SIZE", "max_queue_size", p.integer(minimum=1), "2048",
-       "most items buffered per signal; beyond it items are dropped and counted",
-       "OTEL_BSP_MAX_QUEUE_SIZE"),
-    _v("TELEMETRYFLOW_METRIC_EXPORT_INTERVAL", "metric_export_interval_ms",
-       p.integer(minimum=1, unit="milliseconds"), "60000",
-       "how often metrics are exported, in milliseconds", "OTEL_METRIC_EXPORT_INTERVAL"),
+    _v(
+        "TELEMETRYFLOW_SERVICE_NAMESPACE",
+        "service_namespace",
+        p.text,
+        "(none)",
+        "service.namespace",
+    ),
+    _v(
+        "TELEMETRYFLOW_ENVIRONMENT",
+        "environment",
+        p.text,
+        "(none)",
+        "deployment.environment, e.g. production",
+    ),
+    _v(
+        "TELEMETRYFLOW_RESOURCE_ATTRIBUTES",
+        "resource_attributes",
+        p.key_value_list,
+        "(none)",
+        "extra resource attributes, key=value,key2=value2",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    ),
+    _v(
+        "TELEMETRYFLOW_EXPORTER",
+        "exporter",
+        p.choice("otlp", "console", "none"),
+        "otlp (console when no endpoint is set)",
+        "where telemetry goes: otlp, console (stderr) or none",
+    ),
+    _v(
+        "TELEMETRYFLOW_CONSOLE_FORMAT",
+        "console_format",
+        p.choice("text", "json"),
+        "text",
+        "console exporter output: one compact line per item, or OTLP-JSON lines",
+    ),
+    _v(
+        "TELEMETRYFLOW_COMPRESSION",
+        "compression",
+        p.choice("gzip", "none", aliases={"true": "gzip", "false": "none"}),
+        "gzip",
+        "export compression: gzip or none",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ),
+    _v(
+        "TELEMETRYFLOW_TIMEOUT",
+        "timeout",
+        p.seconds(),
+        "10",
+        "export timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds)",
+    ),
+    _v(
+        "TELEMETRYFLOW_BATCH_TIMEOUT",
+        "batch_timeout_ms",
+        _ms,
+        "5000",
+        "longest a finished span/log waits before export, in milliseconds",
+        "OTEL_BSP_SCHEDULE_DELAY",
+    ),
+    _v(
+        "TELEMETRYFLOW_BATCH_MAX_SIZE",
+        "batch_max_size",
+        p.integer(minimum=1),
+        "512",
+        "most items in one export",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    ),
+    _v(
+        "TELEMETRYFLOW_MAX_QUEUE_SIZE",
+        "max_queue_size",
+        p.integer(minimum=1),
+        "2048",
+        "most items buffered per signal; beyond it items are dropped and counted",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+    ),
+    _v(
+        "TELEMETRYFLOW_METRIC_EXPORT_INTERVAL",
+        "metric_export_interval_ms",
+        p.integer(minimum=1, unit="milliseconds"),
+        "60000",
+        "how often metrics are exported, in milliseconds",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+    ),
     _v("TELEMETRYFLOW_ENABLE_TRACES", "enable_traces", _bool, "true", "export traces"),
     _v("TELEMETRYFLOW_ENABLE_METRICS", "enable_metrics", _bool, "true", "export metrics"),
     _v("TELEMETRYFLOW_ENABLE_LOGS", "enable_logs", _bool, "true", "export logs"),
-    _v("TELEMETRYFLOW_SAMPLE_RATE", "sample_rate", p.ratio, "1.0",
-       "share of new traces recorded, 0..1 (children follow their parent)"),
-    _v("TELEMETRYFLOW_PROPAGATORS", "propagators", p.name_list, "tracecontext,baggage",
-       "context propagation formats", "OTEL_PROPAGATORS"),
-    _v("TELEMETRYFLOW_SHUTDOWN_TIMEOUT", "shutdown_timeout", p.seconds(), "5",
-       "longest the program's exit waits for the last export, in seconds"),
-    _v("TELEMETRYFLOW_LOG_LEVEL", "log_level", p.log_level, "warn",
-       "telemetryflow's own messages on stderr: debug, info, warn, error or off"),
-    _v("TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS", "disabled_instrumentations", p.name_list,
-       "(none)", "instrumentations not to apply, e.g. requests,flask",
-       "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"),
-    _v("TELEMETRYFLOW_EXCLUDED_URLS", "excluded_urls", p.regex_list, "(none)",
-       "comma-separated regular expressions of URLs not traced (health checks)",
-       "OTEL_PYTHON_EXCLUDED_URLS"),
-    _v("TELEMETRYFLOW_PREFER_CONTRIB", "prefer_contrib", p.name_list, "(none)",
-       "libraries for which an installed OpenTelemetry contrib instrumentor is used instead"),
-    _v("TELEMETRYFLOW_LOG_EXPORT_LEVEL", "log_export_level",
-       p.choice("debug", "info", "warning", "error", "critical", aliases={"warn": "warning"}),
-       "info", "lowest stdlib logging level exported as OpenTelemetry logs"),
-    _v("TELEMETRYFLOW_LOG_CORRELATION", "log_correlation", _bool, "false",
-       "add trace ids to the format of logging.basicConfig()"),
-    _v("TELEMETRYFLOW_RUNTIME_METRICS", "runtime_metrics", _bool, "true",
-       "process and CPython runtime metrics"),
-    _v("TELEMETRYFLOW_PROCESS_SPAN", "process_span", _bool, "(true for non-server programs)",
-       "a span around the whole run of a script"),
-    _v("TELEMETRYFLOW_DB_COMMENTER", "db_commenter", _bool, "false",
-       "append a traceparent SQL comment to statements"),
-    _v("TELEMETRYFLOW_REDIS_CAPTURE_ARGS", "redis_capture_args", _bool, "false",
-       "record Redis command arguments instead of '?'"),
+    _v(
+        "TELEMETRYFLOW_SAMPLE_RATE",
+        "sample_rate",
+        p.ratio,
+        "1.0",
+        "share of new traces recorded, 0..1 (children follow their parent)",
+    ),
+    _v(
+        "TELEMETRYFLOW_PROPAGATORS",
+        "propagators",
+        p.name_list,
+        "tracecontext,baggage",
+        "context propagation formats",
+        "OTEL_PROPAGATORS",
+    ),
+    _v(
+        "TELEMETRYFLOW_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        p.seconds(),
+        "5",
+        "longest the program's exit waits for the last export, in seconds",
+    ),
+    _v(
+        "TELEMETRYFLOW_LOG_LEVEL",
+        "log_level",
+        p.log_level,
+        "warn",
+        "telemetryflow's own messages on stderr: debug, info, warn, error or off",
+    ),
+    _v(
+        "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS",
+        "disabled_instrumentations",
+        p.name_list,
+        "(none)",
+        "instrumentations not to apply, e.g. requests,flask",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+    ),
+    _v(
+        "TELEMETRYFLOW_EXCLUDED_URLS",
+        "excluded_urls",
+        p.regex_list,
+        "(none)",
+        "comma-separated regular expressions of URLs not traced (health checks)",
+        "OTEL_PYTHON_EXCLUDED_URLS",
+    ),
+    _v(
+        "TELEMETRYFLOW_PREFER_CONTRIB",
+        "prefer_contrib",
+        p.name_list,
+        "(none)",
+        "libraries for which an installed OpenTelemetry contrib instrumentor is used instead",
+    ),
+    _v(
+        "TELEMETRYFLOW_LOG_EXPORT_LEVEL",
+        "log_export_level",
+        p.choice("debug", "info", "warning", "error", "critical", aliases={"warn": "warning"}),
+        "info",
+        "lowest stdlib logging level exported as OpenTelemetry logs",
+    ),
+    _v(
+        "TELEMETRYFLOW_LOG_CORRELATION",
+        "log_correlation",
+        _bool,
+        "false",
+        "add trace ids to the format of logging.basicConfig()",
+    ),
+    _v(
+        "TELEMETRYFLOW_RUNTIME_METRICS",
+        "runtime_metrics",
+        _bool,
+        "true",
+        "process and CPython runtime metrics",
+    ),
+    _v(
+        "TELEMETRYFLOW_PROCESS_SPAN",
+        "process_span",
+        _bool,
+        "(true for non-server programs)",
+        "a span around the whole run of a script",
+    ),
+    _v(
+        "TELEMETRYFLOW_DB_COMMENTER",
+        "db_commenter",
+        _bool,
+        "false",
+        "append a traceparent SQL comment to statements",
+    ),
+    _v(
+        "TELEMETRYFLOW_REDIS_CAPTURE_ARGS",
+        "redis_capture_args",
+        _bool,
+        "false",
+        "record Redis command arguments instead of '?'",
+    ),
 )
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
@@ -141,8 +329,14 @@ OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
     ("OTEL_LOGS_EXPORTER", "otlp, console or none for logs"),
 )
 
-_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
-             "parentbased_always_off", "parentbased_traceidratio")
+_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
 _SIGNAL_EXPORTER = p.choice("otlp", "console", "none")
 
 
@@ -160,8 +354,9 @@ def show_value(raw: str, *, secret: bool = False, name: str = "") -> str:
     if secret:
         if name.endswith("HEADERS"):
             parts = [part.partition("=") for part in raw.split(",") if part.strip()]
-            return _tame(",".join(f"{key.strip()}=****" if sep else "****"
-                                  for key, sep, _ in parts))
+            return _tame(
+                ",".join(f"{key.strip()}=****" if sep else "****" for key, sep, _ in parts)
+            )
         return redact_secret(raw.strip())
     return repr(_tame(raw))
 
@@ -183,8 +378,14 @@ def _get(environ: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-def _read_one(reading: EnvironmentReading, environ: Mapping[str, str], name: str,
-              fld: str, parse: p.Parser, secret: bool) -> bool:
+def _read_one(
+    reading: EnvironmentReading,
+    environ: Mapping[str, str],
+    name: str,
+    fld: str,
+    parse: p.Parser,
+    secret: bool,
+) -> bool:
     raw = _get(environ, name)
     if raw is None:
         return False
@@ -212,15 +413,21 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentReading:
 
 def _read_otel_specials(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
     disabled = EnvironmentReading()
-    if _read_one(disabled, environ, "OTEL_SDK_DISABLED", "x", p.parse_bool, False):
-        if "enabled" not in reading.values and disabled.values["x"]:
-            reading.values["enabled"] = False
-            reading.sources["enabled"] = "OTEL_SDK_DISABLED"
+    read = _read_one(disabled, environ, "OTEL_SDK_DISABLED", "x", p.parse_bool, False)
+    if read and "enabled" not in reading.values and disabled.values["x"]:
+        reading.values["enabled"] = False
+        reading.sources["enabled"] = "OTEL_SDK_DISABLED"
     reading.problems.extend(disabled.problems)
 
     if "timeout" not in reading.values:
-        _read_one(reading, environ, "OTEL_EXPORTER_OTLP_TIMEOUT", "timeout",
-                  p.seconds(from_unit="milliseconds"), False)
+        _read_one(
+            reading,
+            environ,
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "timeout",
+            p.seconds(from_unit="milliseconds"),
+            False,
+        )
 
     sampler = EnvironmentReading()
     if "sample_rate" not in reading.values and _read_one(

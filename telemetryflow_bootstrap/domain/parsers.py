@@ -45,37 +45,42 @@ def _number(raw: str, what: str, unit: str) -> float:
     raise ValueError(f"expected {what} in {unit}")
 
 
-def integer(*, minimum: int = 0, unit: str = "") -> Parser:
+def integer(*, minimum: int = 0, maximum: int = 2**31 - 1, unit: str = "") -> Parser:
+    """A whole number in ``[minimum, maximum]``: the upper bound keeps absurd values (a queue of
+    10**5000 items, a timer of 10**20 ms that overflows a thread wait) out of the SDK."""
     unit_text = f" ({unit})" if unit else ""
+    expected = f"expected a whole number{unit_text} from {minimum} to {maximum}"
 
     def parse(raw: str) -> int:
         text = raw.strip()
-        if not re.fullmatch(r"[+-]?\d+", text):
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
             if _UNIT_SUFFIX.fullmatch(text):
                 raise ValueError(
                     f"expected a whole number{unit_text} without a unit suffix, e.g. 5000"
                 )
-            raise ValueError(f"expected a whole number{unit_text} >= {minimum}")
-        try:
-            value = int(text)
-        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
-            raise ValueError(f"expected a whole number{unit_text} >= {minimum}") from None
-        if value < minimum:
-            raise ValueError(f"expected a whole number{unit_text} >= {minimum}")
+            raise ValueError(expected)
+        if len(text.lstrip("+-0")) > len(str(maximum)):
+            raise ValueError(expected)
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise ValueError(expected)
         return value
 
-    parse.expected = f"whole number{unit_text} >= {minimum}"  # type: ignore[attr-defined]
     return parse
+
+
+_MAX_SECONDS = 86_400.0  # a day: beyond it a thread wait overflows, and it is surely a typo
 
 
 def seconds(*, from_unit: str = "seconds", positive: bool = True) -> Parser:
     """A duration; given in ``from_unit`` (seconds or milliseconds), returned in seconds."""
     scale = 1000.0 if from_unit == "milliseconds" else 1.0
+    limit = _MAX_SECONDS * scale
 
     def parse(raw: str) -> float:
         value = _number(raw, "a number", from_unit)
-        if value < 0 or (positive and value == 0) or value != value or value == float("inf"):
-            raise ValueError(f"expected a positive number of {from_unit}")
+        if value < 0 or (positive and value == 0) or not value <= limit:
+            raise ValueError(f"expected a positive number of {from_unit} up to {limit:g}")
         return value / scale
 
     return parse
@@ -129,7 +134,8 @@ def regex_list(raw: str) -> tuple[str, ...]:
 
 
 def key_value_list(raw: str) -> tuple[tuple[str, str], ...]:
-    """``k=v,k2=v2`` as in OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS (percent-decoded)."""
+    """``k=v,k2=v2`` as in OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS (values
+    percent-decoded)."""
     pairs = []
     for part in raw.split(","):
         if not part.strip():

@@ -38,9 +38,16 @@ ExportFunction = Callable[[Sequence[Any]], bool]
 class BatchQueue:
     """A bounded queue drained in batches by one lazily started worker thread."""
 
-    def __init__(self, export: ExportFunction, *, signal: str, max_queue_size: int,
-                 max_batch_size: int, schedule_delay_ms: int,
-                 on_shutdown: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        export: ExportFunction,
+        *,
+        signal: str,
+        max_queue_size: int,
+        max_batch_size: int,
+        schedule_delay_ms: int,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         self._export = export
         self._signal = signal
         self._max_queue_size = max_queue_size
@@ -106,8 +113,11 @@ class BatchQueue:
         attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         while True:
             with self._cond:
-                if (not self._stopping and not self._flush_waiters
-                        and len(self._queue) < self._max_batch_size):
+                if (
+                    not self._stopping
+                    and not self._flush_waiters
+                    and len(self._queue) < self._max_batch_size
+                ):
                     self._cond.wait(self._delay)
                 waiters, self._flush_waiters = self._flush_waiters, []
                 stopping = self._stopping
@@ -178,8 +188,9 @@ class BatchQueue:
         return finished and not left
 
     def _start_worker_for_shutdown(self) -> None:
-        worker = threading.Thread(target=self._run, name=f"telemetryflow-{self._signal}",
-                                  daemon=True)
+        worker = threading.Thread(
+            target=self._run, name=f"telemetryflow-{self._signal}", daemon=True
+        )
         self._worker = worker
         worker.start()
 
@@ -214,12 +225,14 @@ class BatchLogProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         api_record = copy.copy(log_record.log_record)
         api_record.context = Context()  # do not keep the whole context alive in the queue
-        self.queue.emit(ReadableLogRecord(
-            log_record=api_record,
-            resource=log_record.resource if log_record.resource is not None else Resource({}),
-            instrumentation_scope=log_record.instrumentation_scope,
-            limits=log_record.limits,
-        ))
+        self.queue.emit(
+            ReadableLogRecord(
+                log_record=api_record,
+                resource=log_record.resource if log_record.resource is not None else Resource({}),
+                instrumentation_scope=log_record.instrumentation_scope,
+                limits=log_record.limits,
+            )
+        )
 
     def shutdown(self) -> None:
         self.queue.shutdown(5.0)

@@ -21,17 +21,19 @@ from ..domain.config import TelemetryConfig
 
 def build_resource(config: TelemetryConfig) -> Resource:
     attributes: dict[str, str | int] = dict(config.resource_attributes)
-    attributes.update({
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": "opentelemetry",
-        "telemetry.sdk.version": _sdk_version,
-        "telemetry.distro.name": "telemetryflow",
-        "telemetry.distro.version": __version__,
-        "service.name": config.service_name,
-        "process.pid": os.getpid(),
-        "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": platform.python_version(),
-    })
+    attributes.update(
+        {
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.name": "opentelemetry",
+            "telemetry.sdk.version": _sdk_version,
+            "telemetry.distro.name": "telemetryflow",
+            "telemetry.distro.version": __version__,
+            "service.name": config.service_name,
+            "process.pid": os.getpid(),
+            "process.runtime.name": sys.implementation.name,
+            "process.runtime.version": platform.python_version(),
+        }
+    )
     attributes.setdefault("host.name", socket.gethostname())
     if config.service_version:
         attributes["service.version"] = config.service_version

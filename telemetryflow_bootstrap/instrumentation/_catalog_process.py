@@ -5,6 +5,9 @@ from __future__ import annotations
 from .registry import Instrumentation
 
 ENTRIES: tuple[Instrumentation, ...] = (
-    Instrumentation(name="subprocess", modules=("subprocess",),
-                    patch="telemetryflow_bootstrap.instrumentation.subprocess:patch"),
+    Instrumentation(
+        name="subprocess",
+        modules=("subprocess",),
+        patch="telemetryflow_bootstrap.instrumentation.subprocess:patch",
+    ),
 )

@@ -10,6 +10,7 @@ No spans, no metrics; reads no variables. Costs nothing when no span is current.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,9 @@ from .._context_env import child_environment
 
 def patch(module: Any, context: Any) -> None:
     parameters = list(inspect.signature(module.Popen.__init__).parameters)
-    wrapt.wrap_function_wrapper(module, "Popen.__init__",
-                                _guarded(_env_argument(parameters.index("env") - 1)))
+    wrapt.wrap_function_wrapper(
+        module, "Popen.__init__", _guarded(_env_argument(parameters.index("env") - 1))
+    )
     _patch_os()
 
 
@@ -30,10 +32,8 @@ def _guarded(prepare: Callable[[tuple, dict], tuple[tuple, dict]]) -> Any:
     """If preparing the arguments fails, the call proceeds exactly as the program made it."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        try:
+        with contextlib.suppress(Exception):
             args, kwargs = prepare(args, kwargs)
-        except Exception:
-            pass
         return wrapped(*args, **kwargs)
 
     return wrapper
@@ -60,8 +60,16 @@ def _patch_os() -> None:
     import os
 
     # execve(path, args, env), execle(path, *args, env), spawnve(mode, path, args, env)...
-    for name in ("execve", "execle", "execlpe", "execvpe", "spawnve", "spawnle", "spawnvpe",
-                 "spawnlpe"):
+    for name in (
+        "execve",
+        "execle",
+        "execlpe",
+        "execvpe",
+        "spawnve",
+        "spawnle",
+        "spawnvpe",
+        "spawnlpe",
+    ):
         if hasattr(os, name):
             wrapt.wrap_function_wrapper(os, name, _guarded(_env_argument(-1)))
     # posix_spawn(path, argv, env, *, ...)

@@ -18,9 +18,11 @@ LAUNCHER = shutil.which("telemetryflow-run", path=str(VENV_BIN)) or "telemetryfl
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """This process's environment minus any telemetry settings, venv first on PATH."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEMETRYFLOW_", "OTEL_", "_TELEMETRYFLOW_"))
-           and k != "PYTHONPATH"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEMETRYFLOW_", "OTEL_", "_TELEMETRYFLOW_")) and k != "PYTHONPATH"
+    }
     env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", os.defpath)])
     env.update(overrides)
     return env
@@ -40,11 +42,24 @@ def receiver_env(receiver: Any, protocol: str = "grpc", **overrides: str) -> dic
     return env
 
 
-def run(args: Sequence[str], env: dict[str, str], *, timeout: float = 60,
-        input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LAUNCHER, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, input=input, cwd=cwd or REPO,
-                          stdin=None if input is not None else subprocess.DEVNULL)
+def run(
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    timeout: float = 60,
+    input: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LAUNCHER, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        cwd=cwd or REPO,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 def python(*args: str) -> list[str]:

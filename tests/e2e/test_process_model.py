@@ -15,8 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_pool_children_spans_all_arrive(otlp_receiver, method):
     """Every task span of a multiprocessing.Pool(4).map arrives, from the workers' own pids,
     whatever the start method (fork children leave through os._exit, without atexit)."""
-    proc = run(python(app("process_pool_app.py"), method), receiver_env(otlp_receiver),
-               timeout=90)
+    proc = run(python(app("process_pool_app.py"), method), receiver_env(otlp_receiver), timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(sum(n * n for n in range(16)))
     spans = otlp_receiver.wait_for_spans(16 + 1, timeout=20)
@@ -50,6 +49,8 @@ def test_subprocess_gets_trace_context_without_mutating_caller_env(otlp_receiver
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["child"]["MY_VAR"] == "kept"
-    assert report["child"]["TRACEPARENT"].startswith(f"00-{report['trace_id']}-{report['span_id']}-")
+    assert report["child"]["TRACEPARENT"].startswith(
+        f"00-{report['trace_id']}-{report['span_id']}-"
+    )
     assert report["caller_dict_unchanged"] is True
     assert report["os_environ_has_traceparent"] is False

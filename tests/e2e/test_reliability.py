@@ -60,9 +60,15 @@ def test_receiver_started_midway_receives_later_spans(tmp_path):
     )
     env = receiver_env(OTLPReceiver(grpc_port, http_port), TELEMETRYFLOW_BATCH_TIMEOUT="100")
     env["TELEMETRYFLOW_ENDPOINT"] = f"127.0.0.1:{grpc_port}"
-    proc = subprocess.Popen([LAUNCHER, *python("-c", code)], env=env, cwd=REPO, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [LAUNCHER, *python("-c", code)],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     receiver = OTLPReceiver(grpc_port, http_port)
     try:
         assert proc.stdout.readline().strip() == "early"
@@ -82,8 +88,9 @@ def test_unavailable_then_recovering_loses_nothing(otlp_receiver):
     """A collector answering UNAVAILABLE to the first exports, then recovering, loses nothing
     below the queue limit: the exporter retries."""
     otlp_receiver.set_failure("UNAVAILABLE", count=2, retry_after=0.2)
-    env = receiver_env(otlp_receiver, TELEMETRYFLOW_BATCH_MAX_SIZE="50",
-                       TELEMETRYFLOW_SHUTDOWN_TIMEOUT="10")
+    env = receiver_env(
+        otlp_receiver, TELEMETRYFLOW_BATCH_MAX_SIZE="50", TELEMETRYFLOW_SHUTDOWN_TIMEOUT="10"
+    )
     proc = run(python(app("spans_loop_app.py"), "200"), env)
     assert proc.returncode == 0, proc.stderr
     units = [s for s in otlp_receiver.wait_for_spans(201) if s.name == "unit"]
@@ -95,10 +102,16 @@ def test_tls_with_custom_ca(otlp_tls_receiver, monkeypatch):
     """TLS is on by default for host:port endpoints, and a custom CA bundle
     (OTEL_EXPORTER_OTLP_CERTIFICATE) makes a self-signed collector trusted: over gRPC and
     over HTTP, and without the CA the export fails instead of falling back to plain text."""
-    for protocol, endpoint in (("grpc", otlp_tls_receiver.grpc_endpoint.replace(
-            "127.0.0.1", "localhost")), ("http", f"localhost:{otlp_tls_receiver.http_port}")):
-        env = receiver_env(otlp_tls_receiver, protocol, TELEMETRYFLOW_ENDPOINT=endpoint,
-                           OTEL_EXPORTER_OTLP_CERTIFICATE=otlp_tls_receiver.cert_file)
+    for protocol, endpoint in (
+        ("grpc", otlp_tls_receiver.grpc_endpoint.replace("127.0.0.1", "localhost")),
+        ("http", f"localhost:{otlp_tls_receiver.http_port}"),
+    ):
+        env = receiver_env(
+            otlp_tls_receiver,
+            protocol,
+            TELEMETRYFLOW_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_CERTIFICATE=otlp_tls_receiver.cert_file,
+        )
         env.pop("TELEMETRYFLOW_INSECURE")
         proc = run(python(app("traced_app.py")), env)
         assert proc.returncode == 0, proc.stderr

@@ -244,8 +244,8 @@ MALFORMED: list[tuple[dict[str, str], str, str]] = [
     ({"TELEMETRYFLOW_TIMEOUT": "-1"}, "TELEMETRYFLOW_TIMEOUT", "positive number of seconds"),
     ({"TELEMETRYFLOW_SHUTDOWN_TIMEOUT": "0"}, "TELEMETRYFLOW_SHUTDOWN_TIMEOUT", "positive number"),
     ({"TELEMETRYFLOW_TIMEOUT": "soon"}, "TELEMETRYFLOW_TIMEOUT", "expected a number"),
-    ({"TELEMETRYFLOW_BATCH_MAX_SIZE": "-5"}, "TELEMETRYFLOW_BATCH_MAX_SIZE", ">= 1"),
-    ({"TELEMETRYFLOW_BATCH_TIMEOUT": "-1"}, "TELEMETRYFLOW_BATCH_TIMEOUT", ">= 0"),
+    ({"TELEMETRYFLOW_BATCH_MAX_SIZE": "-5"}, "TELEMETRYFLOW_BATCH_MAX_SIZE", "from 1 to"),
+    ({"TELEMETRYFLOW_BATCH_TIMEOUT": "-1"}, "TELEMETRYFLOW_BATCH_TIMEOUT", "from 0 to"),
     ({"TELEMETRYFLOW_MAX_QUEUE_SIZE": "lots"}, "TELEMETRYFLOW_MAX_QUEUE_SIZE", "whole number"),
     ({"OTEL_BSP_MAX_QUEUE_SIZE": "1.5"}, "OTEL_BSP_MAX_QUEUE_SIZE", "whole number"),
     ({"TELEMETRYFLOW_SAMPLE_RATE": "1.5"}, "TELEMETRYFLOW_SAMPLE_RATE", "between 0 and 1"),
@@ -318,7 +318,7 @@ MALFORMED: list[tuple[dict[str, str], str, str]] = [
     (
         {"TELEMETRYFLOW_BATCH_MAX_SIZE": "9" * 5000},
         "TELEMETRYFLOW_BATCH_MAX_SIZE",
-        "whole number >= 1",
+        "whole number from 1 to",
     ),
 ]
 

@@ -329,3 +329,23 @@ def test_wheel_ships_the_hook(otlp_receiver, tmp_path):
     package_file, hook_file = proc.stdout.split()
     assert package_file.startswith(str(venv)) and hook_file.startswith(str(venv)), proc.stdout
     assert hook_file.endswith("telemetryflow_bootstrap/_hook/sitecustomize.py")
+
+
+def test_shell_command_instruments_python_underneath(otlp_receiver):
+    """A non-Python command (`sh -c "python app.py"`) runs as is; the Python process under it
+    is instrumented through the inherited environment."""
+    proc = run(["sh", "-c", f"python {app('traced_app.py')} 6"], receiver_env(otlp_receiver))
+    assert proc.returncode == 6, proc.stderr
+    assert proc.stdout.strip() == "traced_app ran 6"
+    spans = otlp_receiver.wait_for_spans(2)
+    assert {"outer-work", "inner-work"} <= {s.name for s in spans}
+
+
+def test_pytest_console_script_is_instrumented(otlp_receiver):
+    """`telemetryflow-run pytest ...` (a real console script) runs the tests instrumented,
+    named after the console script, with pytest's own exit code."""
+    target = str(REPO / "tests" / "apps" / "pytest_target" / "check_traced.py")
+    proc = run(["pytest", "-q", "-p", "no:cacheprovider", target], receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    span = otlp_receiver.wait_for_spans(1, name="inside-pytest")[0]
+    assert span.resource["service.name"] == "pytest"

@@ -153,11 +153,14 @@ class TelemetryConfig:
     def uses_tls(self) -> bool:
         """TLS unless asked not to or the endpoint says ``http://``; with no endpoint at all
         (OTLP to the local collector's default port) plain text, as OpenTelemetry does."""
+        endpoint = (self.endpoint or "").lower()
+        if endpoint.startswith(("https://", "grpcs://")):
+            return True  # the scheme is explicit; an insecure flag cannot downgrade it
         if self.insecure is not None:
             return not self.insecure
-        if not self.endpoint:
+        if not endpoint:
             return False
-        return not self.endpoint.lower().startswith(("http://", "grpc://"))
+        return not endpoint.startswith(("http://", "grpc://"))
 
     def resolved_endpoint(self) -> str:
         """The endpoint with scheme and port, e.g. ``https://collector:4317``."""
@@ -291,8 +294,8 @@ def _cross_field_warnings(config: TelemetryConfig, reading: EnvironmentReading) 
     endpoint = (config.endpoint or "").lower()
     if endpoint.startswith("https://") and config.insecure:
         reading.warnings.append(
-            f"{reading.sources.get('insecure', 'insecure')}=true but the endpoint is https://; "
-            "sending without TLS"
+            f"{reading.sources.get('insecure', 'insecure')}=true is ignored: the endpoint says "
+            "https://, so exports use TLS"
         )
     if config.exporter is ExporterKind.OTLP and config.endpoint is None:
         reading.warnings.append(

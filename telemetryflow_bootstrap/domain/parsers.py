@@ -170,6 +170,8 @@ def endpoint(raw: str) -> str:
         raise ValueError(expected)
     if not has_scheme and (parts.path or parts.query):
         raise ValueError(expected)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(expected + " (no query string or fragment)")
     return value
 
 

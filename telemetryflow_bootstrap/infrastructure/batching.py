@@ -160,10 +160,12 @@ class BatchQueue:
         return event.wait(max(timeout, 0.0)) and self.failed == failed_before
 
     def shutdown(self, timeout: float) -> bool:
-        """Export what is queued within ``timeout``, then stop; what is left is dropped."""
+        """Export what is queued within ``timeout``, then stop; what is left is dropped.
+        False if anything was dropped or failed on the way."""
         if self._closed:
             return True
         deadline = time.monotonic() + max(timeout, 0.0)
+        failed_before = self.failed
         with self._cond:
             self._stopping = True
             worker = self._worker
@@ -185,7 +187,7 @@ class BatchQueue:
         if left:
             self._queue.clear()
             self._drop(left, "shutdown timeout reached")
-        return finished and not left
+        return finished and not left and self.failed == failed_before
 
     def _start_worker_for_shutdown(self) -> None:
         worker = threading.Thread(

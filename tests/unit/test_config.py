@@ -201,13 +201,14 @@ def test_disabled_signal_is_not_enabled_whatever_the_exporter() -> None:
         ("HTTP://collector:4318", None, False),
         ("grpc://collector:4317", None, False),
         ("collector:4317", True, False),
-        ("https://collector", True, False),
+        ("https://collector", True, True),
         ("http://collector", False, True),
     ],
     ids=repr,
 )
 def test_uses_tls(endpoint: str, insecure: bool | None, tls: bool) -> None:
-    """TLS is used unless insecure=true or the endpoint's scheme is plain http:// or grpc://."""
+    """TLS is used unless insecure=true or the endpoint's scheme is plain http:// or grpc://;
+    an explicit https:// is never downgraded."""
     assert TelemetryConfig(endpoint=endpoint, insecure=insecure).uses_tls is tls
 
 
@@ -271,11 +272,12 @@ def test_service_name_variable_wins_over_resource_attribute() -> None:
 
 
 def test_https_endpoint_with_insecure_warns() -> None:
-    """An https:// endpoint with insecure=true warns, naming the variable that set insecure."""
+    """An https:// endpoint with insecure=true warns that the flag is ignored, naming the
+    variable that set insecure, and TLS stays on (the same for gRPC and HTTP)."""
     config, reading = load_config(
         {"TELEMETRYFLOW_ENDPOINT": "https://collector:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"}
     )
-    assert config.uses_tls is False
+    assert config.uses_tls is True
     assert any("OTEL_EXPORTER_OTLP_INSECURE" in w and "https" in w for w in reading.warnings)
 
 

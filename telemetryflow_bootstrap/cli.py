@@ -7,7 +7,11 @@ the configuration itself lives in the environment only, so a child process the p
 starts is configured the same way.
 
 Kept cheap to import (click, the stdlib-only domain layer, the stdlib): the process is
-about to be replaced, and OpenTelemetry is loaded by the hook inside the program.
+about to be replaced, and OpenTelemetry is loaded by the hook inside the program. The
+diagnostics (``--info``, ``doctor``, ``init``) are imported only on their own paths.
+
+``doctor`` and ``init`` are recognised as the first word only when no ``--`` comes before
+it, so a program of that name still runs: ``telemetryflow-run -- doctor`` (or ``./doctor``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ _FLAG_OPTIONS: tuple[tuple[str, str], ...] = (
     ("--strict", "TELEMETRYFLOW_STRICT"),
 )
 _DISABLE_VAR = "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"
+# ctx.meta key: the program came after `--`, so a first word `doctor`/`init` is a program.
+_AFTER_DOUBLE_DASH = "telemetryflow.program_after_double_dash"
 
 
 def _param_name(option: str) -> str:
@@ -61,6 +67,16 @@ def _param_name(option: str) -> str:
 class _LauncherCommand(click.Command):
     """Appends the variable table to ``--help``, generated from the one table in the domain
     layer so the help can never miss or misdescribe a variable."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The parser swallows the `--` before the program; remember whether there was one,
+        # since it is what makes `telemetryflow-run -- doctor` run a program named doctor.
+        given = list(args)
+        rest = super().parse_args(ctx, args)
+        program = ctx.params.get("program") or ()
+        before = len(given) - len(program) - 1
+        ctx.meta[_AFTER_DOUBLE_DASH] = bool(program) and before >= 0 and given[before] == "--"
+        return rest
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Environment variables (the configuration; options only set them)"):
@@ -97,6 +113,12 @@ def _with_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--disable", "disable", multiple=True, metavar="NAME[,NAME...]",
         help=f"Adds instrumentations to {_DISABLE_VAR} (repeatable)."))
     decorators.append(click.option(
+        "--info", "info", is_flag=True,
+        help="Show versions, the resolved configuration (each value with its source), "
+             "warnings and the instrumentations, and exit; no program needed."))
+    decorators.append(click.option(
+        "--json", "as_json", is_flag=True, help="With --info: print it as JSON."))
+    decorators.append(click.option(
         "--version", is_flag=True, is_eager=True, expose_value=False, callback=_print_version,
         help="Show the version and the Python running the launcher, and exit."))
     for decorator in reversed(decorators):
@@ -113,19 +135,34 @@ def _with_options(func: Callable[..., Any]) -> Callable[..., Any]:
     "code); everything from COMMAND on is passed to it unchanged.\n\n"
     "\b\nExamples:\n"
     "  telemetryflow-run python app.py\n"
-    "  telemetryflow-run --service-name shop python -m http.server --bind 127.0.0.1",
+    "  telemetryflow-run --service-name shop python -m http.server --bind 127.0.0.1\n"
+    "\n\b\nDiagnostics (no program needed):\n"
+    "  telemetryflow-run --info [--json]     versions, configuration, instrumentations\n"
+    "  telemetryflow-run doctor [-- PYTHON]  live checks; exit 1 when one fails\n"
+    "  telemetryflow-run init                write .env.telemetryflow and a Dockerfile\n"
+    "  telemetryflow-run -- doctor           runs a program named doctor\n"
+    "\n\b\nShell completion (bash; zsh_source, fish_source likewise):\n"
+    '  eval "$(_TELEMETRYFLOW_RUN_COMPLETE=bash_source telemetryflow-run)"',
 )
 @_with_options
-@click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="COMMAND [ARGS]...")
+@click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="COMMAND [ARGS]...",
+                shell_complete=lambda ctx, param, incomplete: _complete_program(ctx, incomplete))
 @click.pass_context
-def _cli(ctx: click.Context, program: tuple[str, ...], disable: tuple[str, ...],
-         **options: Any) -> None:
-    # Later: the `--info` flag and the `doctor` / `init` subcommands are handled here, before
-    # a program is required (e.g. a first word in a small subcommand table), so that
-    # `telemetryflow-run doctor` never execs a program of that name by accident.
+def _cli(ctx: click.Context, program: tuple[str, ...], disable: tuple[str, ...], info: bool,
+         as_json: bool, **options: Any) -> None:
+    # Handled before a program is required, and never when `--` precedes the first word, so
+    # `telemetryflow-run doctor` never execs a program of that name by accident and
+    # `telemetryflow-run -- doctor` still can.
+    if info or as_json:
+        _show_info(ctx, program, as_json=as_json,
+                   overrides=_overrides(os.environ, disable, options))
+        return
+    if program and program[0] in _SUBCOMMANDS and not ctx.meta.get(_AFTER_DOUBLE_DASH):
+        _run_subcommand(ctx, program, _overrides(os.environ, disable, options))
+        return
     if not program:
-        raise click.UsageError("missing the program to run, e.g. telemetryflow-run python app.py",
-                               ctx)
+        raise click.UsageError("missing the program to run, e.g. telemetryflow-run python app.py "
+                               "(or --info, doctor, init)", ctx)
     if program[0].startswith("-") and program[0] != "-":
         # ignore_unknown_options hands a mistyped launcher option to the program slot; no
         # program is named like an option, so say what is wrong instead of "not found".
@@ -141,6 +178,129 @@ def _cli(ctx: click.Context, program: tuple[str, ...], disable: tuple[str, ...],
     except _launch.LaunchError as exc:
         click.echo(exc.message, err=True)
         ctx.exit(exc.exit_code)
+
+
+def _complete_program(ctx: click.Context, incomplete: str) -> list[Any]:
+    """A subcommand for a first word that starts like one, else files: the shell knows the
+    program's own arguments better than we do. (Not both: click's bash script drops the
+    plain items once it sees a file item.)"""
+    from click.shell_completion import CompletionItem
+
+    if not ctx.params.get("program"):
+        items = [CompletionItem(name, help=help_text)
+                 for name, (_command, help_text) in _SUBCOMMANDS.items()
+                 if name.startswith(incomplete)]
+        if items and incomplete:
+            return items
+    return [CompletionItem(incomplete, type="file")]
+
+
+def _show_info(ctx: click.Context, program: Sequence[str], *, as_json: bool,
+               overrides: Mapping[str, str]) -> None:
+    if not ctx.params.get("info"):
+        raise click.UsageError("--json goes with --info (or doctor --json)", ctx)
+    if program:
+        raise click.UsageError("--info shows the configuration and exits; it runs no program "
+                               f"(got {program[0]!r})", ctx)
+    from .diagnostics import info
+
+    report = info.collect(_launch.child_environment(os.environ, overrides))
+    click.echo(info.render_json(report) if as_json else info.render_text(report))
+
+
+def _run_subcommand(ctx: click.Context, program: Sequence[str],
+                    overrides: Mapping[str, str]) -> None:
+    """Run ``doctor``/``init`` as a command of their own, so usage errors and ``--help`` say
+    ``telemetryflow-run doctor``; the launcher's options reach it through ``obj``.
+
+    Not a child context: click would put the launcher's ``COMMAND [ARGS]...`` into the
+    usage line. Errors and exits still propagate to the launcher's ``main``.
+    """
+    name = program[0]
+    command = _SUBCOMMANDS[name][0]
+    with command.make_context(f"{ctx.info_name} {name}", list(program[1:]),
+                              obj=dict(overrides)) as sub:
+        command.invoke(sub)
+
+
+@click.command(
+    "doctor",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help="Everything --info shows, plus live checks of the path telemetry takes: the hook "
+    "in the program's Python, DNS, TCP and TLS to the endpoint, and an empty OTLP export per "
+    "signal. Each check is PASS, WARN, FAIL or SKIP with a fix; each is bounded by "
+    "TELEMETRYFLOW_TIMEOUT (default 5 s here).\n\n"
+    "Exits 0 when nothing FAILs (usable as a container health check), else 1.\n\n"
+    "PYTHON is the interpreter the program runs with (default: python on PATH).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the checks that did not pass, and the result.")
+@click.argument("python", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTHON]")
+@click.pass_context
+def _doctor(ctx: click.Context, as_json: bool, quiet: bool, python: tuple[str, ...]) -> None:
+    if len(python) > 1:
+        raise click.UsageError("doctor checks one interpreter, e.g. "
+                               "telemetryflow-run doctor -- /usr/bin/python3.12", ctx)
+    from .diagnostics import doctor
+
+    env = _launch.child_environment(os.environ, ctx.obj or {})
+    report = doctor.run(env, target=python[0] if python else None)
+    click.echo(doctor.render_json(report) if as_json else doctor.render_text(report, quiet=quiet))
+    ctx.exit(0 if report.ok else 1)
+
+
+@click.command(
+    "init",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help="Write .env.telemetryflow (every variable, commented with its help and default; the "
+    "ones given here active) and Dockerfile.telemetryflow, and print how to run with them. "
+    "Existing files are never replaced without --force.",
+)
+@click.option("--service-name", metavar="NAME", help="Sets TELEMETRYFLOW_SERVICE_NAME.")
+@click.option("--endpoint", metavar="URL", help="Sets TELEMETRYFLOW_ENDPOINT.")
+@click.option("--protocol", type=click.Choice(["grpc", "http"], case_sensitive=False),
+              help="Sets TELEMETRYFLOW_PROTOCOL.")
+@click.option("--force", is_flag=True, help="Replace existing files.")
+@click.option("--dir", "directory", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="Where to write the files.")
+@click.pass_context
+def _init(ctx: click.Context, service_name: str | None, endpoint: str | None,
+          protocol: str | None, force: bool, directory: str) -> None:
+    from pathlib import Path
+
+    from .diagnostics import init
+
+    settings = dict(ctx.obj or {})
+    for var, value in (("TELEMETRYFLOW_SERVICE_NAME", service_name),
+                       ("TELEMETRYFLOW_ENDPOINT", endpoint),
+                       ("TELEMETRYFLOW_PROTOCOL", protocol.lower() if protocol else None)):
+        if value is not None:
+            settings[var] = value
+    problems = init.problems(settings)
+    if problems:
+        raise click.UsageError("; ".join(problems), ctx)
+    try:
+        written = init.write(Path(directory), settings, force=force)
+    except init.InitRefused as exc:
+        click.echo(f"{_PROG} init: {exc}", err=True)
+        ctx.exit(1)
+    except OSError as exc:
+        click.echo(f"{_PROG} init: cannot write {exc.filename or directory}: "
+                   f"{exc.strerror or exc}", err=True)
+        ctx.exit(1)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for note in init.notes(settings):
+        click.echo(f"note: {note}")
+    click.echo("")
+    click.echo(init.run_instructions(Path(directory)))
+
+
+_SUBCOMMANDS: dict[str, tuple[click.Command, str]] = {
+    "doctor": (_doctor, "check the setup live; exit 1 on failure"),
+    "init": (_init, "write .env.telemetryflow and Dockerfile.telemetryflow"),
+}
 
 
 def _overrides(environ: Mapping[str, str], disable: Sequence[str],

@@ -99,6 +99,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     _shutdown("SIGTERM")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
+    # Still here: the kernel ignores a default-action signal sent to PID 1 (a container's
+    # exec-form ENTRYPOINT). Leave the way a shell reports death by SIGTERM.
+    os._exit(128 + signal.SIGTERM)
 
 
 def _install_excepthook() -> None:

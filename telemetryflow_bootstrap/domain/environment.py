@@ -8,6 +8,7 @@ empty value counts as unset (as the OpenTelemetry specification says).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -358,7 +359,19 @@ def show_value(raw: str, *, secret: bool = False, name: str = "") -> str:
                 ",".join(f"{key.strip()}=****" if sep else "****" for key, sep, _ in parts)
             )
         return redact_secret(raw.strip())
-    return repr(_tame(raw))
+    return repr(_tame(_mask_url_secrets(raw)))
+
+
+_URL_USERINFO = re.compile(r"(?<=//)[^/@\s]*@|^[^/@:\s]+:[^/@\s]*@")
+
+
+def _mask_url_secrets(raw: str) -> str:
+    """URL credentials and query strings (tokens live there) never reach a message."""
+    if "@" in raw:
+        raw = _URL_USERINFO.sub("****@", raw)
+    if "://" in raw and "?" in raw:
+        raw = raw.split("?", 1)[0] + "?****"
+    return raw
 
 
 @dataclass

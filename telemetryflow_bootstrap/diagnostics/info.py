@@ -1,0 +1,508 @@
+"""What ``telemetryflow-run --info`` reports: versions, the resolved configuration with the
+source of every value, every warning, and what the hook would do for each instrumentation.
+
+The report describes the *program's* environment (what the launcher would exec with, options
+applied), computed with the same stdlib-only reader the launcher and the hook use, so it can
+never disagree with them. It runs in the launcher's Python: the library versions and states
+are those of that environment (``doctor -- PYTHON`` checks another interpreter). What a
+running program actually patched is ``registry.status()`` inside that program.
+
+Secrets never reach the report: the API key secret shows as ``tfs_****``, header values as
+``****``, URL userinfo and query values as ``****`` — the JSON form is built from the same
+redacted rows as the table, so neither can leak what the other hides.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .._version import __version__
+from ..domain.config import TelemetryConfig, load_config
+from ..domain.credentials import redact_secret
+from ..domain.environment import VARIABLES, EnvironmentReading, Variable
+from ..domain.signals import ExporterKind, Protocol, SignalType
+
+__all__ = [
+    "ContribInstrumentor",
+    "InfoReport",
+    "InstrumentationState",
+    "Setting",
+    "collect",
+    "mask_urls",
+    "printable",
+    "render_json",
+    "render_text",
+    "safe_url",
+    "transport_uses_tls",
+]
+
+_CONTRIB_GROUP = "opentelemetry_instrumentor"
+_DISTRIBUTIONS = (
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-instrumentation",
+    "grpcio",
+    "protobuf",
+)
+# Ports that say which OTLP transport a collector listens with; a mismatch is the most common
+# reason for "nothing arrives" and is silent at run time (the exporter just keeps failing).
+_USUAL_PORTS = {4317: Protocol.GRPC, 4318: Protocol.HTTP}
+_SIGNALS = (SignalType.TRACES, SignalType.METRICS, SignalType.LOGS)
+_MAX_SHOWN = 80
+_DISABLED_VAR = "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"
+_PREFER_VAR = "TELEMETRYFLOW_PREFER_CONTRIB"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One variable of the table: its effective value (redacted) and where it came from."""
+
+    variable: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class InstrumentationState:
+    """What the hook would do for one library: installed, not installed, disabled,
+    superseded (a contrib instrumentor is preferred) or unsupported (version out of range)."""
+
+    name: str
+    status: str
+    version: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ContribInstrumentor:
+    """An ``opentelemetry_instrumentor`` entry point (an installed contrib instrumentation)."""
+
+    name: str
+    target: str
+    distribution: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class InfoReport:
+    """Everything ``--info`` prints; ``to_dict()`` is the ``--json`` form."""
+
+    versions: dict[str, str | None]
+    python: str
+    executable: str
+    enabled: bool
+    settings: list[Setting]
+    export: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    instrumentations: list[InstrumentationState] = field(default_factory=list)
+    contrib_instrumentors: list[ContribInstrumentor] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect(
+    environ: Mapping[str, str],
+    *,
+    catalog: Iterable[Any] | None = None,
+    contrib: Iterable[ContribInstrumentor] | None = None,
+) -> InfoReport:
+    """The report for ``environ`` (the program's environment).
+
+    ``catalog`` (registry entries) and ``contrib`` default to what is shipped and installed;
+    tests pass their own so they do not depend on what is installed.
+    """
+    config, reading = load_config(environ)
+    warnings = list(reading.warnings)
+    if catalog is None:
+        try:
+            entries: tuple[Any, ...] = _shipped_catalog()
+        except Exception as exc:  # a broken catalog must not hide the rest of the report
+            entries = ()
+            warnings.append(
+                f"cannot read the instrumentation catalog ({type(exc).__name__}: {exc})"
+            )
+    else:
+        entries = tuple(catalog)
+    found = _installed_contrib() if contrib is None else list(contrib)
+    warnings.extend(_setup_warnings(config, reading, entries, found))
+    distributions = _Distributions()
+    return InfoReport(
+        versions=_versions(),
+        python=sys.version.split()[0],
+        executable=sys.executable,
+        enabled=config.enabled,
+        settings=_settings(config, reading),
+        export=_export_summary(config),
+        problems=[mask_urls(f"{problem} (using the default)") for problem in reading.problems],
+        warnings=[mask_urls(warning) for warning in warnings],
+        instrumentations=[
+            _state(entry, config, reading, found, distributions) for entry in entries
+        ],
+        contrib_instrumentors=found,
+    )
+
+
+def _shipped_catalog() -> tuple[Any, ...]:
+    from ..instrumentation import registry
+
+    return registry._catalog()
+
+
+# ----- values and where they came from -------------------------------------------------
+
+
+def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Setting]:
+    invalid = {problem.source for problem in reading.problems}
+    rows = []
+    for var in VARIABLES:
+        source = reading.sources.get(var.field)
+        if source is not None and source not in ("default", "derived"):
+            value = reading.values.get(var.field, getattr(config, var.field, None))
+            shown = _shown(var, value)
+        else:
+            shown, source = _unset(var, config)
+        flagged = [name for name in (var.name, *var.fallbacks) if name in invalid]
+        if flagged:
+            source = f"{source} ({flagged[0]}: see Warnings)"
+        rows.append(Setting(var.name, shown, source))
+    return rows
+
+
+def _unset(var: Variable, config: TelemetryConfig) -> tuple[str, str]:
+    """The value in effect when no variable sets it: the table's default, or what the
+    hook derives from other settings (and says so, since that is where surprises hide)."""
+    if var.field == "service_name":
+        return "(the program's name)", "derived"
+    if var.field == "insecure" and config.endpoint:
+        return _text(not transport_uses_tls(config)), "derived"
+    if var.field == "exporter":
+        return ("otlp" if config.endpoint else "console"), "derived"
+    return var.default, "default"
+
+
+def _shown(var: Variable, value: Any) -> str:
+    if var.secret:
+        if isinstance(value, tuple):  # headers: the names help, the values are credentials
+            return printable(",".join(f"{key}=****" for key, _ in value))
+        return redact_secret(str(value).strip())
+    if var.field == "endpoint":
+        return printable(safe_url(str(value)))
+    return printable(_text(value))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(
+            f"{item[0]}={item[1]}" if isinstance(item, tuple) else str(item) for item in value
+        )
+    return "" if value is None else str(value)
+
+
+def printable(text: str, limit: int = _MAX_SHOWN) -> str:
+    """ASCII only and cut short: a value is shown in a terminal table and pasted into issues."""
+    safe = text.encode("ascii", "backslashreplace").decode("ascii")
+    return safe if len(safe) <= limit else safe[:limit] + "..."
+
+
+def safe_url(url: str) -> str:
+    """``url`` with userinfo and query values masked: both are common places for tokens."""
+    has_scheme = "://" in url
+    try:
+        parts = urlsplit(url if has_scheme else f"//{url}")
+    except ValueError:
+        return "****"
+    netloc = parts.netloc
+    _userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        netloc = f"****@{hostport}"
+    query = (
+        "&".join(
+            f"{key}=****" if sep else key
+            for key, sep, _ in (pair.partition("=") for pair in parts.query.split("&"))
+            if key
+        )
+        if parts.query
+        else ""
+    )
+    shown = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return shown if has_scheme else shown.removeprefix("//")
+
+
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
+_QUERY_VALUE = re.compile(r"(?<=[?&])([^=&#\s'\"]+)=[^&#\s'\"]*")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with URL userinfo and query values masked wherever they appear: a rejected
+    endpoint is quoted whole in its problem message, credentials included."""
+    return _QUERY_VALUE.sub(r"\1=****", _URL_USERINFO.sub("****@", text))
+
+
+def transport_uses_tls(config: TelemetryConfig) -> bool:
+    """Whether exports are encrypted: for OTLP/HTTP the URL scheme decides (as in the SDK's
+    HTTP exporter); for gRPC the ``insecure`` setting does."""
+    if config.protocol is Protocol.HTTP:
+        return config.resolved_endpoint().startswith("https://")
+    return config.uses_tls
+
+
+def _export_summary(config: TelemetryConfig) -> dict[str, str]:
+    from ..infrastructure.exporters import OTLPExporterFactory
+
+    factory = OTLPExporterFactory(config)
+    summary = {}
+    for signal in _SIGNALS:
+        kind = config.exporter_for(signal)
+        if not config.enabled:
+            summary[signal.value] = "off (telemetry disabled)"
+        elif not getattr(config, f"enable_{signal.value}"):
+            summary[signal.value] = f"off (TELEMETRYFLOW_ENABLE_{signal.value.upper()}=false)"
+        elif kind is ExporterKind.NONE:
+            summary[signal.value] = "none (not exported)"
+        elif kind is ExporterKind.CONSOLE:
+            summary[signal.value] = f"console (stderr, {config.console_format})"
+        else:
+            tls = "TLS" if transport_uses_tls(config) else "no TLS"
+            target = printable(safe_url(factory.endpoint_for(signal)))
+            summary[signal.value] = f"otlp/{config.protocol.value} -> {target} ({tls})"
+    return summary
+
+
+# ----- warnings beyond the reader's ------------------------------------------------------
+
+
+def _setup_warnings(
+    config: TelemetryConfig,
+    reading: EnvironmentReading,
+    entries: tuple[Any, ...],
+    contrib: list[ContribInstrumentor],
+) -> list[str]:
+    """Settings that are each valid but will not do what was meant: these are silent at run
+    time (the exporter keeps failing, a typo disables nothing), so ``--info`` says them."""
+    warnings = []
+    endpoint_var = reading.sources.get("endpoint", "TELEMETRYFLOW_ENDPOINT")
+    if config.endpoint:
+        port = urlsplit(config.resolved_endpoint()).port
+        usual = _USUAL_PORTS.get(port or 0)
+        if usual is not None and usual is not config.protocol:
+            protocol_var = reading.sources.get("protocol", "the default")
+            warnings.append(
+                f"{endpoint_var} uses port {port}, the usual OTLP/{usual.value} port, but the "
+                f"protocol is {config.protocol.value} ({protocol_var}); set "
+                f"TELEMETRYFLOW_PROTOCOL={usual.value} or use the collector's "
+                f"{config.protocol.value} port"
+            )
+    cert = config.certificate_file
+    if cert and not os.path.isfile(cert):
+        warnings.append(
+            f"{reading.sources.get('certificate_file', 'TELEMETRYFLOW_CERTIFICATE')}"
+            f"={printable(cert)!r} is not a readable file; TLS exports will fail"
+        )
+    contrib_names = {item.name for item in contrib}
+    for name in config.prefer_contrib:
+        if name not in contrib_names:
+            warnings.append(
+                f"{_PREFER_VAR} names {name}, but no contrib instrumentor for it is "
+                f"installed ({_CONTRIB_GROUP} entry point); ours is used"
+            )
+    known = {entry.name for entry in entries}
+    if known:
+        source = reading.sources.get("disabled_instrumentations", _DISABLED_VAR)
+        for name in config.disabled_instrumentations:
+            if name not in known and name not in contrib_names:
+                warnings.append(
+                    f"{source} names {name!r}, which is no instrumentation listed "
+                    "below (a typo?); it disables nothing"
+                )
+    return warnings
+
+
+# ----- instrumentations --------------------------------------------------------------------
+
+
+def _state(
+    entry: Any,
+    config: TelemetryConfig,
+    reading: EnvironmentReading,
+    contrib: list[ContribInstrumentor],
+    distributions: _Distributions,
+) -> InstrumentationState:
+    found, version, note = _find_library(entry, distributions)
+    if entry.name in config.disabled_instrumentations:
+        source = reading.sources.get("disabled_instrumentations", _DISABLED_VAR)
+        return InstrumentationState(entry.name, "disabled", version, f"by {source}")
+    preferred = next((item for item in contrib if item.name == entry.name), None)
+    if preferred is not None and entry.name in config.prefer_contrib:
+        by = " ".join(part for part in (preferred.distribution, preferred.version) if part)
+        return InstrumentationState(
+            entry.name, "superseded", version, f"by {by or preferred.target} ({_PREFER_VAR})"
+        )
+    if not found:
+        return InstrumentationState(
+            entry.name, "not installed", None, entry.distribution or ", ".join(entry.modules)
+        )
+    if _outside(version, getattr(entry, "versions", "")):
+        return InstrumentationState(
+            entry.name, "unsupported", version, f"supported: {entry.versions}; left unpatched"
+        )
+    return InstrumentationState(entry.name, "installed", version, note)
+
+
+class _Distributions:
+    """Which distributions provide a top-level module, read once and only if needed: the
+    same import name ships under several names (psycopg2 / psycopg2-binary)."""
+
+    def __init__(self) -> None:
+        self._by_module: Mapping[str, list[str]] | None = None
+
+    def providing(self, module: str) -> list[str]:
+        if self._by_module is None:
+            try:
+                self._by_module = metadata.packages_distributions()
+            except Exception:  # broken metadata of an unrelated package
+                self._by_module = {}
+        return self._by_module.get(module, [])
+
+
+def _find_library(entry: Any, distributions: _Distributions) -> tuple[bool, str | None, str]:
+    """(installed, version, note) without importing the library: the distribution's
+    metadata when the entry names one, else whether its top-level module can be found."""
+    if entry.distribution:
+        try:
+            return True, metadata.version(entry.distribution), ""
+        except metadata.PackageNotFoundError:
+            pass
+    top = (entry.modules[0] if entry.modules else entry.name).split(".")[0]
+    if top in sys.stdlib_module_names:
+        return True, None, "standard library"
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return False, None, ""
+    for name in distributions.providing(top):
+        try:
+            return True, metadata.version(name), f"from {name}"
+        except metadata.PackageNotFoundError:
+            continue
+    return True, None, "version unknown"
+
+
+def _outside(version: str | None, versions: str) -> bool:
+    """Whether ``version`` is outside the entry's range; unknown when either cannot be
+    parsed (``packaging`` is optional here), which never counts as outside."""
+    if not version or not versions:
+        return False
+    try:
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import Version
+
+        return not SpecifierSet(versions).contains(Version(version), prereleases=True)
+    except Exception:
+        return False
+
+
+def _installed_contrib() -> list[ContribInstrumentor]:
+    found = []
+    try:
+        points = metadata.entry_points(group=_CONTRIB_GROUP)
+    except Exception:  # broken metadata of an unrelated package must not break --info
+        return []
+    for point in points:
+        dist = getattr(point, "dist", None)
+        found.append(
+            ContribInstrumentor(
+                point.name, point.value, getattr(dist, "name", None), getattr(dist, "version", None)
+            )
+        )
+    return sorted(found, key=lambda item: item.name)
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"telemetryflow-bootstrap": __version__}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# ----- rendering ---------------------------------------------------------------------------
+
+
+def render_json(report: InfoReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=False)
+
+
+def render_text(report: InfoReport) -> str:
+    lines = [f"telemetryflow-run {report.versions['telemetryflow-bootstrap']}"]
+    width = max(len(name) for name in report.versions) + 2
+    lines.append(f"  {'Python':<{width}}{report.python} ({report.executable})")
+    lines.extend(
+        f"  {name:<{width}}{version or 'not installed'}"
+        for name, version in report.versions.items()
+        if name != "telemetryflow-bootstrap"
+    )
+
+    lines += ["", "Configuration (value, source)"]
+    if not report.enabled:
+        lines.append("  telemetry is DISABLED: programs run with nothing injected")
+    name_width = max(len(s.variable) for s in report.settings) + 2
+    value_width = min(max(len(s.value) for s in report.settings), 40) + 2
+    lines.extend(
+        f"  {s.variable:<{name_width}}{s.value:<{value_width}}{s.source}".rstrip()
+        for s in report.settings
+    )
+
+    lines += ["", "Export"]
+    lines.extend(f"  {signal:<9}{where}" for signal, where in report.export.items())
+
+    lines += ["", "Warnings"]
+    messages = [*report.problems, *report.warnings]
+    lines.extend(f"  ! {message}" for message in messages)
+    if not messages:
+        lines.append("  none")
+
+    lines += ["", "Instrumentations (what the hook does in a program run with this Python)"]
+    if report.instrumentations:
+        states = report.instrumentations
+        width = max(len(state.name) for state in states) + 2
+        status_width = max(len(state.status) for state in states) + 2
+        version_width = max(len(state.version or "") for state in states) + 2
+        lines.extend(
+            f"  {state.name:<{width}}{state.status:<{status_width}}"
+            f"{state.version or '':<{version_width}}{state.detail}".rstrip()
+            for state in states
+        )
+    else:
+        lines.append("  none in the catalog")
+
+    lines += ["", f"OpenTelemetry contrib instrumentors ({_CONTRIB_GROUP} entry points)"]
+    for item in report.contrib_instrumentors:
+        by = " ".join(part for part in (item.distribution, item.version) if part)
+        lines.append(f"  {item.name:<16}{item.target}" + (f"  ({by})" if by else ""))
+    if not report.contrib_instrumentors:
+        lines.append("  none found")
+    return "\n".join(lines)

@@ -68,11 +68,20 @@ def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = No
     """Register a post-import hook per entry; returns how many entries were armed."""
     import wrapt
 
+    from . import contrib
+
     disabled = set(context.config.disabled_instrumentations)
+    # Ours steps aside only where a contrib instrumentor is preferred AND installed.
+    preferred = contrib.preferred(context.config) if registry is None else frozenset()
+    entries = _catalog() if registry is None else registry
     armed = 0
-    for entry in _catalog() if registry is None else registry:
+    for entry in entries:
         if entry.name in disabled:
             _set(entry.name, "disabled", "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS")
+            continue
+        if entry.name in preferred:
+            _set(entry.name, "skipped",
+                 "contrib instrumentor preferred (TELEMETRYFLOW_PREFER_CONTRIB)")
             continue
         with _lock:
             if entry.name in _status:
@@ -82,6 +91,8 @@ def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = No
         for module_name in entry.modules:
             wrapt.register_post_import_hook(hook, module_name)
         armed += 1
+    if registry is None:  # the real catalog: installed contrib instrumentors fill the gaps
+        armed += len(contrib.arm_contrib(context, {entry.name for entry in entries}))
     return armed
 
 

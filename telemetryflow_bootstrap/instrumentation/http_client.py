@@ -1,0 +1,457 @@
+"""``http.client`` (and so ``urllib.request``), plus the client-side machinery the other HTTP
+client instrumentations (``urllib3``, ``requests``, ``httpx``) share.
+
+Produces
+    one CLIENT span per request made with ``HTTPConnection.request()``/``getresponse()``,
+    named after the method (``GET``; ``HTTP`` for methods the semantic conventions do not
+    know, with ``http.request.method`` = ``_OTHER``), and a point on the histogram
+    ``http.client.request.duration`` (seconds).
+    The span starts in ``request()`` and ends when ``getresponse()`` has the status line and
+    headers: the body is read by the caller afterwards and is not part of it. The low-level
+    ``putrequest()``/``putheader()``/``endheaders()`` API on its own is not traced.
+Span attributes
+    ``http.request.method``, ``http.request.method_original`` (unknown methods only),
+    ``url.full`` (userinfo and signature-like query values REDACTED), ``server.address``,
+    ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
+    ``error.type`` (the status code for 4xx/5xx, else the exception class), captured headers
+    ``http.request.header.<name>``/``http.response.header.<name>``.
+Metric attributes (low cardinality: never the URL)
+    ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
+    ``server.address``, ``server.port``, ``error.type``.
+Environment
+    ``TELEMETRYFLOW_EXCLUDED_URLS`` (via the config; excluded: no span, no metric, no context
+    injected), ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST``/``_RESPONSE`` and
+    ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` (read once, at patch time).
+
+The context is injected (global propagator: W3C ``traceparent``/``tracestate`` and
+``baggage`` by default) into a copy of the caller's headers. Inside a span made by an outer
+layer (requests → urllib3 → http.client) the inner layers stand aside
+(``http_suppressed()``), and nothing is traced while our exporter runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.context import (
+    _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    attach,
+    detach,
+    set_value,
+)
+from opentelemetry.propagate import inject
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HttpRequestMethodValues,
+)
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_SCHEME
+from opentelemetry.semconv.metrics.http_metrics import HTTP_CLIENT_REQUEST_DURATION
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _diagnostics
+from ._http_common import (
+    DURATION_BUCKETS,
+    ExcludedUrls,
+    HeaderCapture,
+    http_suppressed,
+    redact_url,
+)
+
+_OTHER = HttpRequestMethodValues.OTHER.value
+# The semantic conventions' default set of known methods: the enum plus QUERY, which they
+# name in prose. Matching is exact: ``get`` goes on the wire as ``get`` and is not ``GET``.
+_KNOWN_METHODS = frozenset(m.value for m in HttpRequestMethodValues if m.value != _OTHER) | {
+    "QUERY"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PROTOCOL_VERSIONS = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
+_PENDING = "_telemetryflow_call"
+
+
+# ----- what every HTTP client instrumentation shares ------------------------------------------
+
+class ClientTelemetry:
+    """One library's tracer, histogram and settings, gathered once at patch time so the
+    per-request path only reads attributes."""
+
+    __slots__ = ("_duration", "_excluded", "_library", "_request_headers", "_response_headers",
+                 "_tracer")
+
+    def __init__(self, context: Any, library: str) -> None:
+        self._library = library
+        self._tracer = context.tracer if context.tracer is not None else trace.NoOpTracer()
+        meter = context.meter
+        # Same name, unit, description and advisory in every library: the SDK hands back the
+        # one instrument instead of registering a conflicting second one.
+        self._duration = None if meter is None else meter.create_histogram(
+            HTTP_CLIENT_REQUEST_DURATION, unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        config = context.config
+        self._excluded = ExcludedUrls(getattr(config, "excluded_urls", ()) or ())
+        self._request_headers = HeaderCapture("client", "request")
+        self._response_headers = HeaderCapture("client", "response")
+
+    def begin(self, method: str, url: str, scheme: str, host: str | None, port: int | None,
+              headers: Any = None) -> ClientCall | None:
+        """Start the span for one request; None when the URL is excluded."""
+        full = redact_url(url)
+        if self._excluded and self._excluded.matches(full):
+            return None
+        if port is None:
+            port = _DEFAULT_PORTS.get(scheme)
+        known = method if method in _KNOWN_METHODS else _OTHER
+        attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_FULL: full}
+        metric_attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_SCHEME: scheme}
+        if host:
+            host = host.rpartition("@")[2]  # never userinfo, whatever a layer handed us
+            attributes[SERVER_ADDRESS] = metric_attributes[SERVER_ADDRESS] = host
+        if port is not None:
+            attributes[SERVER_PORT] = metric_attributes[SERVER_PORT] = port
+        if known is _OTHER:
+            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
+        if self._request_headers and headers is not None:
+            attributes.update(self._request_headers.attributes(_header_items(headers)))
+        span = self._tracer.start_span("HTTP" if known is _OTHER else method,
+                                       kind=SpanKind.CLIENT, attributes=attributes)
+        return ClientCall(self, span, metric_attributes)
+
+    def warn(self, exc: BaseException) -> None:
+        """Our code failed around one request: the request runs untraced; say so once a
+        minute, not once per request."""
+        _diagnostics.warn_every_minute(
+            f"http-client:{self._library}",
+            f"{self._library} instrumentation failed ({type(exc).__name__}: {exc}); "
+            "requests run untraced while this lasts")
+
+
+class ClientCall:
+    """One request in flight: its span, metric attributes and start time."""
+
+    __slots__ = ("_start", "_telemetry", "context", "metric_attributes", "span")
+
+    def __init__(self, telemetry: ClientTelemetry, span: Any,
+                 metric_attributes: dict[str, Any]) -> None:
+        self._telemetry = telemetry
+        self.span = span
+        self.metric_attributes = metric_attributes
+        # The span is current inside the call (hooks the library runs become its children)
+        # and the suppression key tells the inner HTTP layers to stand aside.
+        self.context = set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True,
+                                 trace.set_span_in_context(span))
+        self._start = time.perf_counter()
+
+    def inject(self, carrier: Any) -> None:
+        inject(carrier, context=self.context)
+
+    def end(self, status: int | None = None, version: Any = None, headers: Any = None,
+            exception: BaseException | None = None) -> None:
+        """Finish the span and record the duration. Never raises: this runs after the
+        library call, whose outcome must reach the caller untouched."""
+        elapsed = time.perf_counter() - self._start
+        span = self.span
+        metric_attributes = self.metric_attributes
+        try:
+            error_type = None
+            if status is not None:
+                metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
+                span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+                if status >= 400:
+                    error_type = str(status)
+                    span.set_status(Status(StatusCode.ERROR))
+            if exception is not None:
+                error_type = type(exception).__qualname__
+                span.record_exception(exception)
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exception}"))
+            if error_type is not None:
+                metric_attributes[ERROR_TYPE] = error_type
+                span.set_attribute(ERROR_TYPE, error_type)
+            if version is not None:
+                version = _PROTOCOL_VERSIONS.get(version, version) if isinstance(version, int) \
+                    else version
+                span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
+            capture = self._telemetry._response_headers
+            if capture and headers is not None and span.is_recording():
+                span.set_attributes(capture.attributes(_header_items(headers)))
+        except Exception as exc:
+            self._telemetry.warn(exc)
+        finally:
+            span.end()
+        duration = self._telemetry._duration
+        if duration is not None:
+            try:
+                duration.record(elapsed, metric_attributes)
+            except Exception as exc:
+                self._telemetry.warn(exc)
+
+
+def _header_items(headers: Any) -> Mapping[str, Any] | Iterable[tuple[str, Any]]:
+    """Headers as HeaderCapture wants them, keeping repeated headers (httpx ``Headers`` and
+    ``email.message.Message`` are not plain mappings)."""
+    multi = getattr(headers, "multi_items", None)
+    if multi is not None:
+        return multi()
+    if isinstance(headers, Mapping):
+        return headers
+    return headers.items()
+
+
+class Adapter:
+    """What the shared wrapper bodies need to know about one library's request and
+    response objects. Subclasses override the three methods; instances hold no state."""
+
+    __slots__ = ()
+
+    def begin(self, telemetry: ClientTelemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> ClientCall | None:
+        """Start the call with ``telemetry.begin`` (None when the URL is excluded)."""
+        raise NotImplementedError
+
+    def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments to call the library with: the trace headers injected into a copy
+        of the request's headers, never into the caller's own mapping."""
+        raise NotImplementedError
+
+    def outcome(self, response: Any) -> tuple[Any, Any, Any]:
+        """``(status code, protocol version, headers)`` of a response."""
+        raise NotImplementedError
+
+
+def _prepare(telemetry: ClientTelemetry, adapter: Adapter, instance: Any,
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """``(call, args, kwargs, token)`` for one traced call; raises only if our code fails,
+    after ending any span it started."""
+    call = adapter.begin(telemetry, instance, args, kwargs)
+    if call is None:  # excluded: no span, and the inner layers make none either
+        return None, args, kwargs, attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))
+    try:
+        args, kwargs = adapter.with_headers(call, instance, args, kwargs)
+        return call, args, kwargs, attach(call.context)
+    except BaseException:
+        call.end()
+        raise
+
+
+def call_traced(telemetry: ClientTelemetry, adapter: Adapter, wrapped: Any, instance: Any,
+                args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The synchronous wrapper body the libraries share."""
+    if http_suppressed():
+        return wrapped(*args, **kwargs)
+    try:
+        call, new_args, new_kwargs, token = _prepare(telemetry, adapter, instance, args, kwargs)
+    except Exception as exc:
+        telemetry.warn(exc)
+        return wrapped(*args, **kwargs)
+    try:
+        response = wrapped(*new_args, **new_kwargs)
+    except BaseException as exc:
+        if call is not None:
+            call.end(exception=exc)
+        raise
+    finally:
+        detach(token)
+    if call is not None:
+        _finish(telemetry, call, adapter.outcome, response)
+    return response
+
+
+async def call_traced_async(telemetry: ClientTelemetry, adapter: Adapter, wrapped: Any,
+                            instance: Any, args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> Any:
+    """``call_traced`` for coroutine functions (httpx ``AsyncClient.send``)."""
+    if http_suppressed():
+        return await wrapped(*args, **kwargs)
+    try:
+        call, new_args, new_kwargs, token = _prepare(telemetry, adapter, instance, args, kwargs)
+    except Exception as exc:
+        telemetry.warn(exc)
+        return await wrapped(*args, **kwargs)
+    try:
+        response = await wrapped(*new_args, **new_kwargs)
+    except BaseException as exc:
+        if call is not None:
+            call.end(exception=exc)
+        raise
+    finally:
+        detach(token)
+    if call is not None:
+        _finish(telemetry, call, adapter.outcome, response)
+    return response
+
+
+def _finish(telemetry: ClientTelemetry, call: ClientCall,
+            outcome: Callable[[Any], tuple[Any, Any, Any]], response: Any) -> None:
+    try:
+        status, version, headers = outcome(response)
+    except Exception as exc:  # an unexpected response type: end the span without details
+        telemetry.warn(exc)
+        status = version = headers = None
+    call.end(status, version, headers)
+
+
+def replace_argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str,
+                     value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments with one of them (given by position or keyword) replaced."""
+    if len(args) > index:
+        return (*args[:index], value, *args[index + 1:]), kwargs
+    return args, {**kwargs, name: value}
+
+
+def argument(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str,
+             default: Any = None) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def copy_headers(headers: Any) -> Any:
+    """A copy of the caller's headers of the same kind (case-insensitive and multi-value
+    dicts stay what they are); a plain dict when there were none."""
+    if headers is None:
+        return {}
+    copy = getattr(headers, "copy", None)
+    return copy() if copy is not None else dict(headers)
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def origin(scheme: str, host: str, port: int | None) -> str:
+    """``scheme://host[:port]`` with the default port left out, as browsers show URLs."""
+    shown = _host_for_url(host)
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{shown}"
+    return f"{scheme}://{shown}:{port}"
+
+
+# ----- installing wrappers once ---------------------------------------------------------------
+
+class _Wrapper(wrapt.FunctionWrapper):
+    """Our wrappers' own type, so a second patch can tell that the first one is in place,
+    even under someone else's wrapper."""
+
+
+def _is_ours(candidate: Any) -> bool:
+    return isinstance(candidate, _Wrapper)
+
+
+def wrap_once(owner: type, name: str, wrapper: Callable[..., Any]) -> Any:
+    """Wrap ``owner.name`` (where the class defines it) unless our wrapper is there already;
+    returns the wrapper handle (``wrapt.unwrap_object`` takes it), None when already done."""
+    current = vars(owner).get(name)
+    if current is None:
+        raise AttributeError(f"{owner.__qualname__}.{name} not found")
+    if wrapt.find_wrapper(current, predicate=_is_ours) is not None:
+        return None
+    return wrapt.wrap_object(owner, name, _Wrapper, (wrapper,))
+
+
+def our_wrapper(owner: type, name: str) -> Any:
+    """Our wrapper on ``owner.name``, or None (for checks and for tests that unwrap)."""
+    current = vars(owner).get(name)
+    return None if current is None else wrapt.find_wrapper(current, predicate=_is_ours)
+
+
+# ----- http.client ----------------------------------------------------------------------------
+
+def patch(module: Any, context: Any) -> None:
+    """Trace ``HTTPConnection.request()`` … ``getresponse()`` (HTTPSConnection inherits).
+
+    The two calls are separate, so the call in flight waits on the connection object; no
+    context is attached in between (nothing below http.client is instrumented)."""
+    telemetry = ClientTelemetry(context, "http.client")
+    adapter = _HttpClientAdapter(getattr(module, "HTTPSConnection", None))  # None without ssl
+
+    def request(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        state = getattr(instance, "__dict__", None)
+        stale = state.pop(_PENDING, None) if state is not None else None
+        if stale is not None:  # the previous response was never fetched
+            stale.end()
+        if http_suppressed():
+            return wrapped(*args, **kwargs)
+        call = None
+        try:
+            call = adapter.begin(telemetry, instance, args, kwargs)
+            if call is None:
+                return wrapped(*args, **kwargs)
+            sent_args, sent_kwargs = adapter.with_headers(call, instance, args, kwargs)
+        except Exception as exc:
+            if call is not None:
+                call.end()
+            telemetry.warn(exc)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*sent_args, **sent_kwargs)
+        except BaseException as exc:
+            call.end(exception=exc)
+            raise
+        if state is None:  # a slotted subclass: we cannot wait for the response
+            call.end()
+        else:
+            state[_PENDING] = call
+        return result
+
+    def getresponse(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        state = getattr(instance, "__dict__", None)
+        call = state.pop(_PENDING, None) if state is not None else None
+        if call is None:  # not ours (urllib3 2.x sends by itself, then asks http.client)
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.end(exception=exc)
+            raise
+        _finish(telemetry, call, adapter.outcome, response)
+        return response
+
+    wrap_once(module.HTTPConnection, "request", request)
+    wrap_once(module.HTTPConnection, "getresponse", getresponse)
+
+
+class _HttpClientAdapter(Adapter):
+    """``HTTPConnection.request(method, url, body=None, headers={}, *, encode_chunked)``."""
+
+    __slots__ = ("_https_type",)
+
+    def __init__(self, https_type: Any) -> None:
+        self._https_type = https_type
+
+    def begin(self, telemetry: ClientTelemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> ClientCall | None:
+        method = argument(args, kwargs, 0, "method")
+        url = argument(args, kwargs, 1, "url")
+        https = self._https_type is not None and isinstance(instance, self._https_type)
+        scheme = "https" if https else "http"
+        if url.startswith(("http://", "https://")):  # absolute form, sent to a proxy
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            scheme, host, port, full = parts.scheme, parts.hostname, parts.port, url
+        else:
+            tunnel = getattr(instance, "_tunnel_host", None)  # CONNECT proxy: the real server
+            host = tunnel or instance.host
+            if host and "@" in host:  # urllib.request leaves URL userinfo in the host
+                host = host.rpartition("@")[2]
+            port = getattr(instance, "_tunnel_port", None) if tunnel else instance.port
+            full = origin(scheme, host, port) + url
+        return telemetry.begin(method, full, scheme, host, port,
+                               argument(args, kwargs, 3, "headers"))
+
+    def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        sent = copy_headers(argument(args, kwargs, 3, "headers"))
+        call.inject(sent)
+        return replace_argument(args, kwargs, 3, "headers", sent)
+
+    def outcome(self, response: Any) -> tuple[Any, Any, Any]:
+        return response.status, response.version, response.msg

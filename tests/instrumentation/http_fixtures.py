@@ -1,0 +1,108 @@
+"""A real HTTP server on loopback for the client instrumentation tests.
+
+``/status/<code>`` answers with that code, ``/redirect`` sends a 302 to ``/status/200``,
+anything else answers 200. Every answer's body is the request's headers as JSON, and the
+server keeps the requests it saw (method, path, headers) so a test can check what actually
+went over the wire (``traceparent`` …).
+
+Run by hand: ``python -m tests.instrumentation.http_fixtures``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class EchoServer:
+    """The running server: its base URL and the requests it has seen."""
+
+    host: str
+    port: int
+    seen: list[SeenRequest] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def last(self) -> SeenRequest:
+        return self.seen[-1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.echo.seen.append(SeenRequest(self.command, self.path, headers))
+        status, extra = 200, {}
+        if self.path.startswith("/status/"):
+            status = int(self.path.rsplit("/", 1)[1])
+        elif self.path.startswith("/redirect"):
+            status, extra = 302, {"Location": "/status/200"}
+        body = json.dumps(headers).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Echo", "yes")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PURGE = _answer
+
+
+def start_echo_server() -> tuple[EchoServer, ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    echo = EchoServer("127.0.0.1", server.server_address[1])
+    server.echo = echo  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, name="echo-server", daemon=True).start()
+    return echo, server
+
+
+@pytest.fixture(scope="session")
+def echo_server() -> Iterator[EchoServer]:
+    """One loopback HTTP server for the session; tests read ``seen`` after their request."""
+    echo, server = start_echo_server()
+    yield echo
+    server.shutdown()
+    server.server_close()
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (the port was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/nothing"
+
+
+if __name__ == "__main__":  # pragma: no cover - a manual aid
+    running, _ = start_echo_server()
+    print(f"echo server on {running.url}; Ctrl-C to stop")
+    threading.Event().wait()

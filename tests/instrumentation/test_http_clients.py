@@ -1,0 +1,577 @@
+"""The HTTP client instrumentations (http.client/urllib.request, urllib3, requests, httpx)
+against the real libraries and a real loopback server.
+
+Patching is global and permanent, so one session fixture patches all four libraries once,
+with in-memory exporters that every test starts empty; the fixture removes the wrappers at
+the end of the session. What needs a clean process (bootstrap order, disabling) runs in a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import requests
+import urllib3
+import wrapt
+from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from telemetryflow_bootstrap import _diagnostics
+from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.instrumentation import http_client as http_client_patch
+from telemetryflow_bootstrap.instrumentation import httpx as httpx_patch
+from telemetryflow_bootstrap.instrumentation import requests as requests_patch
+from telemetryflow_bootstrap.instrumentation import urllib3 as urllib3_patch
+from telemetryflow_bootstrap.instrumentation.registry import PatchContext
+
+from ..e2e.launcher import REPO, receiver_env
+from .http_fixtures import EchoServer, echo_server, refused_url
+
+__all__ = ["echo_server"]
+
+_PATCHES = ((http_client_patch, http.client), (urllib3_patch, urllib3),
+            (requests_patch, requests), (httpx_patch, httpx))
+_WRAPPED = ((http.client.HTTPConnection, "request"), (http.client.HTTPConnection, "getresponse"),
+            (urllib3.HTTPConnectionPool, "urlopen"), (requests.Session, "send"),
+            (httpx.Client, "send"), (httpx.AsyncClient, "send"))
+_CAPTURE_ENV = {
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": "x-demo,authorization",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE": "x-echo",
+}
+
+
+@dataclass
+class Telemetry:
+    """What the patched libraries recorded, plus the context they were patched with."""
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer: Any
+    context: PatchContext
+
+    def spans(self) -> list[Any]:
+        return list(self.exporter.get_finished_spans())
+
+    def client_span(self) -> Any:
+        """The one CLIENT span recorded (fails if there are more or none)."""
+        spans = [s for s in self.spans() if s.kind is SpanKind.CLIENT]
+        assert len(spans) == 1, [(s.name, dict(s.attributes)) for s in spans]
+        return spans[0]
+
+    def duration_points(self) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        points: list[Any] = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "http.client.request.duration":
+                        points.extend(p for p in metric.data.data_points if p.count)
+        return points
+
+    def reset(self) -> None:
+        self.exporter.clear()
+        self.reader.get_metrics_data()  # delta temporality: collecting drains
+
+
+@pytest.fixture(scope="session")
+def _patched() -> Iterator[Telemetry]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    meter_provider = MeterProvider(metric_readers=[reader])
+    context = PatchContext(
+        tracer=tracer_provider.get_tracer("test"), meter=meter_provider.get_meter("test"),
+        logger_provider=None, config=TelemetryConfig(excluded_urls=("/health",)), handler=None)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(
+        [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    with mock.patch.dict(os.environ, _CAPTURE_ENV):  # header capture is read at patch time
+        for ours, module in _PATCHES:
+            ours.patch(module, context)
+    yield Telemetry(exporter, reader, tracer_provider.get_tracer("test-app"), context)
+    for owner, name in _WRAPPED:
+        handle = http_client_patch.our_wrapper(owner, name)
+        if handle is not None:
+            wrapt.unwrap_object(owner, name, handle)
+    propagate.set_global_textmap(previous)
+    meter_provider.shutdown()
+
+
+@pytest.fixture
+def telemetry(_patched: Telemetry) -> Iterator[Telemetry]:
+    _patched.reset()
+    yield _patched
+    _patched.reset()
+
+
+# ----- the clients, each used the way a program would ---------------------------------------
+
+_SESSION = requests.Session()
+_SESSION.trust_env = False  # no proxy from the environment between us and loopback
+_POOL = urllib3.PoolManager()
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_TLS = ssl.create_default_context()  # one CA bundle load, not one per httpx client
+
+
+def _with_requests(url: str, headers: dict[str, str] | None) -> int:
+    return _SESSION.get(url, headers=headers, timeout=5).status_code
+
+
+def _with_urllib3(url: str, headers: dict[str, str] | None) -> int:
+    return _POOL.request("GET", url, headers=headers, retries=False, timeout=5).status
+
+
+def _with_urllib(url: str, headers: dict[str, str] | None) -> int:
+    try:
+        with _OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=5) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as error:
+        error.close()
+        return error.code
+
+
+def _with_http_client(url: str, headers: dict[str, str] | None) -> int:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("GET", target, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _with_httpx(url: str, headers: dict[str, str] | None) -> int:
+    with httpx.Client(trust_env=False, verify=_TLS) as client:
+        return client.get(url, headers=headers).status_code
+
+
+def _with_httpx_async(url: str, headers: dict[str, str] | None) -> int:
+    async def get() -> int:
+        async with httpx.AsyncClient(trust_env=False, verify=_TLS) as client:
+            return (await client.get(url, headers=headers)).status_code
+
+    return asyncio.run(get())
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    get: Callable[[str, dict[str, str] | None], int]
+    refused: type[BaseException]  # what the caller sees when the connection is refused
+    refused_type: str  # error.type on the span then
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CLIENTS = [
+    Client("requests", _with_requests, requests.ConnectionError, "ConnectionError"),
+    Client("urllib3", _with_urllib3, urllib3.exceptions.NewConnectionError,
+           "NewConnectionError"),
+    Client("urllib.request", _with_urllib, urllib.error.URLError, "ConnectionRefusedError"),
+    Client("http.client", _with_http_client, ConnectionRefusedError, "ConnectionRefusedError"),
+    Client("httpx", _with_httpx, httpx.ConnectError, "ConnectError"),
+    Client("httpx-async", _with_httpx_async, httpx.ConnectError, "ConnectError"),
+]
+each_client = pytest.mark.parametrize("client", CLIENTS, ids=str)
+
+
+def _traceparent_of(span: Any) -> str:
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+# ----- spans, attributes, propagation ---------------------------------------------------------
+
+@each_client
+def test_one_client_span_whose_context_reaches_the_server(telemetry: Telemetry,
+                                                          echo_server: EchoServer,
+                                                          client: Client) -> None:
+    """A GET makes exactly one CLIENT span with the stable HTTP attributes, and the
+    traceparent the server receives is that span's; the caller's headers stay as they were."""
+    headers = {"X-Demo": "demo"}
+    url = f"{echo_server.url}/items?page=2"
+    assert client.get(url, headers) == 200
+    span = telemetry.client_span()
+    assert span.name == "GET"
+    attributes = dict(span.attributes)
+    assert attributes.pop("http.request.header.x-demo") == ("demo",)  # capture is on
+    assert attributes.pop("http.response.header.x-echo") == ("yes",)
+    assert attributes == {
+        "http.request.method": "GET", "url.full": url, "server.address": "127.0.0.1",
+        "server.port": echo_server.port, "http.response.status_code": 200,
+        "network.protocol.version": "1.1"}
+    assert span.status.status_code is StatusCode.UNSET
+    assert echo_server.last().headers["traceparent"] == _traceparent_of(span)
+    assert headers == {"X-Demo": "demo"}
+
+
+@each_client
+def test_client_span_is_a_child_of_the_current_span(telemetry: Telemetry,
+                                                    echo_server: EchoServer,
+                                                    client: Client) -> None:
+    """Inside an application span the client span is its child, and baggage set there travels
+    with the request."""
+    from opentelemetry import baggage, context
+
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with telemetry.tracer.start_as_current_span("handler") as parent:
+            client.get(echo_server.url, None)
+    finally:
+        context.detach(token)
+    span = telemetry.client_span()
+    assert span.parent.span_id == parent.get_span_context().span_id
+    assert span.context.trace_id == parent.get_span_context().trace_id
+    assert echo_server.last().headers["baggage"] == "tenant=acme"
+
+
+@each_client
+@pytest.mark.parametrize("status", [404, 500])
+def test_error_status_codes_mark_the_span(telemetry: Telemetry, echo_server: EchoServer,
+                                          client: Client, status: int) -> None:
+    """4xx and 5xx answers set the span status to ERROR and error.type to the code."""
+    assert client.get(f"{echo_server.url}/status/{status}", None) == status
+    span = telemetry.client_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == status
+    assert span.attributes["error.type"] == str(status)
+
+
+@each_client
+def test_connection_refused_propagates_and_is_recorded(telemetry: Telemetry,
+                                                       client: Client) -> None:
+    """A refused connection reaches the caller as the library's own exception, and the span
+    has ERROR status, error.type and an exception event."""
+    with pytest.raises(client.refused):
+        client.get(refused_url(), None)
+    span = telemetry.client_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == client.refused_type
+    assert "http.response.status_code" not in span.attributes
+    [event] = [e for e in span.events if e.name == "exception"]
+    assert event.attributes["exception.type"].endswith(client.refused_type)
+    point = telemetry.duration_points()[0]
+    assert point.attributes["error.type"] == client.refused_type
+
+
+@each_client
+def test_duration_metric_has_low_cardinality_attributes(telemetry: Telemetry,
+                                                        echo_server: EchoServer,
+                                                        client: Client) -> None:
+    """One http.client.request.duration point per request, with method, status, scheme,
+    server address and port — never the URL."""
+    client.get(f"{echo_server.url}/orders/12345?user=7", None)
+    [point] = telemetry.duration_points()
+    assert point.count == 1
+    assert 0 < point.sum < 5
+    assert dict(point.attributes) == {
+        "http.request.method": "GET", "http.response.status_code": 200, "url.scheme": "http",
+        "server.address": "127.0.0.1", "server.port": echo_server.port}
+    assert list(point.explicit_bounds)[:3] == [0.005, 0.01, 0.025]
+
+
+@each_client
+def test_excluded_urls_are_left_alone(telemetry: Telemetry, echo_server: EchoServer,
+                                      client: Client) -> None:
+    """A URL matching TELEMETRYFLOW_EXCLUDED_URLS gets no span, no metric and no trace
+    headers, at any layer."""
+    assert client.get(f"{echo_server.url}/health", None) == 200
+    assert telemetry.spans() == []
+    assert telemetry.duration_points() == []
+    assert "traceparent" not in echo_server.last().headers
+
+
+@each_client
+def test_nothing_is_traced_while_instrumentation_is_suppressed(telemetry: Telemetry,
+                                                               echo_server: EchoServer,
+                                                               client: Client) -> None:
+    """Under the SDK's suppression key (our exporter's own traffic) requests are not traced
+    and carry no trace headers."""
+    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        assert client.get(echo_server.url, None) == 200
+    finally:
+        detach(token)
+    assert telemetry.spans() == []
+    assert telemetry.duration_points() == []
+    assert "traceparent" not in echo_server.last().headers
+
+
+@each_client
+def test_header_capture_redacts_authorization(telemetry: Telemetry, echo_server: EchoServer,
+                                              client: Client) -> None:
+    """Configured request and response headers become attributes; Authorization's value is
+    REDACTED."""
+    client.get(echo_server.url, {"X-Demo": "d1", "Authorization": "Bearer tok-123"})
+    attributes = telemetry.client_span().attributes
+    assert attributes["http.request.header.x-demo"] == ("d1",)
+    assert attributes["http.request.header.authorization"] == ("REDACTED",)
+    assert attributes["http.response.header.x-echo"] == ("yes",)
+    assert "tok-123" not in repr(dict(attributes))
+
+
+@pytest.mark.parametrize("get", [
+    lambda url: _SESSION.get(url, timeout=5).status_code,
+    lambda url: _with_httpx(url, None),
+    lambda url: _POOL.request("GET", url, retries=False).status,
+], ids=["requests", "httpx", "urllib3"])
+def test_url_credentials_never_become_attributes(telemetry: Telemetry, echo_server: EchoServer,
+                                                 get: Callable[[str], int]) -> None:
+    """user:password in the URL is REDACTED in url.full and the password appears in no
+    attribute or event."""
+    url = f"http://alice:s3cr3t-pw@127.0.0.1:{echo_server.port}/private?sig=abc"
+    assert get(url) == 200
+    span = telemetry.client_span()
+    full = span.attributes["url.full"]
+    assert full.endswith(f"127.0.0.1:{echo_server.port}/private?sig=REDACTED")
+    assert "alice" not in full
+    recorded = repr(dict(span.attributes)) + repr([dict(e.attributes) for e in span.events])
+    assert "s3cr3t-pw" not in recorded
+
+
+@pytest.mark.parametrize("get", [
+    lambda url: _SESSION.request("PURGE", url, timeout=5).status_code,
+    lambda url: httpx.request("PURGE", url, trust_env=False, verify=_TLS).status_code,
+    lambda url: _POOL.request("PURGE", url).status,
+], ids=["requests", "httpx", "urllib3"])
+def test_unknown_method_is_named_http(telemetry: Telemetry, echo_server: EchoServer,
+                                      get: Callable[[str], int]) -> None:
+    """A method the conventions do not know gives span name HTTP, method _OTHER and the
+    original method in http.request.method_original."""
+    assert get(echo_server.url) == 200
+    span = telemetry.client_span()
+    assert span.name == "HTTP"
+    assert span.attributes["http.request.method"] == "_OTHER"
+    assert span.attributes["http.request.method_original"] == "PURGE"
+    assert telemetry.duration_points()[0].attributes["http.request.method"] == "_OTHER"
+
+
+@pytest.mark.parametrize("get", [
+    lambda url: _SESSION.get(url, timeout=5).status_code,
+    lambda url: httpx.get(url, follow_redirects=True, trust_env=False, verify=_TLS).status_code,
+], ids=["requests", "httpx"])
+def test_redirects_followed_inside_one_call_are_one_span(telemetry: Telemetry,
+                                                         echo_server: EchoServer,
+                                                         get: Callable[[str], int]) -> None:
+    """A redirect the library follows is part of the caller's one span, which reports the
+    final status; both hops carry that span's context."""
+    before = len(echo_server.seen)
+    assert get(f"{echo_server.url}/redirect") == 200
+    span = telemetry.client_span()
+    assert span.attributes["http.response.status_code"] == 200
+    hops = echo_server.seen[before:]
+    assert [h.path for h in hops] == ["/redirect", "/status/200"]
+    assert {h.headers["traceparent"] for h in hops} == {_traceparent_of(span)}
+
+
+# ----- the call itself stays the caller's -----------------------------------------------------
+
+class _Sentinel(Exception):
+    pass
+
+
+def test_requests_exception_and_response_are_the_callers_own_objects(
+        telemetry: Telemetry, echo_server: EchoServer) -> None:
+    """The exception an adapter raises and the response it returns reach the caller as the
+    very same objects, and the caller's PreparedRequest is not modified."""
+    raised = _Sentinel("adapter failed")
+    answer = requests.Response()
+    answer.status_code = 204
+
+    class Adapter(requests.adapters.BaseAdapter):
+        fail = True
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if self.fail:
+                raise raised
+            answer.request = request
+            return answer
+
+        def close(self) -> None:
+            pass
+
+    session = requests.Session()
+    adapter = Adapter()
+    session.mount("mock://", adapter)
+    prepared = session.prepare_request(requests.Request("GET", "mock://svc/x"))
+    with pytest.raises(_Sentinel) as caught:
+        session.send(prepared)
+    assert caught.value is raised
+    adapter.fail = False
+    assert session.send(prepared) is answer
+    assert "traceparent" in answer.request.headers
+    assert "traceparent" not in prepared.headers
+    errored, ok = telemetry.spans()
+    assert errored.attributes["error.type"] == "_Sentinel"
+    assert ok.attributes["http.response.status_code"] == 204
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_httpx_exception_is_the_transports_own_object(telemetry: Telemetry,
+                                                      asynchronous: bool) -> None:
+    """An exception raised by an httpx transport reaches the caller unchanged (sync and
+    async), and is recorded on the span."""
+    raised = _Sentinel("transport failed")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    transport = httpx.MockTransport(handler)
+    with pytest.raises(_Sentinel) as caught:
+        if asynchronous:
+            async def get() -> None:
+                async with httpx.AsyncClient(transport=transport, verify=_TLS) as client:
+                    await client.get("http://svc.test/x")
+
+            asyncio.run(get())
+        else:
+            with httpx.Client(transport=transport, verify=_TLS) as client:
+                client.get("http://svc.test/x")
+    assert caught.value is raised
+    span = telemetry.client_span()
+    assert span.attributes["error.type"] == "_Sentinel"
+    assert span.attributes["server.address"] == "svc.test"
+    assert span.attributes["server.port"] == 80
+
+
+def test_streaming_span_ends_when_headers_arrive(telemetry: Telemetry,
+                                                 echo_server: EchoServer) -> None:
+    """With requests stream=True and httpx.stream() the span has ended before the body is
+    read (documented behaviour), with the status recorded."""
+    response = _SESSION.get(echo_server.url, stream=True, timeout=5)
+    assert len(telemetry.spans()) == 1
+    response.close()
+    with httpx.Client(trust_env=False, verify=_TLS) as client, \
+            client.stream("GET", echo_server.url) as streamed:
+        assert len(telemetry.spans()) == 2
+        streamed.read()
+    assert [s.attributes["http.response.status_code"] for s in telemetry.spans()] == [200, 200]
+
+
+def test_patching_twice_still_makes_one_span(telemetry: Telemetry,
+                                             echo_server: EchoServer) -> None:
+    """Calling every patch function a second time installs nothing more: one span per
+    request."""
+    for ours, module in _PATCHES:
+        ours.patch(module, telemetry.context)
+    for client in CLIENTS:
+        telemetry.reset()
+        client.get(echo_server.url, None)
+        span = telemetry.client_span()
+        assert echo_server.last().headers["traceparent"] == _traceparent_of(span)
+
+
+def test_a_failure_in_our_code_leaves_the_request_untouched(
+        telemetry: Telemetry, echo_server: EchoServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """If our code breaks, the request still runs and succeeds, untraced, and each layer
+    warns once, not once per request."""
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("instrumentation bug")
+
+    _diagnostics.reset_for_tests()
+    monkeypatch.setattr(http_client_patch.ClientTelemetry, "begin", broken)
+    assert _with_requests(echo_server.url, None) == 200
+    assert _with_requests(echo_server.url, None) == 200
+    assert telemetry.spans() == []
+    warnings = [m for _, m in _diagnostics.recorded() if "instrumentation bug" in m]
+    assert sorted(m.split()[0] for m in warnings) == ["requests", "urllib3"]
+
+
+def test_without_a_meter_spans_still_work(echo_server: EchoServer) -> None:
+    """With metrics disabled (meter None) the shared client telemetry makes spans and
+    records nothing else."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    context = PatchContext(tracer=provider.get_tracer("t"), meter=None, logger_provider=None,
+                           config=TelemetryConfig(), handler=None)
+    telemetry = http_client_patch.ClientTelemetry(context, "test")
+    call = telemetry.begin("GET", echo_server.url, "http", "127.0.0.1", echo_server.port)
+    assert call is not None
+    call.end(200, 11, {})
+    [span] = exporter.get_finished_spans()
+    assert span.attributes["network.protocol.version"] == "1.1"
+    assert span.attributes["http.response.status_code"] == 200
+
+
+# ----- bootstrap order and disabling, in fresh processes --------------------------------------
+
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_requests_imported_before_bootstrap_is_traced(otlp_receiver: Any,
+                                                      echo_server: EchoServer) -> None:
+    """A program that imported requests before the bootstrap ran still gets traced: the
+    post-import hook fires at once for an already-imported module."""
+    code = f"""
+        import requests
+        from telemetryflow_bootstrap._bootstrap import start
+        start()
+        session = requests.Session()
+        session.trust_env = False
+        print(session.get("{echo_server.url}/early", timeout=5).status_code)
+        """
+    proc = _run_python(code, receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "200"
+    [span] = otlp_receiver.wait_for_spans(1, name="GET")
+    assert span.kind.endswith("CLIENT")
+    assert span.attributes["url.full"] == f"{echo_server.url}/early"
+    assert echo_server.last().headers["traceparent"].split("-")[2] == span.span_id
+
+
+def test_disabled_by_name_leaves_the_library_untouched(otlp_receiver: Any) -> None:
+    """TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS=requests leaves Session.send unwrapped (while
+    urllib3 is instrumented) and records why."""
+    code = """
+        import json, wrapt
+        from telemetryflow_bootstrap._bootstrap import start
+        from telemetryflow_bootstrap.instrumentation import registry
+        start()
+        import requests, urllib3
+        print(json.dumps({
+            "requests": isinstance(vars(requests.Session)["send"], wrapt.FunctionWrapper),
+            "urllib3": isinstance(vars(urllib3.HTTPConnectionPool)["urlopen"],
+                                  wrapt.FunctionWrapper),
+            "status": registry.status()["requests"][0]}))
+        """
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS="requests")
+    proc = _run_python(code, env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "requests": False, "urllib3": True, "status": "disabled"}

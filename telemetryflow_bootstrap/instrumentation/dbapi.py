@@ -1,0 +1,640 @@
+"""The DB-API 2.0 core every SQL driver module shares (sqlite3, psycopg2, psycopg, pymysql,
+mysqldb), plus the span-and-metric runner asyncpg and redis reuse.
+
+A driver module patches its ``connect`` to return a ``ConnectionProxy`` (a ``wrapt``
+ObjectProxy, so ``isinstance`` and every attribute keep working) whose ``cursor()`` returns
+a ``CursorProxy``. Each traced call makes one span and one metric point.
+
+Spans: one CLIENT span per ``execute``/``executemany``/``callproc``/``executescript`` (and
+the connection-level shortcuts), named ``{db.operation.name} {db.collection.name}`` when a
+cheap parse finds both, else ``{db.operation.name}``, else the system name. Attributes:
+``db.system.name``, ``db.namespace``, ``db.query.text`` (the statement as written: parameter
+values are never read), ``db.operation.name``, ``db.collection.name``,
+``db.stored_procedure.name`` (callproc), ``db.operation.batch.size`` (executemany of 2+),
+``server.address``, ``server.port``; on failure ``error.type``,
+``db.response.status_code`` (SQLSTATE / MySQL error number), an exception event and ERROR
+status, and the original exception propagates.
+
+Metric: ``db.client.operation.duration`` (histogram, seconds) with ``db.system.name``,
+``db.operation.name``, ``db.collection.name``, ``db.namespace``, ``server.address``,
+``server.port`` and, on failure, ``error.type`` / ``db.response.status_code``.
+
+Environment: ``TELEMETRYFLOW_DB_COMMENTER`` (``config.db_commenter``): append a
+sqlcommenter-style ``/*traceparent='00-…'*/`` to ``execute`` statements, so the database's
+own logs can be joined to the trace. Off by default: it changes the statement text, which
+defeats server-side statement caches keyed on text (MySQL query cache, pg_stat_statements
+normalisation keeps working).
+
+Hot path: the tracer and histogram are fetched once per PatchContext; the attributes of a
+connection are computed once (``Target``) and those of a statement once per connection
+(``Target.prepare``, backed by a bounded process-wide parse cache). A call then costs a
+suppression check, one dict lookup, a span and a histogram point. The span is deliberately
+not made current: nothing we trace runs inside a driver call, and attaching a context costs
+as much again as the lookup work.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from opentelemetry.semconv.attributes import db_attributes as _db
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import server_attributes as _server
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ._http_common import suppressed
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+DURATION_METRIC = "db.client.operation.duration"
+
+SYSTEM = _db.DB_SYSTEM_NAME
+NAMESPACE = _db.DB_NAMESPACE
+QUERY_TEXT = _db.DB_QUERY_TEXT
+OPERATION = _db.DB_OPERATION_NAME
+COLLECTION = _db.DB_COLLECTION_NAME
+BATCH_SIZE = _db.DB_OPERATION_BATCH_SIZE
+PROCEDURE = _db.DB_STORED_PROCEDURE_NAME
+STATUS_CODE = _db.DB_RESPONSE_STATUS_CODE
+ADDRESS = _server.SERVER_ADDRESS
+PORT = _server.SERVER_PORT
+ERROR_TYPE = _error.ERROR_TYPE
+
+_CLIENT = SpanKind.CLIENT
+_now = time.perf_counter
+
+# Statements longer than this are traced but not cached (a one-off statement with inline
+# literals must not pin megabytes), and query text is cut to it.
+_MAX_STATEMENT = 8192
+_MAX_PARSED = 2048  # process-wide parse cache entries
+_MAX_PREPARED = 512  # per-target prepared-statement entries
+_SCAN = 2000  # how far into a statement the parse looks for the table name
+
+
+# ----- telemetry handles, once per PatchContext ------------------------------------------
+
+
+class Telemetry:
+    """The tracer and duration histogram one PatchContext provides, plus the DB switches
+    read from its config; shared by every DB module so the histogram is created once."""
+
+    __slots__ = ("capture_args", "commenter", "duration", "tracer")
+
+    def __init__(self, context: Any) -> None:
+        from opentelemetry.metrics import NoOpMeter
+        from opentelemetry.trace import NoOpTracer
+
+        self.tracer = context.tracer or NoOpTracer()
+        meter = context.meter or NoOpMeter("telemetryflow")
+        self.duration = meter.create_histogram(
+            DURATION_METRIC, unit="s", description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+        config = context.config
+        self.commenter = bool(getattr(config, "db_commenter", False))
+        self.capture_args = bool(getattr(config, "redis_capture_args", False))
+
+
+_telemetry_lock = threading.Lock()
+_telemetry: list[tuple[Any, Telemetry]] = []  # (context, telemetry); keeps contexts alive
+
+
+def telemetry_for(context: Any) -> Telemetry:
+    """The shared ``Telemetry`` of ``context`` (contexts compare by identity)."""
+    with _telemetry_lock:
+        for known, telemetry in _telemetry:
+            if known is context:
+                return telemetry
+        telemetry = Telemetry(context)
+        _telemetry.append((context, telemetry))
+        return telemetry
+
+
+# ----- what is traced: prepared operations ------------------------------------------------
+
+
+class Prepared:
+    """One operation's span name and attribute dicts, built once and shared read-only
+    (the SDK copies span attributes and keys metric points by their items)."""
+
+    __slots__ = ("attributes", "metric_attributes", "name")
+
+    def __init__(self, name: str, attributes: dict[str, Any],
+                 metric_attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.metric_attributes = metric_attributes
+
+
+class Target:
+    """What one connection talks to (system, database, server) and the statements seen on
+    it; computed once per connection (or per server, for drivers patched at class level)."""
+
+    __slots__ = ("_base", "_metric_base", "_procedures", "_render", "_statements", "system",
+                 "telemetry")
+
+    def __init__(self, telemetry: Telemetry, system: str, *, namespace: str | None = None,
+                 address: str | None = None, port: int | None = None,
+                 render: Callable[[Any], str | None] | None = None) -> None:
+        self.telemetry = telemetry
+        self.system = system
+        base: dict[str, Any] = {SYSTEM: system}
+        if namespace:
+            base[NAMESPACE] = namespace
+        if address:
+            base[ADDRESS] = address
+        if port:
+            base[PORT] = int(port)
+        self._base = base
+        self._metric_base = dict(base)
+        self._render = render
+        self._statements: dict[Any, Prepared] = {}
+        self._procedures: dict[str, Prepared] = {}
+
+    def prepare(self, statement: Any) -> Prepared:
+        try:
+            return self._statements[statement]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: a composed SQL object
+            return self._build(statement)
+        prepared = self._build(statement)
+        if isinstance(statement, (str, bytes)) and len(statement) <= _MAX_STATEMENT:
+            if len(self._statements) >= _MAX_PREPARED:
+                self._statements.clear()  # rare; cheaper and fairer than LRU bookkeeping
+            self._statements[statement] = prepared
+        return prepared
+
+    def _build(self, statement: Any) -> Prepared:
+        text = _text(statement, self._render)
+        operation, collection = parse(text) if text else (None, None)
+        return self.operation(operation, collection, text)
+
+    def operation(self, operation: str | None, collection: str | None = None,
+                  text: str | None = None, **extra: Any) -> Prepared:
+        """A ``Prepared`` for an operation the caller names (redis commands, procedures)."""
+        attributes = dict(self._base)
+        metric = dict(self._metric_base)
+        if operation:
+            attributes[OPERATION] = metric[OPERATION] = operation
+        if collection:
+            attributes[COLLECTION] = metric[COLLECTION] = collection
+        if text:
+            attributes[QUERY_TEXT] = text[:_MAX_STATEMENT]
+        attributes.update(extra)
+        if operation and collection:
+            name = f"{operation} {collection}"
+        else:
+            name = operation or extra.get(PROCEDURE) or self.system
+        return Prepared(name, attributes, metric)
+
+    def procedure(self, name: Any) -> Prepared:
+        key = str(name)
+        prepared = self._procedures.get(key)
+        if prepared is None:
+            prepared = self.operation("CALL", None, None, **{PROCEDURE: key})
+            prepared.name = f"CALL {key}"
+            if len(self._procedures) < _MAX_PREPARED:
+                self._procedures[key] = prepared
+        return prepared
+
+
+def _text(statement: Any, render: Callable[[Any], str | None] | None) -> str | None:
+    if isinstance(statement, str):
+        return statement
+    if isinstance(statement, (bytes, bytearray, memoryview)):
+        return bytes(statement[:_MAX_STATEMENT * 4]).decode("utf-8", "replace")
+    if render is not None:
+        try:
+            return render(statement)
+        except Exception:
+            return None
+    return None
+
+
+# ----- the bounded statement parse ---------------------------------------------------------
+
+_IDENT = r'(?:[\w$]+|"[^"]+"|`[^`]+`|\[[^\]]+\])'
+_NAME = rf"({_IDENT}(?:\s*\.\s*{_IDENT}){{0,2}})"
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.S)
+_FROM = re.compile(rf"\bFROM\s+(?:ONLY\s+)?{_NAME}", re.I)
+_INTO = re.compile(rf"\bINTO\s+{_NAME}", re.I)
+_UPDATE = re.compile(rf"\s+(?:(?:ONLY|LOW_PRIORITY|IGNORE|OR\s+[A-Za-z]+)\s+)*{_NAME}", re.I)
+_DDL_TABLE = re.compile(
+    r"\s+(?:(?:GLOBAL|LOCAL|TEMP|TEMPORARY|UNLOGGED|VIRTUAL|OR\s+REPLACE)\s+)*TABLE\s+"
+    rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:ONLY\s+)?{_NAME}", re.I)
+_TRUNCATE = re.compile(rf"\s+(?:TABLE\s+)?(?:ONLY\s+)?{_NAME}", re.I)
+_SEARCHED = {"SELECT": _FROM, "DELETE": _FROM, "INSERT": _INTO, "REPLACE": _INTO}
+_ANCHORED = {"UPDATE": _UPDATE, "CREATE": _DDL_TABLE, "DROP": _DDL_TABLE,
+             "ALTER": _DDL_TABLE, "TRUNCATE": _TRUNCATE}
+_NOT_TABLES = frozenset({"SELECT", "LATERAL", "UNNEST", "VALUES", "SET", "WHERE"})
+_WHITESPACE_DOT = re.compile(r"\s*\.\s*")
+
+_parsed: dict[str, tuple[str | None, str | None]] = {}
+
+
+def parse(statement: str) -> tuple[str | None, str | None]:
+    """(operation, collection) of ``statement``: its first keyword, upper-cased, and the
+    table after FROM/INTO/UPDATE/TABLE when the statement is of a kind that names one.
+
+    Deliberately not a SQL parser: it reads at most ``_SCAN`` characters, may name the
+    first of several tables, and gives ``None`` rather than guess."""
+    try:
+        return _parsed[statement]
+    except KeyError:
+        pass
+    result = _parse(statement)
+    if len(statement) <= _MAX_STATEMENT:
+        if len(_parsed) >= _MAX_PARSED:
+            _parsed.clear()
+        _parsed[statement] = result
+    return result
+
+
+def _parse(statement: str) -> tuple[str | None, str | None]:
+    head = _FIRST_WORD.match(statement, 0, _SCAN)
+    if head is None:
+        return None, None
+    operation = head.group(1).upper()
+    collection = None
+    searched = _SEARCHED.get(operation)
+    if searched is not None:
+        found = searched.search(statement, head.end(), head.end() + _SCAN)
+    else:
+        anchored = _ANCHORED.get(operation)
+        found = anchored.match(statement, head.end(), head.end() + _SCAN) if anchored else None
+    if found is not None:
+        collection = _WHITESPACE_DOT.sub(".", found.group(1))
+        if collection.upper() in _NOT_TABLES:
+            collection = None
+    return operation, collection
+
+
+# ----- running a traced call ---------------------------------------------------------------
+
+_Rewrite = Callable[[Any, tuple[Any, ...], dict[str, Any]],
+                    tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def run(telemetry: Telemetry, prepared: Prepared, method: Callable[..., Any],
+        args: tuple[Any, ...], kwargs: dict[str, Any], extra: dict[str, Any] | None = None,
+        rewrite: _Rewrite | None = None) -> Any:
+    """``method(*args, **kwargs)`` inside a CLIENT span and a duration point. Whatever we
+    fail at, the call still happens once, and its result or exception is the caller's."""
+    try:
+        span = telemetry.tracer.start_span(prepared.name, kind=_CLIENT,
+                                           attributes=prepared.attributes)
+        if extra:
+            span.set_attributes(extra)
+        if rewrite is not None:
+            args, kwargs = rewrite(span, args, kwargs)
+    except Exception:
+        return method(*args, **kwargs)
+    start = _now()
+    try:
+        result = method(*args, **kwargs)
+    except BaseException as exc:
+        _failed(telemetry, prepared, span, exc, _now() - start)
+        raise
+    try:
+        telemetry.duration.record(_now() - start, prepared.metric_attributes)
+        span.end()
+    except Exception:
+        pass
+    return result
+
+
+async def run_async(telemetry: Telemetry, prepared: Prepared, method: Callable[..., Any],
+                    args: tuple[Any, ...], kwargs: dict[str, Any],
+                    extra: dict[str, Any] | None = None,
+                    rewrite: _Rewrite | None = None) -> Any:
+    """``await method(*args, **kwargs)``, traced like ``run``."""
+    try:
+        span = telemetry.tracer.start_span(prepared.name, kind=_CLIENT,
+                                           attributes=prepared.attributes)
+        if extra:
+            span.set_attributes(extra)
+        if rewrite is not None:
+            args, kwargs = rewrite(span, args, kwargs)
+    except Exception:
+        return await method(*args, **kwargs)
+    start = _now()
+    try:
+        result = await method(*args, **kwargs)
+    except BaseException as exc:
+        _failed(telemetry, prepared, span, exc, _now() - start)
+        raise
+    try:
+        telemetry.duration.record(_now() - start, prepared.metric_attributes)
+        span.end()
+    except Exception:
+        pass
+    return result
+
+
+def _failed(telemetry: Telemetry, prepared: Prepared, span: Any, exc: BaseException,
+            elapsed: float) -> None:
+    # Runs inside the caller's ``except``: it must never raise, or the user would see our
+    # error instead of theirs.
+    try:
+        failure = {ERROR_TYPE: error_type(exc)}
+        code = _status_code(exc)
+        if code:
+            failure[STATUS_CODE] = code
+        span.set_attributes(failure)
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+        telemetry.duration.record(elapsed, {**prepared.metric_attributes, **failure})
+    except Exception:
+        pass
+
+
+def error_type(exc: BaseException) -> str:
+    """The exception's fully qualified class name (``psycopg.errors.UndefinedTable``)."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _status_code(exc: BaseException) -> str | None:
+    args = getattr(exc, "args", ())
+    if args and type(args[0]) is int:  # MySQL drivers: (errno, message); semconv wants errno
+        return str(args[0])
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return str(code) if code else None
+
+
+# ----- the DB-API call paths ---------------------------------------------------------------
+
+
+def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if args:
+        return args[0]
+    for key in ("query", "operation", "sql", "statement"):
+        if key in kwargs:
+            return kwargs[key]
+    return None
+
+
+def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int] | None:
+    rows = args[1] if len(args) > 1 else kwargs.get("params_seq", kwargs.get("args"))
+    if isinstance(rows, (list, tuple)) and len(rows) > 1:
+        return {BATCH_SIZE: len(rows)}
+    return None
+
+
+def comment(statement: Any, span: Any) -> Any:
+    """``statement`` with a sqlcommenter ``traceparent`` comment for ``span``'s context,
+    placed before a trailing semicolon; unchanged if it is not text or carries one."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return statement
+    note = (f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-"
+            f"{context.trace_flags:02x}'*/")
+    if isinstance(statement, str):
+        if "traceparent=" in statement:
+            return statement
+        body = statement.rstrip()
+        return f"{body[:-1]} {note};" if body.endswith(";") else f"{body} {note}"
+    if isinstance(statement, bytes):
+        if b"traceparent=" in statement:
+            return statement
+        body = statement.rstrip()
+        raw = note.encode()
+        return body[:-1] + b" " + raw + b";" if body.endswith(b";") else body + b" " + raw
+    return statement
+
+
+def _commented(span: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+               ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if args:
+        return (comment(args[0], span), *args[1:]), kwargs
+    for key in ("query", "operation", "sql", "statement"):
+        if key in kwargs:
+            return args, {**kwargs, key: comment(kwargs[key], span)}
+    return args, kwargs
+
+
+def call(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
+         kwargs: dict[str, Any]) -> Any:
+    """A traced ``execute``-like call (the commenter applies)."""
+    if suppressed():
+        return method(*args, **kwargs)
+    telemetry = target.telemetry
+    return run(telemetry, target.prepare(_statement(args, kwargs)), method, args, kwargs,
+               None, _commented if telemetry.commenter else None)
+
+
+def call_many(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+    """A traced ``executemany``/``executescript``: no comment (the drivers' batch rewrites
+    match the statement's tail), batch size when there are 2+ parameter sets."""
+    if suppressed():
+        return method(*args, **kwargs)
+    return run(target.telemetry, target.prepare(_statement(args, kwargs)), method, args,
+               kwargs, _batch_size(args, kwargs))
+
+
+def call_procedure(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+    if suppressed():
+        return method(*args, **kwargs)
+    name = args[0] if args else kwargs.get("procname", "")
+    return run(target.telemetry, target.procedure(name), method, args, kwargs)
+
+
+async def call_async(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> Any:
+    if suppressed():
+        return await method(*args, **kwargs)
+    telemetry = target.telemetry
+    return await run_async(telemetry, target.prepare(_statement(args, kwargs)), method, args,
+                           kwargs, None, _commented if telemetry.commenter else None)
+
+
+async def call_many_async(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:
+    if suppressed():
+        return await method(*args, **kwargs)
+    return await run_async(target.telemetry, target.prepare(_statement(args, kwargs)), method,
+                           args, kwargs, _batch_size(args, kwargs))
+
+
+# ----- proxies -----------------------------------------------------------------------------
+#
+# Each driver module composes its cursor and connection proxies from the mixins below, so a
+# proxy has exactly the methods the real object has (``hasattr(cur, "callproc")`` answers as
+# before). Methods that return the real object itself return the proxy instead, so chained
+# and ``with`` use stays traced; every other result passes through untouched.
+
+
+class _Proxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, target: Target) -> None:
+        super().__init__(wrapped)
+        self._self_target = target
+
+    def __enter__(self) -> Any:
+        result = self.__wrapped__.__enter__()
+        return self if result is self.__wrapped__ else result
+
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)
+
+
+class _AsyncProxy(_Proxy):
+    async def __aenter__(self) -> Any:
+        result = await self.__wrapped__.__aenter__()
+        return self if result is self.__wrapped__ else result
+
+
+class CursorProxy(_Proxy):
+    """A traced cursor; ``connection`` answers with the connection proxy it came from."""
+
+    def __init__(self, wrapped: Any, target: Target, owner: Any = None) -> None:
+        super().__init__(wrapped, target)
+        self._self_owner = owner
+
+    @property
+    def connection(self) -> Any:
+        real = self.__wrapped__.connection
+        owner = self._self_owner
+        return owner if owner is not None and real is owner.__wrapped__ else real
+
+
+class AsyncCursorProxy(_AsyncProxy, CursorProxy):
+    def __aiter__(self) -> Any:
+        return self.__wrapped__.__aiter__()
+
+
+class Next:
+    """For cursors that are their own iterators (``next(cur)``)."""
+
+    def __next__(self) -> Any:
+        return next(self.__wrapped__)  # type: ignore[attr-defined]
+
+
+class Execute:
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__  # type: ignore[attr-defined]
+        result = call(self._self_target, wrapped.execute, args, kwargs)  # type: ignore[attr-defined]
+        return self if result is wrapped else result
+
+
+class ExecuteMany:
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__  # type: ignore[attr-defined]
+        result = call_many(self._self_target, wrapped.executemany, args, kwargs)  # type: ignore[attr-defined]
+        return self if result is wrapped else result
+
+
+class ExecuteScript:
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__  # type: ignore[attr-defined]
+        result = call_many(self._self_target, wrapped.executescript, args, kwargs)  # type: ignore[attr-defined]
+        return self if result is wrapped else result
+
+
+class CallProc:
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        return call_procedure(self._self_target, self.__wrapped__.callproc, args, kwargs)  # type: ignore[attr-defined]
+
+
+class AsyncExecute:
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__  # type: ignore[attr-defined]
+        result = await call_async(self._self_target, wrapped.execute, args, kwargs)  # type: ignore[attr-defined]
+        return self if result is wrapped else result
+
+
+class AsyncExecuteMany:
+    async def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__  # type: ignore[attr-defined]
+        result = await call_many_async(self._self_target, wrapped.executemany, args, kwargs)  # type: ignore[attr-defined]
+        return self if result is wrapped else result
+
+
+class ConnectionProxy(_Proxy):
+    """A traced connection: ``cursor()`` hands out ``cursor_proxy`` instances."""
+
+    cursor_proxy: type[CursorProxy] = CursorProxy
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_target,
+                                 self)
+
+
+class AsyncConnectionProxy(_AsyncProxy, ConnectionProxy):
+    cursor_proxy: type[CursorProxy] = AsyncCursorProxy
+
+
+def unwrap(obj: Any) -> Any:
+    """The real object behind one of our proxies (for C functions that type-check)."""
+    return obj.__wrapped__ if isinstance(obj, _Proxy) else obj
+
+
+# ----- patching connect --------------------------------------------------------------------
+
+_Make = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def wrap_connect(owner: Any, name: str, make_proxy: _Make) -> None:
+    """Replace ``owner.name`` (a connect function or classmethod) so it returns
+    ``make_proxy(connection, args, kwargs)``; if that fails, the real connection."""
+
+    def connect(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        connection = wrapped(*args, **kwargs)
+        return _proxied(make_proxy, connection, args, kwargs)
+
+    wrapt.wrap_function_wrapper(owner, name, connect)
+
+
+def wrap_connect_async(owner: Any, name: str, make_proxy: _Make) -> None:
+    """``wrap_connect`` for an ``async`` connect."""
+
+    async def connect(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        connection = await wrapped(*args, **kwargs)
+        return _proxied(make_proxy, connection, args, kwargs)
+
+    wrapt.wrap_function_wrapper(owner, name, connect)
+
+
+def _proxied(make_proxy: _Make, connection: Any, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Any:
+    if isinstance(connection, _Proxy):
+        return connection  # a factory that connects through an already-patched connect
+    try:
+        return make_proxy(connection, args, kwargs)
+    except Exception:
+        return connection  # never let us cost the program its connection
+
+
+PATCHED = "__telemetryflow_patched__"
+
+
+def mark_patched(function: Any) -> Any:
+    """Tag a replacement method so a second patch (two bootstraps, two contexts) is a no-op
+    instead of a second span per call."""
+    setattr(function, PATCHED, True)
+    return function
+
+
+def is_patched(function: Any) -> bool:
+    return bool(getattr(function, PATCHED, False))
+
+
+def text_or_none(value: Any) -> str | None:
+    """``value`` as text for an attribute (bytes decoded, paths fs-decoded), else None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(value)
+    return str(value)

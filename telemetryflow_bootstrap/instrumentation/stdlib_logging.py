@@ -1,0 +1,426 @@
+"""The stdlib ``logging`` bridge: every record the program logs also becomes an OpenTelemetry
+log record, and every record carries the active trace ids for text formatters.
+
+Produces
+    One OpenTelemetry log record per stdlib record that reaches the top of its logger
+    hierarchy (the records a root handler would see) at or above the export level. The
+    OpenTelemetry logger (instrumentation scope) is named after the Python logger.
+
+    - severity number from ``levelno`` (custom levels land inside the nearest band, e.g. 25 →
+      INFO3), severity text = ``levelname``; timestamp = ``record.created``
+    - body: ``record.getMessage()``; a mapping logged without arguments stays structured
+    - ``code.function.name``, ``code.file.path``, ``code.line.number``, ``code.stacktrace``
+      (``stack_info=True``), ``thread.id``, ``thread.name``
+    - ``exception.type``, ``exception.message``, ``exception.stacktrace`` from ``exc_info``
+    - ``extra=`` fields whose values are str/bool/int/float, under their own names
+    - trace id, span id and flags of the span current where the record was logged
+
+    Every ``LogRecord`` also gets ``otelTraceID``, ``otelSpanID``, ``otelServiceName`` and
+    ``otelTraceSampled`` ("0", "0", the service name, False outside a span), so
+    ``%(otelTraceID)s`` works in any formatter.
+
+Reads
+    TELEMETRYFLOW_LOG_EXPORT_LEVEL (lowest level exported), TELEMETRYFLOW_LOG_CORRELATION
+    (``logging.basicConfig()`` without a format gets one with the trace ids),
+    TELEMETRYFLOW_SERVICE_NAME (``otelServiceName``), TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS
+    (``logging`` leaves the logging module untouched). All through the config object.
+
+How it attaches, and why not as a root handler
+    A handler in ``logging.root.handlers`` is visible to the program: ``basicConfig()`` does
+    nothing when the root has a handler, ``basicConfig(force=True)`` and ``dictConfig`` close
+    and remove it, ``logging.lastResort`` stops printing warnings for programs that configured
+    nothing, and code that reads ``root.handlers[0]`` gets ours. Instead we wrap
+    ``logging.Logger.callHandlers`` (the step after the logger's level, ``disabled`` flag and
+    filters let a record through): the program's handlers run exactly as before, then our
+    ``_BridgeHandler`` sees the record if it would have reached a root handler (every logger
+    below the top propagates). ``root.handlers``, ``hasHandlers()``, ``lastResort`` and
+    ``basicConfig`` cannot tell we are there. The export level is a floor on top of the
+    program's own levels: we never lower a logger's level (that would change what the
+    program's own handlers print).
+
+Hazards handled
+    - Feedback loops: records logged while instrumentation is suppressed (our exports run
+      so), records from the SDK's/exporter's loggers on our export threads, and records
+      logged from inside our own export (a thread-local flag) are never exported.
+    - The SDK's/exporter's records emitted by an export (on our export threads, or while
+      instrumentation is suppressed) are not shown to the program's handlers either, even
+      when logs are not exported: with the backend down the OTLP exporter warns on every
+      retry, which would flood the program's stderr and log files, and our own diagnostics
+      already report the failure once a minute. With ``TELEMETRYFLOW_LOG_LEVEL=debug`` they
+      are shown.
+    - Another library may wrap ``callHandlers`` after us (Sentry does): ours is never
+      wrapped in twice, and stays in their chain, inert, if we are uninstalled.
+    - Nothing here raises into the program: a record we cannot convert is reported once and
+      skipped; the program's handlers have already seen it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+
+from .. import _diagnostics
+
+# The top-level names of the loggers that our export machinery writes to.
+_EXPORT_LOGGERS = ("opentelemetry", "telemetryflow", "grpc", "urllib3.connectionpool")
+# Threads that only ever run exports: our batch workers and the SDK's metric reader.
+_EXPORT_THREADS = ("telemetryflow-", "OtelPeriodicExportingMetricReader")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+_MAX_LOGGERS = 1024  # distinct OpenTelemetry loggers; past it records share one
+_OVERFLOW_SCOPE = "telemetryflow.logging.overflow"
+_MAX_BODY_DEPTH = 4
+
+_NO_TRACE_ID = "0"
+_NO_SPAN_ID = "0"
+_CORRELATION_FIELDS = ("otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled")
+# The text logging.basicConfig() uses when no format is given, plus the correlation fields.
+_CORRELATED_FORMATS = {
+    "%": "%(levelname)s:%(name)s:%(message)s trace_id=%(otelTraceID)s span_id=%(otelSpanID)s "
+         "service.name=%(otelServiceName)s trace_sampled=%(otelTraceSampled)s",
+    "{": "{levelname}:{name}:{message} trace_id={otelTraceID} span_id={otelSpanID} "
+         "service.name={otelServiceName} trace_sampled={otelTraceSampled}",
+    "$": "${levelname}:${name}:${message} trace_id=${otelTraceID} span_id=${otelSpanID} "
+         "service.name=${otelServiceName} trace_sampled=${otelTraceSampled}",
+}
+
+# Everything a bare LogRecord carries, plus what formatters and our factory add: the rest of
+# ``record.__dict__`` came from ``extra=``.
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+).union({"message", "asctime", "taskName", *_CORRELATION_FIELDS})
+
+# Severity bands: python levels [10*k, 10*k+10) map to the four OpenTelemetry numbers of band k.
+_BAND_START = (SeverityNumber.TRACE, SeverityNumber.DEBUG, SeverityNumber.INFO,
+               SeverityNumber.WARN, SeverityNumber.ERROR, SeverityNumber.FATAL)
+
+
+class _Guard(threading.local):
+    """Per-thread "we are exporting" flag: a record logged from inside our own export (an SDK
+    warning, ``logging.captureWarnings``) must not be exported again."""
+
+    active = False
+
+
+_guard = _Guard()
+
+
+def _compute_severity(levelno: int) -> SeverityNumber:
+    if levelno <= 0:
+        return SeverityNumber.UNSPECIFIED
+    if levelno >= 60:
+        return SeverityNumber.FATAL4
+    band, offset = divmod(levelno, 10)
+    # Python levels inside a band (e.g. 25 = NOTICE) spread over the band's four numbers.
+    return SeverityNumber(_BAND_START[band].value + offset * 4 // 10)
+
+
+_SEVERITIES = tuple(_compute_severity(levelno) for levelno in range(60))
+
+
+def _severity(levelno: int) -> SeverityNumber:
+    if 0 <= levelno < 60:
+        return _SEVERITIES[levelno]
+    return _compute_severity(levelno)
+
+
+def _on_export_thread() -> bool:
+    return threading.current_thread().name.startswith(_EXPORT_THREADS)
+
+
+def _suppressed() -> bool:
+    return bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY) or get_value("suppress_instrumentation"))
+
+
+def _is_export_noise(record: logging.LogRecord) -> bool:
+    """A record of the SDK/exporter emitted by our export machinery (not by the program)."""
+    return record.name.startswith(_EXPORT_LOGGERS) and (_on_export_thread() or _suppressed())
+
+
+def _any_value(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float, bytes)):
+        return value
+    if depth < _MAX_BODY_DEPTH:
+        if isinstance(value, Mapping):
+            return {str(k): _any_value(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_any_value(v, depth + 1) for v in value]
+    return str(value)
+
+
+def _body(record: logging.LogRecord) -> Any:
+    msg = record.msg
+    if isinstance(msg, Mapping) and not record.args:
+        return _any_value(msg)
+    try:
+        return record.getMessage()
+    except Exception:  # bad %-args: the program's handlers report it; we keep the template
+        return str(msg)
+
+
+def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> None:
+    exc_type, exc_value, exc_tb = exc_info
+    module = getattr(exc_type, "__module__", "")
+    qualname = getattr(exc_type, "__qualname__", str(exc_type))
+    attributes["exception.type"] = (qualname if module in ("builtins", "", None)
+                                    else f"{module}.{qualname}")
+    try:
+        attributes["exception.message"] = str(exc_value) if exc_value is not None else ""
+    except Exception:  # an exception whose __str__ fails still has a type and a trace
+        attributes["exception.message"] = f"<unprintable {qualname}>"
+    attributes["exception.stacktrace"] = "".join(
+        traceback.format_exception(exc_type, exc_value, exc_tb))
+
+
+class _BridgeHandler(logging.Handler):
+    """Turns stdlib records into OpenTelemetry log records on ``logger_provider``.
+
+    A real ``logging.Handler`` (level, filters, and it can be added to any logger by hand),
+    but installed through ``callHandlers`` rather than ``root.handlers`` (see the module
+    docstring). ``handle`` takes no lock: the SDK's emit is thread-safe, and a lock here
+    would serialise every thread that logs.
+    """
+
+    def __init__(self, logger_provider: Any, level: int = logging.NOTSET,
+                 sdk: Any = None) -> None:
+        super().__init__(level)
+        self._provider = logger_provider
+        self._sdk = sdk  # the TelemetryCommandHandler: after its shutdown we stop exporting
+        self._loggers: dict[str, Any] = {}
+        self._closed = False
+        self._failure_reported = False
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        checked = self.filter(record)
+        if checked:
+            self.emit(checked if isinstance(checked, logging.LogRecord) else record)
+        return checked
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _guard.active or self._closed:
+            return
+        if _suppressed() or (record.name.startswith(_EXPORT_LOGGERS) and _on_export_thread()):
+            return
+        sdk = self._sdk
+        if sdk is not None and not getattr(sdk, "initialized", True):
+            return  # shut down (interpreter exit): the queue would only count drops
+        _guard.active = True
+        try:
+            self._export(record)
+        except Exception as exc:
+            self._report(exc)
+        finally:
+            _guard.active = False
+
+    def _export(self, record: logging.LogRecord) -> None:
+        fields = record.__dict__
+        attributes: dict[str, Any] = {
+            key: fields[key] for key in fields.keys() - _STANDARD_ATTRIBUTES
+            if not key.startswith("_") and isinstance(fields[key], (str, bool, int, float))
+        }
+        ours = {"code.function.name": record.funcName, "code.file.path": record.pathname,
+                "code.line.number": record.lineno, "thread.id": record.thread,
+                "thread.name": record.threadName}
+        if record.stack_info:
+            ours["code.stacktrace"] = record.stack_info
+        if None in ours.values():  # logging.logThreads = False, hand-made records
+            ours = {key: value for key, value in ours.items() if value is not None}
+        attributes.update(ours)
+        exc_info = record.exc_info
+        if exc_info and exc_info[0] is not None:
+            _exception_attributes(exc_info, attributes)
+        self._logger_for(record.name).emit(
+            timestamp=int(record.created * 1e9),
+            severity_number=_severity(record.levelno),
+            severity_text=record.levelname,
+            body=_body(record),
+            attributes=attributes,
+        )
+
+    def _logger_for(self, name: str) -> Any:
+        logger = self._loggers.get(name)
+        if logger is None:
+            if len(self._loggers) >= _MAX_LOGGERS:
+                # Programs that make a logger per request/user would grow this (and the
+                # SDK's own cache) without end; past the bound they share one scope.
+                name = _OVERFLOW_SCOPE
+                logger = self._loggers.get(name)
+                if logger is not None:
+                    return logger
+                _diagnostics.warn(f"more than {_MAX_LOGGERS} distinct logger names; further "
+                                  f"ones are exported under the scope {_OVERFLOW_SCOPE}")
+            logger = self._provider.get_logger(name)
+            self._loggers[name] = logger
+        return logger
+
+    def _report(self, exc: Exception) -> None:
+        if not self._failure_reported:
+            self._failure_reported = True
+            _diagnostics.warn(f"could not export a log record ({type(exc).__name__}: {exc}); "
+                              "such records are skipped")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass  # emit reports its own failures once; never the stdlib's traceback per record
+
+    def flush(self) -> None:
+        pass  # the lifecycle flushes the SDK (bounded); logging.shutdown() must not block
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
+
+# ----- installing -------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_bridge: _BridgeHandler | None = None
+_original_call_handlers: Callable[[logging.Logger, logging.LogRecord], None] | None = None
+# Our wrapper, while it is in the chain. It stays there (inert without a bridge) when code
+# that wrapped it after us keeps a reference, so it is never wrapped in twice.
+_our_call_handlers: Callable[[logging.Logger, logging.LogRecord], None] | None = None
+_original_basic_config: Callable[..., None] | None = None
+
+
+def _reaches_top(logger: logging.Logger) -> bool:
+    """Would a record handled by ``logger`` reach the top (root) logger's handlers?"""
+    while logger.propagate:
+        parent = logger.parent
+        if parent is None:
+            return True
+        logger = parent
+    return logger.parent is None
+
+
+def _make_call_handlers(original: Callable[[logging.Logger, logging.LogRecord], None]
+                        ) -> Callable[[logging.Logger, logging.LogRecord], None]:
+    @functools.wraps(original)
+    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        if _is_export_noise(record) and not _diagnostics.enabled_for("debug"):
+            return
+        original(self, record)
+        bridge = _bridge
+        if bridge is not None and record.levelno >= bridge.level and _reaches_top(self):
+            bridge.handle(record)
+
+    return callHandlers
+
+
+def _ensure_call_handlers_wrapped() -> None:
+    global _original_call_handlers, _our_call_handlers
+    if _our_call_handlers is None:
+        _original_call_handlers = logging.Logger.callHandlers
+        _our_call_handlers = _make_call_handlers(_original_call_handlers)
+        logging.Logger.callHandlers = _our_call_handlers  # type: ignore[method-assign]
+
+
+def install_noise_filter() -> None:
+    """Keep the SDK's/exporter's records on our export threads out of the program's
+    handlers (see the module docstring), whether or not logs are exported."""
+    with _lock:
+        _ensure_call_handlers_wrapped()
+
+
+def install_bridge(logger_provider: Any, level: str | int = "info",
+                   sdk: Any = None) -> _BridgeHandler:
+    """Export every record that reaches the root logger to ``logger_provider`` from now on.
+
+    Installing again replaces the provider and level (one bridge per process)."""
+    global _bridge
+    levelno = _LEVELS.get(level, logging.INFO) if isinstance(level, str) else int(level)
+    handler = _BridgeHandler(logger_provider, levelno, sdk)
+    with _lock:
+        _ensure_call_handlers_wrapped()
+        previous, _bridge = _bridge, handler
+    if previous is not None:
+        previous.close()
+    return handler
+
+
+def install_record_factory(service_name: str) -> None:
+    """Give every ``LogRecord`` the correlation fields, chaining to the current factory."""
+    with _lock:
+        previous = logging.getLogRecordFactory()
+        if getattr(previous, "_telemetryflow_previous", None) is not None:
+            previous = previous._telemetryflow_previous  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(_make_record_factory(previous, service_name))
+
+
+def _make_record_factory(previous: Callable[..., logging.LogRecord],
+                         service_name: str) -> Callable[..., logging.LogRecord]:
+    get_current_span = trace.get_current_span
+    # The last span seen, with its ids as text: consecutive records usually share a span, and
+    # formatting two hex numbers is most of this factory's cost. The cell holds an immutable
+    # tuple that is replaced whole, so racing threads at worst recompute.
+    last: list[tuple[int, int, bool, str, str]] = [(0, 0, False, _NO_TRACE_ID, _NO_SPAN_ID)]
+
+    def record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            context = get_current_span().get_span_context()
+            if context.is_valid:
+                cached = last[0]
+                sampled = context.trace_flags.sampled
+                if (cached[1] != context.span_id or cached[0] != context.trace_id
+                        or cached[2] != sampled):
+                    cached = (context.trace_id, context.span_id, sampled,
+                              format(context.trace_id, "032x"), format(context.span_id, "016x"))
+                    last[0] = cached
+                record.otelTraceID, record.otelSpanID = cached[3], cached[4]
+                record.otelTraceSampled = sampled
+            else:
+                record.otelTraceID, record.otelSpanID = _NO_TRACE_ID, _NO_SPAN_ID
+                record.otelTraceSampled = False
+            record.otelServiceName = service_name
+        except Exception:  # never let correlation break a log call
+            pass
+        return record
+
+    record_factory._telemetryflow_previous = previous  # type: ignore[attr-defined]
+    return record_factory
+
+
+def install_correlated_basic_config() -> None:
+    """``logging.basicConfig()`` without a format uses one that shows the trace ids."""
+    global _original_basic_config
+    with _lock:
+        if _original_basic_config is not None:
+            return
+        original = logging.basicConfig
+        _original_basic_config = original
+
+        @functools.wraps(original)
+        def basicConfig(**kwargs: Any) -> None:
+            if "format" not in kwargs:
+                fmt = _CORRELATED_FORMATS.get(kwargs.get("style", "%"))
+                if fmt is not None:  # an invalid style: let basicConfig say so
+                    kwargs["format"] = fmt
+            original(**kwargs)
+
+        logging.basicConfig = basicConfig
+
+
+def _uninstall() -> None:
+    """Undo every install (tests): the stdlib functions back, our handler closed."""
+    global _bridge, _original_call_handlers, _our_call_handlers, _original_basic_config
+    with _lock:
+        if _our_call_handlers is not None and logging.Logger.callHandlers is _our_call_handlers:
+            logging.Logger.callHandlers = _original_call_handlers  # type: ignore[method-assign]
+            _original_call_handlers = _our_call_handlers = None
+        factory = logging.getLogRecordFactory()
+        previous = getattr(factory, "_telemetryflow_previous", None)
+        if previous is not None:
+            logging.setLogRecordFactory(previous)
+        if _original_basic_config is not None:
+            logging.basicConfig = _original_basic_config
+        _original_basic_config = None
+        bridge, _bridge = _bridge, None
+    if bridge is not None:
+        bridge.close()

@@ -1,0 +1,142 @@
+"""Logs and runtime metrics end to end: programs that only use the standard ``logging``
+module, run under the installed ``telemetryflow-run`` against the real OTLP receiver."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from ..otlp_receiver import free_port
+from .launcher import app, clean_env, python, receiver_env, run
+
+pytestmark = pytest.mark.e2e
+
+
+def _span_ids(stdout: str) -> tuple[str, str]:
+    line = next(line for line in stdout.splitlines() if line.startswith("span "))
+    _, trace_id, span_id = line.split()
+    return trace_id, span_id
+
+
+def test_log_inside_a_span_arrives_correlated(otlp_receiver):
+    """logging.info inside a span arrives with that span's trace and span ids, its severity,
+    the logger's name as scope, the code location and the extra= fields; the program's own
+    output is unchanged."""
+    proc = run(python(app("logs_app.py")), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    trace_id, span_id = _span_ids(proc.stdout)
+    log = otlp_receiver.wait_for_logs(1, body="order 42 placed")[0]
+    assert (log.trace_id, log.span_id) == (trace_id, span_id)
+    assert (log.severity_number, log.severity_text) == (9, "INFO")
+    assert log.scope_name == "shop.orders"
+    assert log.attributes["order.id"] == 42 and log.attributes["shop"] == "eu"
+    assert log.attributes["code.file.path"].endswith("logs_app.py")
+    assert log.attributes["code.function.name"] == "<module>"
+    assert log.attributes["thread.name"] == "MainThread"
+    assert log.resource["service.name"] == "logs_app"
+    assert proc.stderr.startswith("INFO shop.orders order 42 placed\n")
+
+
+def test_logging_exception_arrives_with_exception_attributes(otlp_receiver):
+    """logging.exception arrives as an ERROR with exception.type/message/stacktrace; records
+    under the program's own level and the SDK's own logs are not exported."""
+    proc = run(python(app("logs_app.py")), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    log = otlp_receiver.wait_for_logs(1, body="payment lookup failed")[0]
+    assert (log.severity_number, log.severity_text) == (17, "ERROR")
+    assert log.attributes["exception.type"] == "KeyError"
+    assert log.attributes["exception.message"] == "'missing'"
+    assert "Traceback (most recent call last)" in log.attributes["exception.stacktrace"]
+    assert log.span_id != _span_ids(proc.stdout)[1]  # logged after the span ended
+    bodies = [lg.body for lg in otlp_receiver.logs()]
+    assert sorted(bodies) == ["order 42 placed", "payment lookup failed"]
+    assert not [lg for lg in otlp_receiver.logs() if lg.scope_name.startswith("opentelemetry")]
+
+
+def test_runtime_metrics_arrive(otlp_receiver):
+    """Process and CPython runtime metrics arrive (at the latest with the export at exit)."""
+    proc = run(python(app("logs_app.py")), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    rss = otlp_receiver.wait_for_metric("process.memory.usage")[-1]
+    assert rss.value > 1024 * 1024 and rss.unit == "By"
+    cpu = otlp_receiver.wait_for_metric("process.cpu.time")
+    assert {p.attributes["cpu.mode"] for p in cpu} == {"user", "system"}
+    assert sum(p.value for p in cpu) > 0
+    threads = otlp_receiver.wait_for_metric("process.thread.count")[-1]
+    assert threads.value >= 1
+    collections = otlp_receiver.wait_for_metric("cpython.gc.collections")
+    assert {p.attributes["cpython.gc.generation"] for p in collections} == {0, 1, 2}
+    assert all(p.is_monotonic for p in collections)
+
+
+def test_runtime_metrics_and_logging_can_be_turned_off(otlp_receiver):
+    """TELEMETRYFLOW_RUNTIME_METRICS=false sends no runtime metric and disabling 'logging' by
+    name exports no stdlib record, while the program's spans still arrive."""
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_RUNTIME_METRICS="false",
+                       TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS="logging")
+    proc = run(python(app("logs_app.py")), env)
+    assert proc.returncode == 0, proc.stderr
+    otlp_receiver.wait_for_spans(1, name="place-order")
+    assert otlp_receiver.logs() == []
+    names = {p.name for p in otlp_receiver.metrics()}
+    assert not {n for n in names if n.startswith(("process.", "cpython."))}, names
+
+
+def test_log_correlation_adds_trace_ids_to_basic_config_format(otlp_receiver):
+    """With TELEMETRYFLOW_LOG_CORRELATION=true, basicConfig() without a format prints the
+    current trace id on every line."""
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_LOG_CORRELATION="true",
+                       TELEMETRYFLOW_SERVICE_NAME="jobs")
+    proc = run(python(app("logs_correlation_app.py")), env)
+    assert proc.returncode == 0, proc.stderr
+    trace_id = proc.stdout.split()[1]
+    assert f"INFO:job:working trace_id={trace_id} span_id=" in proc.stderr
+    assert "service.name=jobs trace_sampled=True" in proc.stderr
+
+
+@pytest.mark.parametrize("code", [
+    "import logging; logging.getLogger('app').warning('x')",
+    "import logging; logging.warning('x')",
+    "import logging; logging.basicConfig(level=logging.INFO, format='%(levelname)s|%(message)s')"
+    "; logging.info('x'); logging.basicConfig(format='forced %(message)s', force=True)"
+    "; logging.warning('x')",
+], ids=["last-resort", "module-function", "basicConfig-force"])
+def test_stderr_is_identical_with_and_without_the_launcher(otlp_receiver, code):
+    """What a program's logging prints on stderr (lastResort, the implicit basicConfig of
+    logging.warning, basicConfig with level/format and force=True) is byte for byte what it
+    prints without the launcher, and the record is exported as well."""
+    plain = subprocess.run(python("-c", code), env=clean_env(), capture_output=True, text=True,
+                           timeout=60)
+    launched = run(python("-c", code), receiver_env(otlp_receiver))
+    assert launched.returncode == plain.returncode == 0, launched.stderr
+    assert launched.stderr == plain.stderr
+    assert "x" in plain.stderr
+    otlp_receiver.wait_for_logs(1, body="x")
+
+
+def test_backend_down_neither_delays_exit_much_nor_floods_stderr(otlp_receiver):
+    """With nothing listening on the endpoint the program's output is unchanged, its exit
+    waits at most about the shutdown timeout, and stderr gets a few telemetryflow lines, not
+    one per retry or per record (and none of the exporter's own retry warnings)."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    plain_started = time.monotonic()
+    plain = subprocess.run(python(app("logs_app.py")), env=clean_env(), capture_output=True,
+                           text=True, timeout=60)
+    plain_seconds = time.monotonic() - plain_started
+    env = clean_env(TELEMETRYFLOW_ENDPOINT=closed, TELEMETRYFLOW_INSECURE="true",
+                    TELEMETRYFLOW_BATCH_TIMEOUT="100", TELEMETRYFLOW_TIMEOUT="1",
+                    TELEMETRYFLOW_METRIC_EXPORT_INTERVAL="200",
+                    TELEMETRYFLOW_SHUTDOWN_TIMEOUT="2")
+    started = time.monotonic()
+    proc = run(python(app("logs_app.py")), env, timeout=60)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1:] == plain.stdout.splitlines()[1:]  # span ids differ
+    assert seconds < plain_seconds + 2 + 3, proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("telemetryflow")]
+    program = [line for line in proc.stderr.splitlines() if not line.startswith("telemetryflow")]
+    assert len(ours) <= 5, proc.stderr
+    assert program == plain.stderr.splitlines()
+    assert "retrying" not in proc.stderr and "opentelemetry" not in proc.stderr

@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Set once this process handed its context to a child (environment or fork): its process
+# span then has descendants elsewhere and must be exported even if it traced nothing itself.
+handed_on = False
+
 _ENV_KEYS = {"traceparent": "TRACEPARENT", "tracestate": "TRACESTATE", "baggage": "BAGGAGE"}
 
 
@@ -26,6 +30,8 @@ def child_environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
     propagate.inject(carrier)
     if "traceparent" not in carrier:
         return None
+    global handed_on
+    handed_on = True
     import os
 
     child = dict(os.environ if env is None else env)

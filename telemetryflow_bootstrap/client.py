@@ -209,25 +209,24 @@ class TelemetryFlowClient:
         """
         if not self._initialized:
             self._ensure()
-        from opentelemetry import context, trace
-
-        from .infrastructure.handler import _KINDS, record_error
-
         handler = self._handler
+        ot = _otel()
         span = handler.tracer.start_span(
-            name, kind=_KINDS.get(kind, trace.SpanKind.INTERNAL), attributes=attributes
+            name, kind=ot.kinds.get(kind, ot.internal), attributes=attributes
         )
-        span_id = handler.track_span(span)
-        token = context.attach(trace.set_span_in_context(span))
+        recording = span.is_recording()
+        span_id = handler.track_span(span) if recording else _UNSAMPLED_ID
+        token = ot.attach(ot.set_span_in_context(span))
         try:
             yield span_id
         except BaseException as error:
-            if not isinstance(error, GeneratorExit):
-                record_error(span, error)
+            if recording and not isinstance(error, GeneratorExit):
+                ot.record_error(span, error)
             raise
         finally:
-            context.detach(token)
-            handler.untrack_span(span_id)
+            ot.detach(token)
+            if recording:
+                handler.untrack_span(span_id)
             span.end()
 
     # ----- queries -------------------------------------------------------------------------
@@ -265,6 +264,34 @@ class TelemetryFlowClient:
     def handler(self) -> Any:
         self._ensure()
         return self._handler
+
+
+_UNSAMPLED_ID = "0" * 16
+
+
+class _OTel:
+    """What ``span()`` needs from OpenTelemetry, resolved once (not per call): the client
+    module itself must stay importable without OpenTelemetry for the launcher's sake."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context, trace
+
+        from .infrastructure.handler import _KINDS, record_error
+
+        self.attach, self.detach = context.attach, context.detach
+        self.set_span_in_context = trace.set_span_in_context
+        self.kinds, self.internal = _KINDS, trace.SpanKind.INTERNAL
+        self.record_error = record_error
+
+
+_OTEL: _OTel | None = None
+
+
+def _otel() -> _OTel:
+    global _OTEL
+    if _OTEL is None:
+        _OTEL = _OTel()
+    return _OTEL
 
 
 class NoOpClient:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from . import _diagnostics
@@ -37,7 +39,10 @@ def install(
     if hasattr(os, "register_at_fork"):
         # The parent's process span is the parent's to end: a forked child must not end (and
         # so export) its copy. The child's spans stay in the trace as its children.
-        os.register_at_fork(after_in_child=lambda: _state.pop("process_span", None))
+        os.register_at_fork(
+            after_in_child=lambda: _state.pop("process_span", None),
+            after_in_parent=lambda: _state.__setitem__("forked", True),
+        )
     _install_sigterm()
     _install_excepthook()
     _flush_multiprocessing_children()
@@ -45,8 +50,23 @@ def install(
 
 
 def _end_process_span(terminated: bool = False) -> None:
+    """End the span around this run — but a run that traced nothing else and continues no
+    parent's trace gets no trace at all: a lone empty span says nothing, and exporting it
+    would make every trivial Python process pay for the exporter stack at exit."""
     span = _state.pop("process_span", None)
     if span is None:
+        return
+    open_spans = _state.get("open_spans")
+    from . import _context_env
+
+    lonely = (
+        getattr(span, "parent", None) is None
+        and not _context_env.handed_on
+        and not _state.get("forked")
+        and open_spans is not None
+        and open_spans.started <= 1
+    )
+    if lonely and not terminated:
         return
     try:
         if terminated:
@@ -92,15 +112,36 @@ def _install_sigterm() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    """Hand the work to a thread and return at once.
+
+    A Python signal handler runs on the main thread between two bytecodes — possibly inside
+    one of our own critical sections (a queue lock held by a flush). Doing the shutdown here
+    would then wait for a lock this very thread holds: a deadlock. On its own thread the
+    shutdown waits only until the interrupted code releases it, a moment later.
+    """
+    if _state.get("terminating"):
+        return
+    _state["terminating"] = True
+    # Back to the default now (we are on the main thread, the only one allowed to): the
+    # final kill below is then death by SIGTERM, and a second SIGTERM kills at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    worker = threading.Thread(target=_terminate, name="telemetryflow-sigterm", daemon=True)
+    try:
+        worker.start()
+    except RuntimeError:  # the interpreter is shutting down: no new threads
+        _terminate()
+
+
+def _terminate() -> None:
     open_spans = _state.get("open_spans")
     if open_spans is not None:
         _end_process_span(terminated=True)
         open_spans.end_all()
     _shutdown("SIGTERM")
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
     # Still here: the kernel ignores a default-action signal sent to PID 1 (a container's
     # exec-form ENTRYPOINT). Leave the way a shell reports death by SIGTERM.
+    time.sleep(0.5)
     os._exit(128 + signal.SIGTERM)
 
 
@@ -131,26 +172,32 @@ def _flush_now() -> None:
 def _flush_before_os_exit() -> None:
     """``os._exit`` skips atexit (forked children, multiprocessing workers use it): export
     what this process buffered first, within the shutdown timeout."""
-    import wrapt
+    real_exit = os._exit
 
-    def flush_then_exit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    @functools.wraps(real_exit)
+    def _exit(status: int) -> None:
         _end_process_span()
         _flush_now()
-        return wrapped(*args, **kwargs)
+        real_exit(status)
 
-    wrapt.wrap_function_wrapper(os, "_exit", flush_then_exit)
+    os._exit = _exit
 
 
 def _flush_multiprocessing_children() -> None:
-    import wrapt
-
-    def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        try:
-            return wrapped(*args, **kwargs)
-        finally:
-            _flush_now()
+    from .instrumentation._import_hooks import when_imported
 
     def patch(module: Any) -> None:
-        wrapt.wrap_function_wrapper(module, "BaseProcess._bootstrap", flush_after_target)
+        import wrapt
 
-    wrapt.register_post_import_hook(patch, "multiprocessing.process")
+        def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                _flush_now()
+
+        try:
+            wrapt.wrap_function_wrapper(module, "BaseProcess._bootstrap", flush_after_target)
+        except Exception as exc:
+            _diagnostics.warn(f"cannot flush multiprocessing children: {exc!r}")
+
+    when_imported("multiprocessing.process", patch)

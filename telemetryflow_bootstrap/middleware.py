@@ -1,98 +1,396 @@
-"""``TelemetryMiddleware``: the framework-neutral core of a server integration.
+"""``TelemetryMiddleware``: the framework-neutral core every server integration shares.
 
-``start_request`` opens a SERVER span continuing the caller's trace (from the incoming
-headers) and makes it current; ``end_request`` sets the status, records the
-``http.server.request.duration`` histogram and ends the span. The WSGI/ASGI middlewares and
-the framework integrations build on it; ``FlaskTelemetryMiddleware`` and
-``FastAPITelemetryMiddleware`` are for people who prefer adding them by hand.
+One request is one SERVER span continuing the caller's trace (global propagator) plus one
+``http.server.request.duration`` point. The WSGI and ASGI middlewares
+(``instrumentation.wsgi``/``instrumentation.asgi``), the Flask, Django and Starlette/FastAPI
+integrations and the hand-added ``FlaskTelemetryMiddleware``/``FastAPITelemetryMiddleware``
+all open and close requests here, so the rules live in one place:
+
+- span name ``{method} {http.route}`` (``{method}`` until a route is known; ``HTTP`` for
+  methods outside the known set, which are reported as ``_OTHER``);
+- 5xx and exceptions set status ERROR and ``error.type``; 4xx is not a server error;
+- the metric carries only low-cardinality attributes (method, route, status code, scheme,
+  error.type), never the path or URL;
+- excluded URLs (``TELEMETRYFLOW_EXCLUDED_URLS``) get neither span nor metric;
+- a marker (``REQUEST_KEY``) in the WSGI environ / ASGI scope means "already instrumented":
+  automatic patching plus a hand-added middleware still make one span.
+
+Hot path: tracer, histogram, exclusions and header capture are fixed when the core is built
+(patch time). Per request we build one attribute dict, start one span, record one point.
+Environment variables are read once, at construction: ``TELEMETRYFLOW_EXCLUDED_URLS`` (via
+the config) and ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
+``_SANITIZE_FIELDS``.
+
+If our code fails, the request is served uninstrumented and the failure is reported at most
+once a minute; the application's response and exceptions are never changed.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-# Bucket boundaries the HTTP semantic conventions recommend for request durations (seconds).
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
-                    10.0)
+from opentelemetry import context as _otel_context
+from opentelemetry import propagate as _propagate
+from opentelemetry import trace as _trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _diagnostics
+from .instrumentation._http_common import (
+    DURATION_BUCKETS,
+    ExcludedUrls,
+    HeaderCapture,
+    redact_query,
+)
+
+if TYPE_CHECKING:
+    from .instrumentation.flask import FlaskTelemetryMiddleware
+    from .instrumentation.starlette import FastAPITelemetryMiddleware
+
+__all__ = [
+    "FastAPITelemetryMiddleware",
+    "FlaskTelemetryMiddleware",
+    "RequestScope",
+    "TelemetryMiddleware",
+]
+
+# Where a request's ``_ServerRequest`` lives in the WSGI environ / ASGI scope: the marker that
+# stops a second middleware from opening a second server span for the same request. An
+# excluded URL is marked ``SKIPPED``, so inner layers leave it alone too.
+REQUEST_KEY = "telemetryflow.server_request"
+SKIPPED = "skipped"
+
+_KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
+                            "PUT", "QUERY", "TRACE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_ERROR = Status(StatusCode.ERROR)
+_SERVER = SpanKind.SERVER
+_EMPTY_CONTEXT = Context()
+_HOST_CACHE_SIZE = 256
+
+_attach = _otel_context.attach
+_detach = _otel_context.detach
+_set_span_in_context = _trace.set_span_in_context
+_get_textmap = _propagate.get_global_textmap
+_perf_counter = time.perf_counter
+
+# (Host header, scheme) → (server.address, server.port). Hosts are few per server (a cache
+# hit is one dict lookup); bounded so a client inventing hosts cannot grow it.
+_hosts: dict[tuple[str, str], tuple[str, int | None]] = {}
 
 
-@dataclass(slots=True)
+class _LowerCaseGetter(Getter[Mapping[str, str]]):
+    """Carrier = {lower-case header name: value}; propagators may ask in any case."""
+
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key.lower())
+        return None if value is None else [value]
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_GETTER = _LowerCaseGetter()
+
+
+class _ServerRequest:
+    """One instrumented request: opened by the core, closed once by ``finish``.
+
+    ``finish`` may run on another thread or task than the one that opened the request
+    (a streamed body is sent by the server later), so it never touches the context; the
+    caller that attached ``context`` detaches it.
+    """
+
+    __slots__ = ("_core", "context", "done", "error", "method", "name_method",
+                 "response_attributes", "route", "scheme", "span", "started", "status_code")
+
+    def __init__(self, core: TelemetryMiddleware, span: Any, context: Context, method: str,
+                 name_method: str, scheme: str) -> None:
+        self._core = core
+        self.span = span
+        self.context = context
+        self.method = method
+        self.name_method = name_method
+        self.scheme = scheme
+        self.route: str | None = None
+        self.status_code: int | None = None
+        self.error: BaseException | None = None
+        self.response_attributes: dict[str, list[str]] | None = None
+        self.done = False
+        self.started = _perf_counter()
+
+    def finish(self, error: BaseException | None = None, incomplete: bool = False) -> None:
+        """End the span and record the duration; later calls do nothing."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._core._finish(self, error or self.error, incomplete)
+        except Exception as exc:  # pragma: no cover - defensive: never break the response
+            _diagnostics.warn_every_minute(
+                "server-finish", f"could not end a server span ({type(exc).__name__}: {exc})")
+
+
 class RequestScope:
-    """What ``start_request`` hands to ``end_request``."""
+    """What ``TelemetryMiddleware.start_request`` hands to ``end_request``."""
 
-    span: Any
-    token: Any
-    start: float
-    attributes: dict[str, Any]
+    __slots__ = ("request", "token")
+
+    def __init__(self, request: _ServerRequest, token: Any) -> None:
+        self.request = request
+        self.token = token
+
+    @property
+    def span(self) -> Any:
+        return self.request.span
 
 
 class TelemetryMiddleware:
-    """Base class: subclass it (or call it) from any framework's request hook."""
+    """The server-span core; use it directly from any framework's request hooks.
+
+    ``client`` is a ``TelemetryFlowClient``, the ``PatchContext`` of a patch, or ``None``
+    (the client the launcher started, else the global OpenTelemetry providers).
+    """
 
     def __init__(self, client: Any = None) -> None:
-        from opentelemetry import propagate, trace
+        tracer, meter, excluded_urls = _telemetry_from(client)
+        self._tracer = tracer
+        self._duration = meter.create_histogram(
+            "http.server.request.duration", unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        ) if meter is not None else None
+        # Recording with the request's context ties exemplars to its trace wherever the
+        # request ends (a server thread closing the body has no current span); the
+        # ``context`` argument arrived in opentelemetry-api 1.28.
+        self._record_with_context = self._duration is not None and \
+            "context" in inspect.signature(self._duration.record).parameters
+        self._excluded = ExcludedUrls(excluded_urls)
+        self._excluding = bool(self._excluded)
+        self._capture_request = HeaderCapture("server", "request")
+        self._capture_response = HeaderCapture("server", "response")
+        self.captures_request_headers = bool(self._capture_request)
+        self.captures_response_headers = bool(self._capture_response)
+        self._propagator: Any = None
+        self.environ_keys: tuple[tuple[str, str], ...] = ()
+        self.header_names: frozenset[bytes] = frozenset()
 
-        from .client import get_client
-
-        self._client = client or get_client()
-        handler = getattr(self._client, "_handler", None)
-        self._tracer = handler.tracer if handler is not None else trace.get_tracer(__name__)
-        meter = handler.meter if handler is not None else None
-        self._duration = (
-            meter.create_histogram(
-                "http.server.request.duration", unit="s",
-                description="Duration of HTTP server requests.",
-                explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
-            if meter is not None else None
-        )
-        self._extract = propagate.extract
+    # ----- the public, framework-neutral API ------------------------------------------
 
     def start_request(self, method: str, path: str, *, route: str | None = None,
                       headers: Mapping[str, str] | None = None, scheme: str | None = None,
-                      attributes: Mapping[str, Any] | None = None) -> RequestScope:
-        from opentelemetry import context, trace
-
-        method = method.upper()
-        attrs: dict[str, Any] = {"http.request.method": method, "url.path": path}
-        if scheme:
-            attrs["url.scheme"] = scheme
+                      attributes: Mapping[str, Any] | None = None) -> RequestScope | None:
+        """Open the server span and make it current; ``None`` when the URL is excluded
+        (call ``end_request`` with whatever this returned)."""
+        lowered = {k.lower(): v for k, v in headers.items()} if headers else {}
+        self.refresh_propagator()
+        request = self.open(
+            method, scheme or "http", path, "", lowered.get("host"), None,
+            lowered.get("user-agent"), None, None, lowered, lowered.items())
+        if request is None:
+            return None
         if route:
-            attrs["http.route"] = route
+            request.route = route
         if attributes:
-            attrs.update(attributes)
-        parent = self._extract(headers) if headers else None
-        span = self._tracer.start_span(f"{method} {route}" if route else method, context=parent,
-                                       kind=trace.SpanKind.SERVER, attributes=attrs)
-        token = context.attach(trace.set_span_in_context(span))
-        return RequestScope(span, token, time.perf_counter(), attrs)
+            request.span.set_attributes(attributes)
+        return RequestScope(request, _attach(request.context))
 
-    def end_request(self, scope: RequestScope, status_code: int | None = None,
+    def end_request(self, scope: RequestScope | None, status_code: int | None = None,
                     error: BaseException | None = None) -> None:
-        from opentelemetry import context
-        from opentelemetry.trace import Status, StatusCode
-
-        duration = time.perf_counter() - scope.start
-        span = scope.span
-        metric_attrs = {k: v for k, v in scope.attributes.items()
-                        if k in ("http.request.method", "http.route", "url.scheme")}
-        if status_code is not None:
-            span.set_attribute("http.response.status_code", status_code)
-            metric_attrs["http.response.status_code"] = status_code
-        if error is not None:
-            from .infrastructure.handler import record_error
-
-            record_error(span, error)
-            metric_attrs["error.type"] = type(error).__qualname__
-        elif status_code is not None and status_code >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-            span.set_attribute("error.type", str(status_code))
-            metric_attrs["error.type"] = str(status_code)
+        """Set the status, end the span, record the duration, restore the context."""
+        if scope is None:
+            return
         try:
-            context.detach(scope.token)
+            if status_code is not None:
+                scope.request.status_code = status_code
+            scope.request.finish(error)
         finally:
-            span.end()
-            if self._duration is not None:
-                self._duration.record(duration, metric_attrs)
+            _detach(scope.token)
+
+    # ----- for the WSGI/ASGI layers ----------------------------------------------------
+
+    def refresh_propagator(self) -> None:
+        """Learn which headers the global propagator reads (when it changes), so requests
+        without any of them skip extraction entirely."""
+        propagator = _get_textmap()
+        if propagator is self._propagator:
+            return
+        try:
+            fields = tuple(sorted({f.lower() for f in propagator.fields}))
+        except Exception:
+            fields = ()
+        self.environ_keys = tuple(("HTTP_" + f.upper().replace("-", "_"), f) for f in fields)
+        self.header_names = frozenset(f.encode("latin-1") for f in fields)
+        self._propagator = propagator
+
+    def open(self, method: str, scheme: str, path: str, query: str, host: str | None,
+             server: tuple[str, int | None] | None, user_agent: str | None,
+             client: str | None, protocol: str | None, carrier: Mapping[str, str] | None,
+             headers: Iterable[tuple[str, str]] | None) -> _ServerRequest | None:
+        """Start the server span for one request, or ``None`` (excluded URL).
+
+        ``carrier`` holds the propagation headers found (lower-case names), or ``None``
+        when there are none; ``headers`` is only iterated when header capture is on.
+        """
+        if host:
+            address_port = _hosts.get((host, scheme))
+            if address_port is None:
+                address_port = _split_host(host, scheme)
+        else:
+            address_port = server
+        if self._excluding:
+            url = f"{scheme}://{host or (address_port[0] if address_port else '')}{path}"
+            if self._excluded.matches(f"{url}?{query}" if query else url):
+                return None
+        if method in _KNOWN_METHODS:
+            name_method = method
+            attributes = {HTTP_REQUEST_METHOD: method, URL_SCHEME: scheme, URL_PATH: path}
+        else:
+            name_method = "HTTP"
+            attributes = {HTTP_REQUEST_METHOD: "_OTHER", HTTP_REQUEST_METHOD_ORIGINAL: method,
+                          URL_SCHEME: scheme, URL_PATH: path}
+        if query:
+            attributes[URL_QUERY] = redact_query(query)
+        if address_port is not None:
+            attributes[SERVER_ADDRESS] = address_port[0]
+            if address_port[1] is not None:
+                attributes[SERVER_PORT] = address_port[1]
+        if protocol:
+            attributes[NETWORK_PROTOCOL_VERSION] = protocol
+        if user_agent:
+            attributes[USER_AGENT_ORIGINAL] = user_agent
+        if client:
+            attributes[CLIENT_ADDRESS] = client
+        if headers is not None and self.captures_request_headers:
+            attributes.update(self._capture_request.attributes(headers))
+        parent = (self._propagator.extract(carrier, getter=_GETTER) if carrier
+                  else _EMPTY_CONTEXT)
+        span = self._tracer.start_span(name_method, parent, _SERVER, attributes)
+        return _ServerRequest(self, span, _set_span_in_context(span, parent),
+                              attributes[HTTP_REQUEST_METHOD], name_method, scheme)
+
+    def capture_response_headers(self, request: _ServerRequest,
+                                 headers: Iterable[tuple[str, str]]) -> None:
+        if self._capture_response:
+            request.response_attributes = self._capture_response.attributes(headers)
+
+    def _finish(self, request: _ServerRequest, error: BaseException | None,
+                incomplete: bool) -> None:
+        span = request.span
+        route = request.route
+        status_code = request.status_code
+        metric = {HTTP_REQUEST_METHOD: request.method, URL_SCHEME: request.scheme}
+        extra: dict[str, Any] = {}
+        if route:
+            metric[HTTP_ROUTE] = extra[HTTP_ROUTE] = route
+            span.update_name(f"{request.name_method} {route}")
+        if status_code is not None:
+            metric[HTTP_RESPONSE_STATUS_CODE] = extra[HTTP_RESPONSE_STATUS_CODE] = status_code
+        if request.response_attributes:
+            extra.update(request.response_attributes)
+        if error is not None and (status_code is None or status_code >= 500):
+            # An exception a framework turned into a 4xx (Http404, PermissionDenied) is the
+            # client's error, not the server's.
+            metric[ERROR_TYPE] = extra[ERROR_TYPE] = type(error).__qualname__
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        elif status_code is not None and status_code >= 500:
+            metric[ERROR_TYPE] = extra[ERROR_TYPE] = str(status_code)
+            span.set_status(_ERROR)
+        elif incomplete and status_code is None:
+            metric[ERROR_TYPE] = extra[ERROR_TYPE] = "incomplete_response"
+            span.set_status(_ERROR)
+        if extra:
+            span.set_attributes(extra)
+        span.end()
+        duration = self._duration
+        if duration is not None:
+            elapsed = _perf_counter() - request.started
+            if self._record_with_context:
+                duration.record(elapsed, metric, context=request.context)
+            else:
+                duration.record(elapsed, metric)
+
+
+def _split_host(host: str, scheme: str) -> tuple[str, int | None]:
+    """``Host`` header → (address, port); the scheme's default port when none is given."""
+    if host.startswith("["):  # [v6]:port
+        end = host.find("]")
+        address, rest = host[1:end], host[end + 1:]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        address, sep, port_text = host.rpartition(":")
+        if not sep:
+            address, port_text = host, ""
+    port = int(port_text) if port_text.isdigit() else _DEFAULT_PORTS.get(scheme)
+    result = (address, port)
+    if len(_hosts) >= _HOST_CACHE_SIZE:
+        _hosts.clear()
+    _hosts[host, scheme] = result
+    return result
+
+
+def _telemetry_from(source: Any) -> tuple[Any, Any, tuple[str, ...]]:
+    """(tracer, meter, excluded URL patterns) from a PatchContext, a client, or the
+    process-wide SDK; the global OpenTelemetry API when nothing of ours runs."""
+    from .instrumentation.registry import PatchContext
+
+    if isinstance(source, PatchContext):
+        return source.tracer, source.meter, _excluded_urls(source.config)
+    if source is None:
+        from .client import get_client
+
+        source = get_client()
+    handler = getattr(source, "_handler", None)
+    if handler is not None:  # a TelemetryFlowClient that has been initialised
+        return handler.tracer, handler.meter, _excluded_urls(source.config)
+    # No SDK of ours: the global providers (proxies until somebody sets them).
+    from opentelemetry import metrics
+
+    from ._version import __version__
+
+    return (_trace.get_tracer("telemetryflow", __version__),
+            metrics.get_meter("telemetryflow", __version__),
+            _excluded_urls(_config_from_environment()))
+
+
+def _excluded_urls(config: Any) -> tuple[str, ...]:
+    return tuple(getattr(config, "excluded_urls", ()) or ())
+
+
+def _config_from_environment() -> Any:
+    try:
+        from .domain.config import load_config
+
+        return load_config()[0]
+    except Exception:
+        return None
+
+
+def __getattr__(name: str) -> Any:
+    # The framework classes import their framework; load them only when asked for.
+    if name == "FlaskTelemetryMiddleware":
+        from .instrumentation.flask import FlaskTelemetryMiddleware
+
+        return FlaskTelemetryMiddleware
+    if name == "FastAPITelemetryMiddleware":
+        from .instrumentation.starlette import FastAPITelemetryMiddleware
+
+        return FastAPITelemetryMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -161,6 +161,12 @@ class LazyExporter:
         self._pid = -1
         self._lock = threading.Lock()
         self._failed_build = False
+        if hasattr(os, "register_at_fork"):
+            # Never fork while the exporter stack is half imported on the export thread: the
+            # child would inherit a partially initialised module and fail to import it.
+            os.register_at_fork(before=self._lock.acquire,
+                                after_in_parent=self._lock.release,
+                                after_in_child=self._reset_lock_in_child)
 
     def get(self) -> Any:
         real = self._real
@@ -180,6 +186,9 @@ class LazyExporter:
                     _diagnostics.warn(f"cannot create the {self._signal} exporter: {exc}")
                     return None
             return self._real
+
+    def _reset_lock_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def built(self) -> Any:

@@ -18,15 +18,18 @@ TERMINATED_ATTRIBUTE = "telemetryflow.process.terminated"
 
 class OpenSpans(SpanProcessor):
     def __init__(self) -> None:
+        self.started = 0  # spans started in this process, ours included
         self._open: dict[int, Any] = {}
         self._lock = threading.Lock()
 
+    # Keyed by span id: on_end receives a read-only copy, not the object on_start saw.
     def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started += 1
         if len(self._open) < MAX_TRACKED:
-            self._open[id(span)] = span
+            self._open[span.get_span_context().span_id] = span
 
     def on_end(self, span: Any) -> None:
-        self._open.pop(id(span), None)
+        self._open.pop(span.get_span_context().span_id, None)
 
     def end_all(self) -> int:
         """End every open span (innermost last started first); returns how many."""
@@ -42,6 +45,7 @@ class OpenSpans(SpanProcessor):
 
     def after_fork_in_child(self) -> None:
         self._open = {}
+        self.started = 0
 
     def shutdown(self) -> None:
         pass

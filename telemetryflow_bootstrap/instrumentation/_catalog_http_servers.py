@@ -1,7 +1,23 @@
-"""Registry entries for the http servers instrumentations (see registry.Instrumentation)."""
+"""Registry entries for the HTTP server instrumentations (see registry.Instrumentation).
+
+FastAPI is a Starlette application but has an entry of its own: its ``__call__`` must be
+wrapped too (it decides about FastAPI's native telemetry before Starlette runs), and when
+``starlette.applications`` finishes importing on fastapi's behalf, ``fastapi.applications``
+is still half-initialised; the ``fastapi`` package finishing is the moment to patch it.
+"""
 
 from __future__ import annotations
 
 from .registry import Instrumentation
 
-ENTRIES: tuple[Instrumentation, ...] = ()
+_PACKAGE = "telemetryflow_bootstrap.instrumentation"
+
+ENTRIES: tuple[Instrumentation, ...] = (
+    Instrumentation("flask", ("flask",), f"{_PACKAGE}.flask:patch", "flask", ">=2.2"),
+    Instrumentation("django", ("django.core.handlers.base",), f"{_PACKAGE}.django:patch",
+                    "django", ">=4.2"),
+    Instrumentation("starlette", ("starlette.applications",), f"{_PACKAGE}.starlette:patch",
+                    "starlette", ">=0.27"),
+    Instrumentation("fastapi", ("fastapi",), f"{_PACKAGE}.starlette:patch_fastapi",
+                    "fastapi", ">=0.100"),
+)

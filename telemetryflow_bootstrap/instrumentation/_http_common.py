@@ -62,6 +62,16 @@ def redact_url(url: str) -> str:
         return url
 
 
+def redact_query(query: str) -> str:
+    """A bare query string (``url.query`` of a server span) with signature-like values
+    REDACTED; the same string back when nothing needed redacting."""
+    if "=" not in query:
+        return query
+    items = query.split("&")
+    redacted = [_redact_query_item(item) for item in items]
+    return query if redacted == items else "&".join(redacted)
+
+
 def _redact_query_item(item: str) -> str:
     key, sep, _ = item.partition("=")
     return f"{key}={REDACTED}" if sep and key.lower() in _SENSITIVE_QUERY_KEYS else item

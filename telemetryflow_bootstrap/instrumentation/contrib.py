@@ -10,7 +10,7 @@ Which one instruments a library
     disables a contrib instrumentor by its entry point name, as ``opentelemetry-instrument``
     does, and also by the name of ours it stands in for.
 When
-    Lazily, like ours: a wrapt post-import hook on the modules of the library the package
+    Lazily, like ours: a post-import hook on the modules of the library the package
     declares in its ``instruments`` extra (a distribution's modules come from its
     ``top_level.txt`` or its file list), or, when it declares none (stdlib targets such as
     ``urllib``, ``sqlite3``), on the module named like the entry point. The instrumentor's
@@ -158,11 +158,11 @@ def _arm(context: Any, ours: set[str]) -> list[str]:
         if not modules:
             registry._set(key, "skipped", "the library it instruments is not installed")
             continue
-        import wrapt
+        from ._import_hooks import when_imported
 
         hook = _ContribHook(entry_point, key, context)
         for module_name in modules:
-            wrapt.register_post_import_hook(hook, module_name)
+            when_imported(module_name, hook)
         registry._set(key, "armed", ",".join(modules))
         armed.append(name)
     return armed

@@ -2,9 +2,9 @@
 
 Each entry names the modules whose import triggers it and the *string* path of its patch
 function, so neither the library nor our module for it is imported until the program
-imports the library (wrapt post-import hooks). A hook that raises would make the program's
-``import`` fail, so every failure is caught here, reported once and recorded for ``--info``;
-the library then simply stays unpatched.
+imports the library (post-import hooks, see ``_import_hooks``). A hook that raises would
+make the program's ``import`` fail, so every failure is caught here, reported once and
+recorded for ``--info``; the library then simply stays unpatched.
 
 A patch function has the signature ``patch(module, context) -> None`` where ``context`` is a
 ``PatchContext`` (tracer, meter, config, handler: fetched once, at patch time).
@@ -66,9 +66,8 @@ def _set(name: str, state: str, detail: str = "") -> None:
 
 def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = None) -> int:
     """Register a post-import hook per entry; returns how many entries were armed."""
-    import wrapt
-
     from . import contrib
+    from ._import_hooks import when_imported
 
     disabled = set(context.config.disabled_instrumentations)
     # Ours steps aside only where a contrib instrumentor is preferred AND installed.
@@ -89,7 +88,7 @@ def arm(context: PatchContext, registry: tuple[Instrumentation, ...] | None = No
             _status[entry.name] = ("armed", "")
         hook = _Hook(entry, context)
         for module_name in entry.modules:
-            wrapt.register_post_import_hook(hook, module_name)
+            when_imported(module_name, hook)
         armed += 1
     if registry is None:  # the real catalog: installed contrib instrumentors fill the gaps
         armed += len(contrib.arm_contrib(context, {entry.name for entry in entries}))
@@ -122,5 +121,8 @@ class _Hook:
                 "it runs uninstrumented"
             )
             return
-        _set(entry.name, "applied", getattr(module, "__version__", "") or "")
-        _diagnostics.debug(f"instrumented {entry.name} (on import of {module.__name__})")
+        # Record nothing read from the module itself: attributes like flask.__version__ warn
+        # (DeprecationWarning), and under `-W error` that would fail the program's import.
+        # --info looks versions up through importlib.metadata when asked.
+        _set(entry.name, "applied", "")
+        _diagnostics.debug(f"instrumented {entry.name} (on import of {entry.modules[0]})")

@@ -11,21 +11,50 @@ No spans, no metrics; reads no variables. Costs nothing when no span is current.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
-
-import wrapt
 
 from .._context_env import child_environment
 
 
 def patch(module: Any, context: Any) -> None:
     parameters = list(inspect.signature(module.Popen.__init__).parameters)
-    wrapt.wrap_function_wrapper(
+    _wrap_method(
         module, "Popen.__init__", _guarded(_env_argument(parameters.index("env") - 1))
     )
     _patch_os()
+
+
+# Plain function wrappers rather than wrapt's: ``subprocess`` is imported at every start-up
+# (by the OpenTelemetry SDK itself), and importing wrapt there would cost every process.
+def _wrap_function(owner: Any, name: str, wrapper: Any) -> None:
+    original = getattr(owner, name)
+    if getattr(original, "__telemetryflow_wrapped__", False):
+        return
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(original, None, args, kwargs)
+
+    call.__telemetryflow_wrapped__ = True  # type: ignore[attr-defined]
+    setattr(owner, name, call)
+
+
+def _wrap_method(owner: Any, dotted: str, wrapper: Any) -> None:
+    class_name, _, name = dotted.partition(".")
+    cls = getattr(owner, class_name)
+    original = cls.__dict__[name]
+    if getattr(original, "__telemetryflow_wrapped__", False):
+        return
+
+    @functools.wraps(original)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return wrapper(functools.partial(original, self), self, args, kwargs)
+
+    method.__telemetryflow_wrapped__ = True  # type: ignore[attr-defined]
+    setattr(cls, name, method)
 
 
 def _guarded(prepare: Callable[[tuple, dict], tuple[tuple, dict]]) -> Any:
@@ -71,11 +100,11 @@ def _patch_os() -> None:
         "spawnlpe",
     ):
         if hasattr(os, name):
-            wrapt.wrap_function_wrapper(os, name, _guarded(_env_argument(-1)))
+            _wrap_function(os, name, _guarded(_env_argument(-1)))
     # posix_spawn(path, argv, env, *, ...)
     for name in ("posix_spawn", "posix_spawnp"):
         if hasattr(os, name):
-            wrapt.wrap_function_wrapper(os, name, _guarded(_env_argument(2)))
+            _wrap_function(os, name, _guarded(_env_argument(2)))
     for plain, with_env in (("execv", "execve"), ("execvp", "execvpe")):
         _route_to_env_variant(os, plain, with_env)
 
@@ -87,4 +116,4 @@ def _route_to_env_variant(os_module: Any, plain: str, with_env: str) -> None:
             return wrapped(*args, **kwargs)
         return getattr(os_module, with_env)(args[0], args[1], env)
 
-    wrapt.wrap_function_wrapper(os_module, plain, call)
+    _wrap_function(os_module, plain, call)

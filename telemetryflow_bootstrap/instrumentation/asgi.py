@@ -1,0 +1,210 @@
+"""ASGI server spans: ``TelemetryASGIMiddleware`` for any ASGI application, and the request
+handling the Starlette/FastAPI integration reuses.
+
+Only ``http`` scopes are instrumented; ``lifespan`` and ``websocket`` pass through untouched.
+One server span per request: a request an outer layer already instruments, or that FastAPI's
+native telemetry traces, passes through; one we instrument tells FastAPI to stand down
+(``scope["fastapi.telemetry"] = None``, FastAPI's own opt-out).
+Per request: one SERVER span named ``{method} {http.route}`` (``{method}`` when no route is
+known), continuing the incoming ``traceparent`` (global propagator), with the attributes
+``http.request.method`` (+ ``_original``), ``url.scheme``, ``url.path``, ``url.query``
+(signature-like values redacted), ``server.address``, ``server.port`` (``Host`` header, else
+the ASGI ``server``), ``network.protocol.version``, ``user_agent.original``,
+``client.address`` (first ``X-Forwarded-For`` entry, else the ASGI ``client``),
+``http.response.status_code``, ``http.route``, ``error.type`` and captured headers when
+configured; and one ``http.server.request.duration`` point (seconds; method, scheme, route,
+status code, error.type).
+
+The span ends after the last ``http.response.body`` (``more_body`` false; after the
+trailers or a ``pathsend`` when those are used) has been handed to the server, or when the
+application raises (recorded, re-raised unchanged) or returns without finishing its
+response (a disconnected client: ended as is; no response at all: ERROR
+``incomplete_response``). Environment variables (read once, at construction):
+``TELEMETRYFLOW_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/
+``_RESPONSE``/``_SANITIZE_FIELDS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+
+from opentelemetry import context as _otel_context
+
+from .. import _diagnostics
+from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
+from ._http_common import suppressed
+
+__all__ = ["TelemetryASGIMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+RouteOf = Callable[[Scope], "str | None"]
+
+_attach = _otel_context.attach
+_detach = _otel_context.detach
+_HOST, _USER_AGENT, _FORWARDED_FOR = b"host", b"user-agent", b"x-forwarded-for"
+_ALWAYS_WANTED = frozenset({_HOST, _USER_AGENT, _FORWARDED_FOR})
+# FastAPI (0.16x) makes server spans of its own once global providers exist, and skips that
+# for a request whose scope has this key; a value that is not None is FastAPI's own
+# per-request state: FastAPI traces that request, so we stay out.
+FASTAPI_TELEMETRY = "fastapi.telemetry"
+# propagation header names → every header name a request is scanned for (one entry per
+# propagator configuration the process ever had: one or two)
+_wanted: dict[frozenset[bytes], frozenset[bytes]] = {}
+
+
+class TelemetryASGIMiddleware:
+    """Wrap any ASGI application: ``app = TelemetryASGIMiddleware(app)``.
+
+    ``client``: a ``TelemetryFlowClient`` (default: the one running in this process, else
+    the global OpenTelemetry providers). Safe to combine with automatic instrumentation:
+    whichever layer sees the request first makes its one server span.
+    """
+
+    def __init__(self, app: ASGIApp, client: Any = None) -> None:
+        self.app = app
+        self._server = ASGIServer(TelemetryMiddleware(client))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        return await self._server.call(self.app, scope, receive, send)
+
+
+class ASGIServer:
+    """Runs one ASGI ``http`` call inside a server span; ``route_of(scope)`` (a framework's
+    route lookup) is asked when the request finishes, after routing."""
+
+    __slots__ = ("_core", "_route_of")
+
+    def __init__(self, core: TelemetryMiddleware, route_of: RouteOf | None = None) -> None:
+        self._core = core
+        self._route_of = route_of
+
+    async def call(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        outer = scope.get(REQUEST_KEY)
+        if outer is not None:  # an outer middleware has the span: at most tell it the route
+            if outer is SKIPPED or self._route_of is None or outer.route is not None:
+                return await app(scope, receive, send)
+            return await app(scope, receive, _telling_route(outer, self._route_of, scope, send))
+        if scope.get(FASTAPI_TELEMETRY) is not None or suppressed():
+            return await app(scope, receive, send)  # (FastAPI's own telemetry has it)
+        scope[FASTAPI_TELEMETRY] = None
+        try:
+            request = _open(self._core, scope)
+        except Exception as exc:
+            _diagnostics.warn_every_minute(
+                "asgi-open", f"ASGI request served uninstrumented ({type(exc).__name__}: {exc})")
+            request = None
+        if request is None:
+            scope[REQUEST_KEY] = SKIPPED
+            return await app(scope, receive, send)
+        scope[REQUEST_KEY] = request
+        core, route_of = self._core, self._route_of
+        trailers = False
+
+        def finish(error: BaseException | None = None, incomplete: bool = False) -> None:
+            if route_of is not None and request.route is None:
+                with contextlib.suppress(Exception):  # a framework we misread: no route
+                    request.route = route_of(scope)
+            request.finish(error, incomplete)
+
+        async def _send(message: Message) -> None:
+            nonlocal trailers
+            kind = message["type"]
+            if kind == "http.response.start":
+                try:
+                    request.status_code = int(message["status"])
+                    trailers = bool(message.get("trailers"))
+                    if core.captures_response_headers:
+                        core.capture_response_headers(
+                            request, _decoded(message.get("headers") or ()))
+                except Exception:
+                    pass
+                await send(message)
+                return
+            await send(message)
+            if kind == "http.response.body":
+                if trailers or message.get("more_body", False):
+                    return
+            elif not ((kind == "http.response.trailers" and not message.get("more_trailers"))
+                      or kind == "http.response.pathsend"):
+                return
+            status_code = request.status_code
+            if status_code is None or status_code < 500:
+                finish()
+            # else: error handlers (Starlette's ServerErrorMiddleware) send the 500 page and
+            # then re-raise; end when the application returns, to record the exception.
+
+        token = _attach(request.context)
+        try:
+            await app(scope, receive, _send)
+        except BaseException as error:
+            if not request.done:
+                finish(error)
+            raise
+        finally:
+            _detach(token)
+        if not request.done:
+            finish(incomplete=True)
+
+
+def _telling_route(outer: _ServerRequest, route_of: RouteOf, scope: Scope, send: Send) -> Send:
+    async def _send(message: Message) -> None:
+        if message["type"] == "http.response.start" and outer.route is None:
+            with contextlib.suppress(Exception):  # a framework we misread: no route
+                outer.route = route_of(scope)
+        await send(message)
+
+    return _send
+
+
+def _open(core: TelemetryMiddleware, scope: Scope) -> _ServerRequest | None:
+    core.refresh_propagator()
+    fields = core.header_names
+    wanted = _wanted.get(fields)
+    if wanted is None:
+        wanted = _wanted[fields] = _ALWAYS_WANTED | fields
+    found: dict[bytes, bytes] = {}
+    raw_headers = scope.get("headers") or ()
+    for name, value in raw_headers:
+        if name in wanted and name not in found:
+            found[name] = value
+    carrier: dict[str, str] | None = None
+    if fields:
+        for name in fields:
+            value = found.get(name)
+            if value is not None:
+                if carrier is None:
+                    carrier = {}
+                carrier[name.decode("latin-1")] = value.decode("latin-1")
+    else:  # a propagator that does not declare its fields: offer every header
+        carrier = dict(_decoded(raw_headers))
+    host = found.get(_HOST)
+    user_agent = found.get(_USER_AGENT)
+    forwarded = found.get(_FORWARDED_FOR)
+    if forwarded:
+        client: str | None = forwarded.decode("latin-1").split(",", 1)[0].strip()
+    else:
+        peer = scope.get("client")
+        client = peer[0] if peer else None
+    server = scope.get("server")
+    protocol = scope.get("http_version")
+    query = scope.get("query_string")
+    return core.open(
+        scope.get("method", "GET"), scope.get("scheme", "http"), scope.get("path") or "/",
+        query.decode("latin-1") if query else "",
+        host.decode("latin-1") if host else None,
+        (server[0], server[1]) if server and not host else None,
+        user_agent.decode("latin-1") if user_agent else None, client, protocol, carrier,
+        _decoded(raw_headers) if core.captures_request_headers else None)
+
+
+def _decoded(headers: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:
+    for name, value in headers:
+        yield name.decode("latin-1"), value.decode("latin-1")

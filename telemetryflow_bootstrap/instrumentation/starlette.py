@@ -1,0 +1,160 @@
+"""Starlette and FastAPI: every application gets a SERVER span per HTTP request, without code
+changes; or add ``FastAPITelemetryMiddleware`` by hand.
+
+Two registry entries: ``starlette`` wraps ``Starlette.__call__`` and ``fastapi`` wraps
+``FastAPI.__call__``, on the class, so every
+application (also one built before the patch, under uvicorn, hypercorn, gunicorn's uvicorn
+worker or the TestClient) goes through the ASGI request handling of
+``instrumentation.asgi``: same spans, attributes and ``http.server.request.duration`` metric
+as documented there. ``http.route`` is the template of the route the router matched
+(``scope["route"].path``), prefixed with the path of the ``Mount`` it sits under; requests
+no route matched are named ``{method}`` only.
+
+FastAPI (0.16x) has native request telemetry that switches itself on as soon as global
+OpenTelemetry providers exist, which the launcher installs: left alone it would make a
+second server span and metric for every request. Its ``__call__`` makes that decision before
+any middleware runs, so ours runs there and marks the request (``scope["fastapi.telemetry"]
+= None``, FastAPI's own opt-out) so FastAPI's native telemetry stands down. An application
+the user gave its own providers (``FastAPI(telemetry={"tracer_provider": ...})``) keeps
+FastAPI's telemetry and gets none of ours. Disabling the ``fastapi`` entry hands FastAPI
+apps back to FastAPI's native telemetry (still one server span: ours steps aside for a
+request FastAPI already traces).
+
+Environment variables (read once, at patch time): ``TELEMETRYFLOW_EXCLUDED_URLS``,
+``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
+``_SANITIZE_FIELDS``; ``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS=starlette,fastapi`` turns
+both off.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import threading
+from typing import Any
+
+from starlette.routing import Mount
+
+from ..middleware import REQUEST_KEY, TelemetryMiddleware
+from .asgi import (
+    FASTAPI_TELEMETRY,
+    ASGIApp,
+    ASGIServer,
+    Receive,
+    Scope,
+    Send,
+    TelemetryASGIMiddleware,
+)
+
+__all__ = ["FastAPITelemetryMiddleware"]
+
+_ORIGINAL = "_telemetryflow_original"
+_servers_lock = threading.Lock()
+_servers: list[tuple[Any, ASGIServer]] = []
+
+
+def patch(module: Any, context: Any) -> None:
+    """Wrap ``Starlette.__call__`` (the ``starlette`` registry entry)."""
+    # Inside the post-import hook the package attribute ``starlette.applications`` is not
+    # set yet: take the module from sys.modules.
+    applications = sys.modules.get("starlette.applications") \
+        or importlib.import_module("starlette.applications")
+    _patch_starlette(applications.Starlette, _server_for(context))
+
+
+def patch_fastapi(module: Any, context: Any) -> None:
+    """Wrap ``FastAPI.__call__`` (the ``fastapi`` registry entry, triggered by the
+    ``fastapi`` package: when ``starlette.applications`` is imported on fastapi's behalf,
+    ``fastapi.applications`` is still half-initialised)."""
+    applications = sys.modules.get("fastapi.applications") \
+        or importlib.import_module("fastapi.applications")
+    _patch_fastapi(applications.FastAPI, _server_for(context))
+
+
+def _server_for(context: Any) -> ASGIServer:
+    # One core per patch context, shared by the Starlette and FastAPI patches.
+    with _servers_lock:
+        for known, server in _servers:
+            if known is context:
+                return server
+        server = ASGIServer(TelemetryMiddleware(context), _route_of)
+        _servers.append((context, server))
+        return server
+
+
+class FastAPITelemetryMiddleware(TelemetryASGIMiddleware):
+    """Server spans for one FastAPI (or Starlette) application, added by hand::
+
+        app = FastAPI()
+        app.add_middleware(FastAPITelemetryMiddleware)
+        # or, outermost: app = FastAPITelemetryMiddleware(FastAPI())
+
+    Wrapped around the application it also switches FastAPI's native request telemetry off
+    for the requests it instruments. Added inside a FastAPI app whose native telemetry is
+    already on (global providers configured), it stays out of the way: that request has its
+    server span. Combined with ``telemetryflow-run`` it still makes one span per request.
+    """
+
+    def __init__(self, app: ASGIApp, client: Any = None) -> None:
+        self.app = app
+        self._server = ASGIServer(TelemetryMiddleware(client), _route_of)
+
+
+def _patch_starlette(cls: Any, server: ASGIServer) -> None:
+    original = cls.__call__
+    if getattr(original, _ORIGINAL, None) is not None:
+        return
+
+    @functools.wraps(original)
+    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await original(self, scope, receive, send)
+        return await server.call(original.__get__(self), scope, receive, send)
+
+    setattr(__call__, _ORIGINAL, original)
+    cls.__call__ = __call__
+
+
+def _patch_fastapi(cls: Any, server: ASGIServer) -> None:
+    original = cls.__call__
+    if getattr(original, _ORIGINAL, None) is not None:
+        return
+
+    @functools.wraps(original)
+    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (REQUEST_KEY not in scope
+                                       and FASTAPI_TELEMETRY not in scope
+                                       and _has_own_telemetry(self)):
+            return await original(self, scope, receive, send)
+        # Runs before FastAPI decides about its native telemetry, which server.call turns
+        # off for the requests it instruments.
+        return await server.call(original.__get__(self), scope, receive, send)
+
+    setattr(__call__, _ORIGINAL, original)
+    cls.__call__ = __call__
+
+
+def _has_own_telemetry(app: Any) -> bool:
+    """The user wired FastAPI's native telemetry to providers of their own."""
+    config = getattr(app, "_telemetry", None)
+    return isinstance(config, dict) and (config.get("tracer_provider") is not None
+                                         or config.get("meter_provider") is not None)
+
+
+def _route_of(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return None
+    # A Mount that matched rewrote root_path to include its own path; app_root_path keeps
+    # the root_path from before the first Mount.
+    prefix = ""
+    app_root = scope.get("app_root_path")
+    if app_root is not None:
+        root = scope.get("root_path", "")
+        if root.startswith(app_root):
+            prefix = root[len(app_root):]
+    if isinstance(route, Mount):
+        return prefix + "/{path}"  # the Mount itself is the route: static files, a sub-app
+    return prefix + path or "/"

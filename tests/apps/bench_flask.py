@@ -1,0 +1,67 @@
+"""A Flask app timing its own requests through the Flask test client (for scripts/bench).
+
+    python tests/apps/bench_flask.py --route hello|outbound [--upstream URL]
+        [--batches N] [--batch-size N] [--warmup N]
+
+``/hello`` returns a constant; ``/outbound`` makes one ``requests.get`` to ``--upstream``
+(a local HTTP server). Prints one JSON line: the median over batches of the wall µs and
+the process-CPU µs per request, and every batch's values. Knows nothing of any
+instrumentation: run it bare, under telemetryflow-run or under opentelemetry-instrument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import flask
+import requests
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--route", choices=("hello", "outbound"), default="hello")
+parser.add_argument("--upstream", default="")
+parser.add_argument("--batches", type=int, default=20)
+parser.add_argument("--batch-size", type=int, default=50)
+parser.add_argument("--warmup", type=int, default=200)
+args = parser.parse_args()
+
+app = flask.Flask(__name__)
+
+
+@app.route("/hello")
+def hello() -> str:
+    return "Hello, World!"
+
+
+@app.route("/outbound")
+def outbound() -> str:
+    upstream = requests.get(args.upstream, timeout=10)
+    return f"upstream said {upstream.status_code}"
+
+
+client = app.test_client()
+path = f"/{args.route}"
+
+
+def batch(n: int) -> tuple[float, float]:
+    """(wall µs, process CPU µs) per request; the CPU time includes every thread of the
+    process (an exporter's worker too) and leaves out time spent waiting for a core."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        response = client.get(path)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
+        response.close()  # as every WSGI server does (PEP 3333): ends the request
+    return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+
+if args.warmup:
+    batch(args.warmup)
+batches = [batch(args.batch_size) for _ in range(args.batches)]
+print(json.dumps({"route": args.route,
+                  "median_us": statistics.median(b[0] for b in batches),
+                  "median_cpu_us": statistics.median(b[1] for b in batches),
+                  "batches_us": [b[0] for b in batches],
+                  "batches_cpu_us": [b[1] for b in batches]}))

@@ -1,0 +1,44 @@
+"""Views of the test project."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+
+
+def hello(request, name):
+    return HttpResponse(f"hello {name}")
+
+
+def item(request, item_id):
+    return HttpResponse(f"item {item_id}")
+
+
+async def hello_async(request, name):
+    await asyncio.sleep(0)
+    return HttpResponse(f"hello async {name}")
+
+
+def status(request, code):
+    if code == 404:
+        raise Http404("no such thing")
+    return HttpResponse(f"status {code}", status=code)
+
+
+def boom(request):
+    raise ValueError("boom from django")
+
+
+def stream(request):
+    def chunks():
+        for i in range(3):
+            time.sleep(0.05)
+            yield f"chunk {i}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def index(request):
+    return HttpResponse("index")

@@ -1,0 +1,105 @@
+"""Start-up is a budget (DESIGN.md, decision 6): a structural guard, not a timing test.
+
+A program run under ``telemetryflow-run`` with OTLP configured must not have imported any
+instrumented library (they load only when the program imports them), nor the exporter stack
+(grpc, protobuf, the OTLP exporters: built at the first export, on the export thread), and
+the number of modules loaded by the time the program ends has a ceiling. The launcher
+process itself (which execs the program) must not pay for OpenTelemetry, grpc or wrapt.
+
+Numbers measured when the budget was set (Python 3.11.7, `python -c` printing
+``sorted(sys.modules)`` as its last statement):
+
+* bare ``python -c``: 57 modules;
+* under ``telemetryflow-run`` with TELEMETRYFLOW_ENDPOINT set: 354 modules (90 opentelemetry,
+  39 telemetryflow_bootstrap, 29 asyncio + ssl via ``wrapt.synchronization``, 19 importlib
+  incl. importlib.metadata via ``wrapt.importer``, 15 wrapt, 13 email);
+* budget: 354 + ~15% headroom = 405. Lowering the real number (e.g. not importing
+  ``wrapt``/``asyncio`` at start-up) should lower the budget with it.
+* the launcher (``import telemetryflow_bootstrap.cli``): 120 modules, none of
+  opentelemetry/grpc/wrapt.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MODULE_BUDGET = 405
+
+FORBIDDEN = (
+    # instrumented libraries: loaded only when the program imports them
+    "flask", "django", "requests", "urllib3", "httpx", "psycopg", "psycopg2", "pymysql",
+    "asyncpg", "redis",
+    # the exporter stack: built at the first export, not at start-up
+    "grpc", "google.protobuf", "opentelemetry.exporter", "opentelemetry.proto",
+)
+LAUNCHER_FORBIDDEN = ("opentelemetry", "grpc", "google.protobuf", "wrapt")
+
+VENV_BIN = Path(sys.executable).parent
+LAUNCHER = VENV_BIN / "telemetryflow-run"
+PRINT_MODULES = "import json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEMETRYFLOW_", "OTEL_", "_TELEMETRYFLOW_"))
+           and k != "PYTHONPATH"}
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", os.defpath)])
+    env.update(extra)
+    return env
+
+
+def _modules(cmd: list[str], env: dict[str, str]) -> list[str]:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _hits(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+@functools.cache
+def _instrumented_modules() -> list[str]:
+    # OTLP is configured (so the exporters would be built at the first export), but the
+    # endpoint is a closed port and nothing is exported while the program runs; the short
+    # shutdown timeout bounds the failing exit-time export of the process span.
+    env = _env(TELEMETRYFLOW_ENDPOINT="127.0.0.1:1", TELEMETRYFLOW_INSECURE="true",
+               TELEMETRYFLOW_SHUTDOWN_TIMEOUT="1", TELEMETRYFLOW_LOG_LEVEL="error")
+    return list(_modules([str(LAUNCHER), sys.executable, "-c", PRINT_MODULES], env))
+
+
+def test_instrumented_program_loads_no_library_and_no_exporter_stack() -> None:
+    modules = _instrumented_modules()
+    # the hook really ran and started the SDK (else this test would prove nothing)
+    assert "telemetryflow_bootstrap.client" in modules
+    assert "opentelemetry.sdk.trace" in modules
+    assert _hits(modules, FORBIDDEN) == []
+
+
+def test_instrumented_program_stays_within_the_module_budget() -> None:
+    modules = _instrumented_modules()
+    assert len(modules) <= MODULE_BUDGET, (
+        f"{len(modules)} modules loaded under telemetryflow-run (budget {MODULE_BUDGET}); "
+        "by top-level package: " + ", ".join(
+            f"{name} {count}" for name, count in _by_package(modules)[:15]))
+
+
+def test_launcher_process_does_not_import_opentelemetry() -> None:
+    modules = _modules([sys.executable, "-c", "import telemetryflow_bootstrap.cli\n"
+                        + PRINT_MODULES], _env())
+    assert "telemetryflow_bootstrap.cli" in modules
+    assert _hits(modules, LAUNCHER_FORBIDDEN) == []
+
+
+def _by_package(modules: list[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for m in modules:
+        top = m.split(".", 1)[0]
+        counts[top] = counts.get(top, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])

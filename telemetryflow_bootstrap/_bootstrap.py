@@ -150,9 +150,14 @@ def _quiet_sdk_loggers() -> None:
 
 
 def _is_the_launcher() -> bool:
+    """A nested launcher, or a helper process with nothing to trace (multiprocessing's
+    resource tracker): starting the SDK there would only slow it down."""
     argv = getattr(sys, "orig_argv", sys.argv)
     script = os.path.basename(argv[1]) if len(argv) > 1 else ""
-    return script == "telemetryflow-run" or argv[1:3] == ["-m", "telemetryflow_bootstrap"]
+    if script == "telemetryflow-run" or argv[1:3] == ["-m", "telemetryflow_bootstrap"]:
+        return True
+    code = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else ""
+    return code.startswith("from multiprocessing.resource_tracker import")
 
 
 def _report(reading: Any) -> None:

@@ -1,0 +1,98 @@
+"""Pre-forking servers under the launcher: every worker exports its own spans with its own
+pid, and SIGTERM to the master brings everything down promptly without losing them."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.otlp_receiver import free_port
+
+from .launcher import LAUNCHER, REPO, receiver_env
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on {port}")
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        response.read()
+        return response.status
+
+
+def _serve_and_stop(args: list[str], env: dict[str, str], port: int, path: str,
+                    requests: int) -> float:
+    """Start the server, send ``requests`` concurrent GETs, SIGTERM the master; returns how
+    long the whole process group took to exit."""
+    proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_listening(proc, port)
+        time.sleep(1.0)  # let every worker boot
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(_get, [f"http://127.0.0.1:{port}{path}"] * requests))
+        assert statuses == [200] * requests
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        # no worker (nor helper process) left behind in the group
+        while time.monotonic() - started < 10:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise AssertionError("processes of the server's group still alive after 10 s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_gunicorn_preload_four_workers(otlp_receiver):
+    """gunicorn --preload with 4 workers serving Flask: 100 requests give 100 SERVER spans
+    from at least 2 distinct worker pids (none the master's), and SIGTERM to the master
+    ends everything within 10 s."""
+    port = free_port()
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_SERVICE_NAME="gunicorn-flask")
+    args = ["gunicorn", "--preload", "-w", "4", "-b", f"127.0.0.1:{port}",
+            "tests.apps.server_flask:app"]
+    elapsed = _serve_and_stop(args, env, port, "/hello/you", 100)
+    assert elapsed < 10, f"shutdown took {elapsed:.1f}s"
+    spans = [s for s in otlp_receiver.wait_for_spans(100, timeout=20) if s.kind == "SERVER"]
+    assert len(spans) == 100
+    assert {s.attributes["http.route"] for s in spans} == {"/hello/<name>"}
+    pids = {s.resource["process.pid"] for s in spans}
+    assert len(pids) >= 2, pids
+
+
+def test_uvicorn_two_workers(otlp_receiver):
+    """uvicorn --workers 2 serving FastAPI (spawned workers): every request's SERVER span
+    arrives, and SIGTERM ends the server within 10 s."""
+    port = free_port()
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_SERVICE_NAME="uvicorn-fastapi")
+    args = ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
+            "tests.apps.server_fastapi:app"]
+    elapsed = _serve_and_stop(args, env, port, "/items/7", 40)
+    assert elapsed < 10, f"shutdown took {elapsed:.1f}s"
+    spans = [s for s in otlp_receiver.wait_for_spans(40, timeout=20) if s.kind == "SERVER"]
+    assert len(spans) == 40
+    assert len({s.resource["process.pid"] for s in spans}) >= 1

@@ -81,6 +81,10 @@ def child_environment(environ: Mapping[str, str], overrides: Mapping[str, str]) 
     for name, value in overrides.items():
         _apply_override(env, name, value)
     env["PYTHONPATH"] = _prepend_path(str(hook_directory()), environ.get("PYTHONPATH", ""))
+    # uWSGI forks its workers in C and, unless told to, never runs Python's after-fork hooks:
+    # workers would report the master's pid and wait at exit for the master's threads. uWSGI
+    # reads any option from UWSGI_<OPTION>; other programs ignore it. The user's word wins.
+    env.setdefault("UWSGI_PY_CALL_OSAFTERFORK", "1")
     return env
 
 

@@ -83,8 +83,17 @@ def test_child_environment_applies_overrides_and_keeps_the_rest() -> None:
     """Options become variables; every other variable passes through; the input is untouched."""
     environ = {"HOME": "/home/u", "TELEMETRYFLOW_SERVICE_NAME": "old"}
     env = child_environment(environ, {"TELEMETRYFLOW_SERVICE_NAME": "new"})
-    assert env == {"HOME": "/home/u", "TELEMETRYFLOW_SERVICE_NAME": "new", "PYTHONPATH": _HOOK}
+    assert env == {"HOME": "/home/u", "TELEMETRYFLOW_SERVICE_NAME": "new", "PYTHONPATH": _HOOK,
+                   "UWSGI_PY_CALL_OSAFTERFORK": "1"}
     assert environ == {"HOME": "/home/u", "TELEMETRYFLOW_SERVICE_NAME": "old"}
+
+
+def test_uwsgi_after_fork_hooks_are_asked_for_unless_the_user_said_otherwise() -> None:
+    """uWSGI is told to run Python's after-fork hooks in its workers (UWSGI_* options come
+    from the environment), and a value the user set is kept."""
+    assert child_environment({}, {})["UWSGI_PY_CALL_OSAFTERFORK"] == "1"
+    env = child_environment({"UWSGI_PY_CALL_OSAFTERFORK": "0"}, {})
+    assert env["UWSGI_PY_CALL_OSAFTERFORK"] == "0"
 
 
 def test_override_updates_a_set_otel_fallback_so_they_agree() -> None:

@@ -54,7 +54,8 @@ def start() -> Any:
 
     if _is_the_launcher():
         return None  # a nested telemetryflow-run: it is about to exec the real program
-    derived = os.environ.get(DERIVED_ENV) or derive_service_name()
+    program = derive_service_name()
+    derived = os.environ.get(DERIVED_ENV) or program
     config, reading = load_config(os.environ, default_service_name=derived)
     if not config.enabled:
         return None
@@ -85,7 +86,7 @@ def start() -> Any:
     _quiet_sdk_loggers()
     open_spans = _track_open_spans(handler)
     parent = context_from_environment(os.environ)
-    process_span = _start_process_span(config, handler, parent, derived)
+    process_span = _start_process_span(config, handler, parent, program)
     install(client, config.shutdown_timeout, process_span=process_span, open_spans=open_spans)
     if _diagnostics.enabled_for("info"):
         _diagnostics.info(_startup_line(config, armed))

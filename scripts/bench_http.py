@@ -13,4 +13,4 @@ from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    runpy.run_path(str(Path(__file__).with_name("bench") / "per_request.py"), run_name="__main__")
+    runpy.run_module("scripts.bench.per_request", run_name="__main__")

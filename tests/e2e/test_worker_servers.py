@@ -96,3 +96,34 @@ def test_uvicorn_two_workers(otlp_receiver):
     spans = [s for s in otlp_receiver.wait_for_spans(40, timeout=20) if s.kind == "SERVER"]
     assert len(spans) == 40
     assert len({s.resource["process.pid"] for s in spans}) >= 1
+
+
+def test_gunicorn_max_requests_recycling_loses_nothing(otlp_receiver):
+    """gunicorn recycling its workers (--max-requests 5): every request's SERVER span still
+    arrives, exported by the workers as they leave."""
+    port = free_port()
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_BATCH_TIMEOUT="60000")
+    args = ["gunicorn", "-w", "2", "--max-requests", "5", "-b", f"127.0.0.1:{port}",
+            "tests.apps.server_flask:app"]
+    proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_listening(proc, port)
+        for _ in range(30):  # sequential: recycled workers keep coming back
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert _get(f"http://127.0.0.1:{port}/hello/you") == 200
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        spans = otlp_receiver.wait_for_spans(20, timeout=20)
+        server = [s for s in spans if s.kind == "SERVER"]
+        assert len(server) >= 20  # the recycled workers' (4+) batches arrived before SIGTERM
+        assert len({s.resource["process.pid"] for s in server}) >= 4
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    assert len([s for s in otlp_receiver.wait_for_spans(30, timeout=20)
+                if s.kind == "SERVER"]) == 30

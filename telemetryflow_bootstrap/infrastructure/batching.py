@@ -67,6 +67,8 @@ class BatchQueue:
         self._cond = threading.Condition(threading.Lock())
         self._flush_waiters: list[threading.Event] = []
         self._worker: threading.Thread | None = None
+        self._wake_pending = False
+        self._next_drop_warning = 0.0
         self._stopping = False
         self._closed = False
 
@@ -86,12 +88,18 @@ class BatchQueue:
         queue.append(item)
         if self._worker is None:
             self._start_worker()
-        elif len(queue) >= self._max_batch_size:
+        elif len(queue) >= self._max_batch_size and not self._wake_pending:
+            self._wake_pending = True  # one wake-up per batch, not a lock per emit
             with self._cond:
                 self._cond.notify()
 
     def _drop(self, count: int, why: str) -> None:
+        # On the hot path when the backend cannot keep up: count, and only look at the clock
+        # (no lock) until it is time for the once-a-minute warning.
         self.dropped += count
+        if time.monotonic() < self._next_drop_warning:
+            return
+        self._next_drop_warning = time.monotonic() + 60.0
         _diagnostics.warn_every_minute(
             f"drop-{self._signal}",
             f"dropping {self._signal} ({why}); {self.dropped} dropped so far "
@@ -119,6 +127,7 @@ class BatchQueue:
                     and len(self._queue) < self._max_batch_size
                 ):
                     self._cond.wait(self._delay)
+                self._wake_pending = False
                 waiters, self._flush_waiters = self._flush_waiters, []
                 stopping = self._stopping
             self._drain()

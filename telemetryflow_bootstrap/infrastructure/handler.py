@@ -80,15 +80,28 @@ def build_sampler(config: TelemetryConfig) -> Sampler:
 class _CountingMetricExporter(MetricExporter):
     """Builds the real metric exporter lazily (see ``LazyExporter``) and counts points."""
 
-    def __init__(self, lazy: LazyExporter) -> None:
+    def __init__(self, lazy: LazyExporter, interval_seconds: float = 60.0) -> None:
         super().__init__()
         self._lazy = lazy
         self.exported = 0
         self.failed = 0
+        self._short_run_until = time.monotonic() + interval_seconds
+
+    def _runtime_only_short_run(self, metrics_data: Any) -> bool:
+        """The exit-time export of a process that lived less than one interval and recorded
+        nothing but our own runtime metrics (``python -c …``, a helper script): a single
+        sample of its memory and CPU is not worth building the exporter stack at exit."""
+        if self.exported or time.monotonic() >= self._short_run_until:
+            return False
+        return all(m.name.startswith(("process.", "cpython."))
+                   for rm in metrics_data.resource_metrics for sm in rm.scope_metrics
+                   for m in sm.metrics)
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
         points = sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
                      for sm in rm.scope_metrics for m in sm.metrics)
+        if self._runtime_only_short_run(metrics_data):
+            return MetricExportResult.SUCCESS
         real = self._lazy.get()
         result = MetricExportResult.FAILURE
         if real is not None:
@@ -243,7 +256,8 @@ class TelemetryCommandHandler:
         reader = self._overrides.metric_reader
         if reader is None:
             lazy = LazyExporter(factory.create_metric_exporter, "metrics")
-            self._metric_exporter = _CountingMetricExporter(lazy)
+            self._metric_exporter = _CountingMetricExporter(
+                lazy, config.metric_export_interval_ms / 1000)
             reader = PeriodicExportingMetricReader(
                 self._metric_exporter,
                 export_interval_millis=config.metric_export_interval_ms,

@@ -56,8 +56,10 @@ def test_logging_exception_arrives_with_exception_attributes(otlp_receiver):
 
 
 def test_runtime_metrics_arrive(otlp_receiver):
-    """Process and CPython runtime metrics arrive (at the latest with the export at exit)."""
-    proc = run(python(app("logs_app.py")), receiver_env(otlp_receiver))
+    """Process and CPython runtime metrics arrive once the process has lived an export
+    interval (a shorter run that recorded nothing else skips the exit-time export)."""
+    proc = run(python(app("logs_app.py")),
+               receiver_env(otlp_receiver, TELEMETRYFLOW_METRIC_EXPORT_INTERVAL="50"))
     assert proc.returncode == 0, proc.stderr
     rss = otlp_receiver.wait_for_metric("process.memory.usage")[-1]
     assert rss.value > 1024 * 1024 and rss.unit == "By"
@@ -140,3 +142,18 @@ def test_backend_down_neither_delays_exit_much_nor_floods_stderr(otlp_receiver):
     assert len(ours) <= 5, proc.stderr
     assert program == plain.stderr.splitlines()
     assert "retrying" not in proc.stderr and "opentelemetry" not in proc.stderr
+
+
+def test_short_run_with_only_runtime_metrics_exports_nothing(otlp_receiver):
+    """`python -c pass` (shorter than one export interval, nothing recorded but our runtime
+    metrics, no span) sends nothing at exit, so it never pays for building the exporter; a
+    metric the program recorded itself is still exported at exit."""
+    proc = run(python("-c", "pass"), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    code = ("from opentelemetry import metrics; "
+            "metrics.get_meter('m').create_counter('jobs.done').add(2)")
+    proc = run(python("-c", code), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert otlp_receiver.wait_for_metric("jobs.done")[-1].value == 2
+    assert len(otlp_receiver.requests("metrics")) == 1
+    assert otlp_receiver.requests("traces") == []

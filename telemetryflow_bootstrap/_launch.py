@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .domain.config import load_config
 from .domain.environment import BY_NAME, EnvironmentReading
 from .domain.errors import TelemetryFlowError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
 
@@ -57,15 +59,28 @@ def hook_directory() -> Path:
     A wheel ships the hook inside the package (``_hook``); a checkout or editable install
     keeps it in the top-level ``sitecustomize/`` folder next to the package.
     """
-    package = Path(__file__).resolve().parent
-    shipped = package / "_hook"
-    if (shipped / _HOOK_FILE).is_file():
+    from pathlib import Path
+
+    return Path(_hook_directory())
+
+
+def _hook_directory() -> str:
+    # os.path, not pathlib: importing pathlib is a noticeable part of what the launcher's
+    # fast path (_fast_launch) costs, and this is all it would be imported for.
+    package = os.path.dirname(os.path.realpath(__file__))
+    shipped = os.path.join(package, "_hook")
+    if os.path.isfile(os.path.join(shipped, _HOOK_FILE)):
         return shipped
-    return package.parent / "sitecustomize"
+    return os.path.join(os.path.dirname(package), "sitecustomize")
 
 
 def hook_file() -> Path:
     return hook_directory() / _HOOK_FILE
+
+
+def hook_installed() -> bool:
+    """Whether the hook file is there; the launcher warns (``cli``) when it is not."""
+    return os.path.isfile(os.path.join(_hook_directory(), _HOOK_FILE))
 
 
 def child_environment(environ: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -80,7 +95,7 @@ def child_environment(environ: Mapping[str, str], overrides: Mapping[str, str]) 
     env = dict(environ)
     for name, value in overrides.items():
         _apply_override(env, name, value)
-    env["PYTHONPATH"] = _prepend_path(str(hook_directory()), environ.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = _prepend_path(_hook_directory(), environ.get("PYTHONPATH", ""))
     # uWSGI forks its workers in C and, unless told to, never runs Python's after-fork hooks:
     # workers would report the master's pid and wait at exit for the master's threads. uWSGI
     # reads any option from UWSGI_<OPTION>; other programs ignore it. The user's word wins.
@@ -149,6 +164,9 @@ def problem_messages(reading: EnvironmentReading) -> list[str]:
 def problems_digest(lines: Sequence[str]) -> str:
     """A short stable fingerprint of reported messages (``problem_messages``), for
     ``REPORTED_ENV``."""
+    # Imported here: hashlib loads OpenSSL, which a launch with nothing to report never needs.
+    import hashlib
+
     return hashlib.sha1("\n".join(lines).encode("utf-8", "backslashreplace")).hexdigest()[:12]
 
 

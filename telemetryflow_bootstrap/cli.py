@@ -6,6 +6,11 @@ its exit code. The options are shortcuts that set environment variables for the 
 the configuration itself lives in the environment only, so a child process the program
 starts is configured the same way.
 
+The console script enters at ``_fast_launch``, which execs the program of a plain
+invocation without importing click and hands everything else, unchanged, to ``main`` here:
+this module is the reference behaviour, and the only one that prints. The options are
+declared once, in ``_fast_launch``, for both.
+
 Kept cheap to import (click, the stdlib-only domain layer, the stdlib): the process is
 about to be replaced, and OpenTelemetry is loaded by the hook inside the program. The
 diagnostics (``--info``, ``doctor``, ``init``) are imported only on their own paths.
@@ -24,6 +29,11 @@ from typing import Any
 import click
 
 from . import _launch
+from ._fast_launch import DISABLE_VAR as _DISABLE_VAR
+from ._fast_launch import FLAG_OPTIONS as _FLAG_OPTIONS
+from ._fast_launch import VALUE_OPTIONS as _VALUE_OPTIONS
+from ._fast_launch import overrides as _overrides
+from ._fast_launch import param_name as _param_name
 from ._version import __version__
 from .domain.config import load_config
 from .domain.environment import OTEL_SPECIAL, VARIABLES, EnvironmentReading
@@ -39,29 +49,8 @@ _CONTEXT_SETTINGS: dict[str, Any] = {
     "max_content_width": 100,
 }
 
-# option, environment variable it sets, metavar, click type (None: free text)
-_VALUE_OPTIONS: tuple[tuple[str, str, str, click.ParamType | None], ...] = (
-    ("--service-name", "TELEMETRYFLOW_SERVICE_NAME", "NAME", None),
-    ("--endpoint", "TELEMETRYFLOW_ENDPOINT", "URL", None),
-    ("--protocol", "TELEMETRYFLOW_PROTOCOL", "",
-     click.Choice(["grpc", "http"], case_sensitive=False)),
-    ("--exporter", "TELEMETRYFLOW_EXPORTER", "",
-     click.Choice(["otlp", "console", "none"], case_sensitive=False)),
-    ("--environment", "TELEMETRYFLOW_ENVIRONMENT", "NAME", None),
-    ("--log-level", "TELEMETRYFLOW_LOG_LEVEL", "",
-     click.Choice(["debug", "info", "warn", "error", "off"], case_sensitive=False)),
-)
-_FLAG_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("--insecure", "TELEMETRYFLOW_INSECURE"),
-    ("--strict", "TELEMETRYFLOW_STRICT"),
-)
-_DISABLE_VAR = "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"
 # ctx.meta key: the program came after `--`, so a first word `doctor`/`init` is a program.
 _AFTER_DOUBLE_DASH = "telemetryflow.program_after_double_dash"
-
-
-def _param_name(option: str) -> str:
-    return option.lstrip("-").replace("-", "_")
 
 
 class _LauncherCommand(click.Command):
@@ -101,9 +90,10 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def _with_options(func: Callable[..., Any]) -> Callable[..., Any]:
     # Applied in reverse so --help lists the options in table order.
     decorators = [
-        click.option(option, _param_name(option), metavar=metavar or None, type=kind,
+        click.option(option, _param_name(option), metavar=metavar or None,
+                     type=click.Choice(list(choices), case_sensitive=False) if choices else None,
                      help=f"Sets {var}.")
-        for option, var, metavar, kind in _VALUE_OPTIONS
+        for option, var, metavar, choices in _VALUE_OPTIONS
     ]
     decorators.extend(
         click.option(option, _param_name(option), is_flag=True, help=f"Sets {var}=true.")
@@ -303,26 +293,9 @@ _SUBCOMMANDS: dict[str, tuple[click.Command, str]] = {
 }
 
 
-def _overrides(environ: Mapping[str, str], disable: Sequence[str],
-               options: Mapping[str, Any]) -> dict[str, str]:
-    overrides: dict[str, str] = {}
-    for option, var, _metavar, kind in _VALUE_OPTIONS:
-        value = options.get(_param_name(option))
-        if value is not None:
-            overrides[var] = str(value).lower() if kind is not None else str(value)
-    for option, var in _FLAG_OPTIONS:
-        if options.get(_param_name(option)):
-            overrides[var] = "true"
-    disabled = _launch.disabled_instrumentations(environ, disable)
-    if disabled is not None:
-        overrides[_DISABLE_VAR] = disabled
-    return overrides
-
-
 def _check_hook() -> None:
-    hook = _launch.hook_file()
-    if not hook.is_file():
-        click.echo(f"telemetryflow: warning: {hook} is missing (broken install?); "
+    if not _launch.hook_installed():
+        click.echo(f"telemetryflow: warning: {_launch.hook_file()} is missing (broken install?); "
                    "the program runs uninstrumented", err=True)
 
 

@@ -59,14 +59,12 @@ class OTLPExporterFactory:
 
             return ConsoleSpanExporter(fmt=self._config.console_format)
         if self._config.protocol is Protocol.GRPC:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from .span_exporters import grpc_span_exporter
 
-            return OTLPSpanExporter(**self._grpc_kwargs(SignalType.TRACES))
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HTTPSpanExporter,
-        )
+            return grpc_span_exporter(**self._grpc_kwargs(SignalType.TRACES))
+        from .span_exporters import http_span_exporter
 
-        return HTTPSpanExporter(**self._http_kwargs(SignalType.TRACES))
+        return http_span_exporter(**self._http_kwargs(SignalType.TRACES))
 
     def create_metric_exporter(self) -> Any:
         kind = self.kind(SignalType.METRICS)

@@ -312,3 +312,20 @@ def test_temporary_unavailability_loses_nothing(
     status = client.get_status()
     assert (status["spans_exported"], status["spans_dropped"]) == (60, 0)
     assert (status["logs_exported"], status["logs_dropped"]) == (60, 0)
+
+
+@pytest.mark.parametrize("protocol", _PROTOCOLS)
+def test_a_batch_our_encoder_refuses_still_arrives(
+        protocol: str, connect: Callable[..., TelemetryFlowClient],
+        otlp_receiver: OTLPReceiver) -> None:
+    """An int past 64 bits makes our span encoder give up on the batch: the exporter's own
+    encoder sends it instead (dropping just that attribute, as it always does)."""
+    client = connect(protocol)
+    with client.span("fine", attributes={"n": 1, "s": "x"}):
+        pass
+    with client.span("huge", attributes={"n": 1 << 70, "s": "y"}):
+        pass
+    assert client.flush(5.0)
+    spans = {s.name: s for s in otlp_receiver.wait_for_spans(2)}
+    assert spans["fine"].attributes == {"n": 1, "s": "x"}
+    assert spans["huge"].attributes == {"s": "y"}

@@ -30,6 +30,7 @@ from telemetryflow_bootstrap.client import TelemetryFlowClient
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
 from telemetryflow_bootstrap.domain.errors import BuilderError, ConfigError
 from telemetryflow_bootstrap.domain.signals import Protocol, SignalType
+from telemetryflow_bootstrap.infrastructure import span_exporters
 from telemetryflow_bootstrap.infrastructure.console import (
     ConsoleLogExporter,
     ConsoleMetricExporter,
@@ -42,10 +43,10 @@ _ROOT = Path(__file__).resolve().parents[2]
 _KEY_ID, _SECRET = "tfk_factory-key", "tfs_factory-secret"
 
 _SDK_CLASSES = {
-    (Protocol.GRPC, SignalType.TRACES): (grpc_traces, "OTLPSpanExporter"),
+    (Protocol.GRPC, SignalType.TRACES): (span_exporters, "grpc_span_exporter"),
     (Protocol.GRPC, SignalType.METRICS): (grpc_metrics, "OTLPMetricExporter"),
     (Protocol.GRPC, SignalType.LOGS): (grpc_logs, "OTLPLogExporter"),
-    (Protocol.HTTP, SignalType.TRACES): (http_traces, "OTLPSpanExporter"),
+    (Protocol.HTTP, SignalType.TRACES): (span_exporters, "http_span_exporter"),
     (Protocol.HTTP, SignalType.METRICS): (http_metrics, "OTLPMetricExporter"),
     (Protocol.HTTP, SignalType.LOGS): (http_logs, "OTLPLogExporter"),
 }
@@ -322,7 +323,11 @@ def test_real_sdk_exporters_accept_what_the_factory_passes(protocol: str, endpoi
     for signal in SignalType:
         exporter = getattr(factory, _CREATE[signal])()
         module, name = _SDK_CLASSES[(config.protocol, signal)]
-        assert type(exporter) is getattr(module, name)
+        if signal is SignalType.TRACES:  # ours: the SDK's class with our encoder
+            sdk = grpc_traces if config.protocol is Protocol.GRPC else http_traces
+            assert type(exporter).__mro__[1] is sdk.OTLPSpanExporter
+        else:
+            assert type(exporter) is getattr(module, name)
         exporter.shutdown()
 
 

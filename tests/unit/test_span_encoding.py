@@ -1,0 +1,117 @@
+"""Our span encoder writes exactly the bytes the OTLP exporter's own encoder would."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.status import Status, StatusCode
+
+from telemetryflow_bootstrap.infrastructure.span_encoding import SpanEncoder
+
+_text = st.text(max_size=12)
+_int64 = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
+_scalar = st.one_of(_text, st.booleans(), _int64,
+                    st.floats(allow_nan=False), st.binary(max_size=8))
+_value = st.one_of(_scalar, st.lists(_text, max_size=3).map(tuple),
+                   st.lists(_int64, max_size=3).map(tuple),
+                   st.lists(st.booleans(), max_size=3).map(tuple))
+_attributes = st.dictionaries(st.text(min_size=1, max_size=10), _value, max_size=5)
+_ids = st.integers(min_value=1, max_value=(1 << 64) - 1)
+_trace_ids = st.integers(min_value=1, max_value=(1 << 128) - 1)
+_times = st.integers(min_value=1, max_value=(1 << 63) - 1)
+_state = st.one_of(st.none(), st.just(TraceState()),
+                   st.just(TraceState([("vendor", "v1"), ("other", "x-y")])))
+
+
+@st.composite
+def _context(draw: st.DrawFn, remote: bool | None = None) -> SpanContext:
+    return SpanContext(draw(_trace_ids), draw(_ids),
+                       is_remote=draw(st.booleans()) if remote is None else remote,
+                       trace_flags=TraceFlags(draw(st.sampled_from([0, 1]))),
+                       trace_state=draw(_state))
+
+
+_RESOURCES = [Resource({"service.name": "shop", "process.pid": 42, "host.name": "h"}),
+              Resource({"service.name": "other"}, schema_url="https://example/s"),
+              Resource({})]
+_SCOPES = [None, InstrumentationScope("telemetryflow.redis", "1.0"),
+           InstrumentationScope("x", None, "https://example/scope", {"a": "b", "n": 3}),
+           InstrumentationScope("")]
+
+
+@st.composite
+def _span(draw: st.DrawFn) -> ReadableSpan:
+    start = draw(_times)
+    events = draw(st.lists(st.builds(Event, _text, _attributes, st.one_of(st.none(), _times)),
+                           max_size=2))
+    links = draw(st.lists(st.builds(Link, _context(), _attributes), max_size=2))
+    return ReadableSpan(
+        name=draw(_text),
+        context=draw(_context(remote=False)),
+        parent=draw(st.one_of(st.none(), _context())),
+        resource=draw(st.sampled_from(_RESOURCES)),
+        attributes=draw(_attributes),
+        events=events,
+        links=links,
+        kind=draw(st.sampled_from(list(SpanKind))),
+        status=draw(st.sampled_from([Status(StatusCode.UNSET), Status(StatusCode.OK),
+                                     Status(StatusCode.ERROR, "boom: ∂"),
+                                     Status(StatusCode.ERROR)])),
+        start_time=start,
+        end_time=draw(st.one_of(st.none(), st.integers(min_value=start, max_value=1 << 63))),
+        instrumentation_scope=draw(st.sampled_from(_SCOPES)),
+    )
+
+
+def _theirs(spans: list[ReadableSpan]) -> bytes:
+    return encode_spans(spans).SerializeToString()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_span(), max_size=6))
+def test_same_bytes_as_the_exporters_encoder(spans: list[ReadableSpan]) -> None:
+    assert SpanEncoder().encode(spans) == _theirs(spans)
+
+
+def test_cached_encodings_stay_right_across_batches() -> None:
+    encoder = SpanEncoder()
+    ctx = SpanContext(1, 2, False, TraceFlags(1))
+    for i in range(3):
+        spans = [ReadableSpan(name="GET", context=ctx, resource=_RESOURCES[i % 3],
+                              attributes={"db.system.name": "redis", "n": i},
+                              kind=SpanKind.CLIENT, start_time=10, end_time=20,
+                              instrumentation_scope=_SCOPES[1], status=Status(StatusCode.UNSET))]
+        assert encoder.encode(spans) == _theirs(spans)
+
+
+def test_encoding_grows_its_caches_only_to_a_bound() -> None:
+    encoder = SpanEncoder()
+    ctx = SpanContext(1, 2, False, TraceFlags(1))
+    spans = [ReadableSpan(name="q", context=ctx, resource=_RESOURCES[0],
+                          attributes={"db.query.text": f"SELECT {i}"}, start_time=1,
+                          end_time=2, status=Status(StatusCode.UNSET))
+             for i in range(10_000)]
+    assert encoder.encode(spans) == _theirs(spans)
+    assert len(encoder._attributes) <= 4096
+
+
+@pytest.mark.parametrize("value", [1 << 64, "\ud800", object(), math.inf])
+def test_what_it_cannot_encode_raises_or_matches(value: object) -> None:
+    # The exporter wraps us: on an exception it encodes the batch with its own encoder.
+    # Values it could encode (inf is a double) must come out the same.
+    ctx = SpanContext(1, 2, False, TraceFlags(1))
+    spans = [ReadableSpan(name="x", context=ctx, resource=_RESOURCES[0],
+                          attributes={"k": value}, start_time=1, end_time=2)]
+    try:
+        ours = SpanEncoder().encode(spans)
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return
+    assert ours == _theirs(spans)

@@ -83,13 +83,16 @@ class Telemetry:
     """The tracer and duration histogram one PatchContext provides, plus the DB switches
     read from its config; shared by every DB module so the histogram is created once."""
 
-    __slots__ = ("capture_args", "commenter", "duration", "tracer")
+    __slots__ = ("capture_args", "commenter", "duration", "leaf", "tracer")
 
     def __init__(self, context: Any) -> None:
         from opentelemetry.metrics import NoOpMeter
         from opentelemetry.trace import NoOpTracer
 
+        from ..infrastructure.leaf_spans import LeafTracer
+
         self.tracer = context.tracer or NoOpTracer()
+        self.leaf = LeafTracer.for_tracer(self.tracer)  # None: tracer.start_span instead
         meter = context.meter or NoOpMeter("telemetryflow")
         self.duration = meter.create_histogram(
             DURATION_METRIC, unit="s", description="Duration of database client operations.",
@@ -280,14 +283,21 @@ _Rewrite = Callable[[Any, tuple[Any, ...], dict[str, Any]],
                     tuple[tuple[Any, ...], dict[str, Any]]]
 
 
+def _start(telemetry: Telemetry, prepared: Prepared) -> Any:
+    leaf = telemetry.leaf
+    if leaf is not None:
+        return leaf.start(prepared.name, _CLIENT, prepared.attributes)
+    return telemetry.tracer.start_span(prepared.name, kind=_CLIENT,
+                                       attributes=prepared.attributes)
+
+
 def run(telemetry: Telemetry, prepared: Prepared, method: Callable[..., Any],
         args: tuple[Any, ...], kwargs: dict[str, Any], extra: dict[str, Any] | None = None,
         rewrite: _Rewrite | None = None) -> Any:
     """``method(*args, **kwargs)`` inside a CLIENT span and a duration point. Whatever we
     fail at, the call still happens once, and its result or exception is the caller's."""
     try:
-        span = telemetry.tracer.start_span(prepared.name, kind=_CLIENT,
-                                           attributes=prepared.attributes)
+        span = _start(telemetry, prepared)
         if extra:
             span.set_attributes(extra)
         if rewrite is not None:
@@ -314,8 +324,7 @@ async def run_async(telemetry: Telemetry, prepared: Prepared, method: Callable[.
                     rewrite: _Rewrite | None = None) -> Any:
     """``await method(*args, **kwargs)``, traced like ``run``."""
     try:
-        span = telemetry.tracer.start_span(prepared.name, kind=_CLIENT,
-                                           attributes=prepared.attributes)
+        span = _start(telemetry, prepared)
         if extra:
             span.set_attributes(extra)
         if rewrite is not None:

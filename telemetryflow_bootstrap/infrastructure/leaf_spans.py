@@ -1,0 +1,230 @@
+"""Cheap spans for leaf client calls (a database statement, a Redis command).
+
+Why: such calls are the hottest path we instrument — a service makes thousands a second —
+and the SDK's general-purpose span costs ~20 µs of the program's own thread: it validates
+and copies the attributes into a locked mapping for every span, allocates locks and bounded
+lists for events and links nobody adds, and copies the whole span again when it ends.
+A leaf span has the same life without that: the sampler, id generator, limits, resource,
+scope and span processors of the SDK tracer are used exactly as the SDK uses them, but the
+attributes a call site prepares once are validated once (``_frozen``) and shared, read-only,
+by every span made from them, and only a span that is changed after it starts (an error,
+an extra attribute) gets its own copy.
+
+What the span processors and exporters receive is an ordinary ``ReadableSpan``; tests
+compare what arrives from both kinds of span field by field. A tracer that is not the SDK's
+(or an SDK whose tracer lacks what this relies on) gets no ``LeafTracer``, and its callers
+use ``tracer.start_span`` as before.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Mapping
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Tracer as _SdkTracer
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+
+_UNSET = Status(StatusCode.UNSET)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
+_FROZEN_LIMIT = 2048
+_NEEDED = ("sampler", "resource", "span_processor", "id_generator", "_span_limits",
+           "_instrumentation_scope", "_is_enabled", "instrumentation_info")
+
+
+class LeafTracer:
+    """Starts ``LeafSpan``s with one SDK tracer's sampler, ids, limits and processors."""
+
+    __slots__ = ("_frozen", "_ids", "_limits", "_processor", "_random_ids", "_resource",
+                 "_sampler", "_scope", "_tracer")
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._sampler = tracer.sampler
+        self._ids = tracer.id_generator
+        self._processor = tracer.span_processor
+        self._limits = tracer._span_limits
+        self._scope = tracer._instrumentation_scope
+        self._resource = tracer.resource
+        is_random = getattr(self._ids, "is_trace_id_random", None)
+        self._random_ids = bool(_RANDOM is not None and is_random is not None and is_random())
+        self._frozen: dict[int, tuple[Mapping[str, Any], BoundedAttributes]] = {}
+
+    @classmethod
+    def for_tracer(cls, tracer: Any) -> LeafTracer | None:
+        """A LeafTracer for an SDK tracer, else None (the caller uses the tracer itself).
+        Also None when the SDK's own span metrics are on: only its spans feed them."""
+        if not isinstance(tracer, _SdkTracer) or not all(hasattr(tracer, n) for n in _NEEDED):
+            return None
+        if os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() \
+                == "true":
+            return None
+        return cls(tracer)
+
+    def start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> Any:
+        """Start a span as ``tracer.start_span(name, kind=kind, attributes=attributes)``
+        would, in the current context. ``attributes`` must not change afterwards: its
+        validated copy is kept and shared."""
+        if not self._tracer._is_enabled():
+            return NonRecordingSpan(trace_api.get_current_span().get_span_context())
+        parent = trace_api.get_current_span().get_span_context()
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+        else:
+            trace_id = parent.trace_id
+        result = self._sampler.should_sample(None, trace_id, name, kind, attributes, ())
+        decision = result.decision
+        flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
+        if _RANDOM is not None and (self._random_ids if parent is None
+                                    else parent.trace_flags.random_trace_id):
+            flags = TraceFlags(flags | _RANDOM)
+        context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
+                              trace_flags=flags, trace_state=result.trace_state)
+        if not decision.is_recording():
+            return NonRecordingSpan(context)
+        sampled_attributes = result.attributes
+        if sampled_attributes == attributes:
+            frozen, shared = self._frozen_for(attributes), True
+        else:  # the sampler added or changed some: validate this span's own set
+            frozen, shared = self._bounded(sampled_attributes), False
+        span = LeafSpan(self, name, context, parent, kind, frozen, shared)
+        self._processor.on_start(span, parent_context=None)
+        return span
+
+    def _bounded(self, attributes: Mapping[str, Any] | None) -> BoundedAttributes:
+        limits = self._limits
+        return BoundedAttributes(limits.max_span_attributes, attributes, immutable=False,
+                                 max_value_len=limits.max_span_attribute_length)
+
+    def _frozen_for(self, attributes: Mapping[str, Any]) -> BoundedAttributes:
+        cache = self._frozen
+        known = cache.get(id(attributes))
+        if known is not None and known[0] is attributes:
+            return known[1]
+        limits = self._limits
+        frozen = BoundedAttributes(limits.max_span_attributes, attributes, immutable=True,
+                                   max_value_len=limits.max_span_attribute_length)
+        if len(cache) >= _FROZEN_LIMIT:
+            cache.clear()
+        cache[id(attributes)] = (attributes, frozen)  # keeps the dict alive: ids stay unique
+        return frozen
+
+
+class LeafSpan(trace_api.Span):
+    """A recording span for one call: no lock (one thread starts, changes and ends it),
+    attributes shared until changed, and a ``ReadableSpan`` built once, at ``end``."""
+
+    __slots__ = ("_attributes", "_context", "_end", "_events", "_kind", "_name", "_parent",
+                 "_shared", "_start", "_status", "_tracer")
+
+    def __init__(self, tracer: LeafTracer, name: str, context: SpanContext,
+                 parent: SpanContext | None, kind: SpanKind, attributes: BoundedAttributes,
+                 shared: bool) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = attributes
+        self._shared = shared
+        self._events: BoundedList | tuple[()] = ()
+        self._status = _UNSET
+        self._end: int | None = None
+        self._start = time_ns()
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end is None
+
+    def _own_attributes(self) -> BoundedAttributes:
+        if self._shared:
+            shared = self._attributes
+            own = self._attributes = self._tracer._bounded(shared)
+            own.dropped += shared.dropped  # what the limits dropped at the start still counts
+            self._shared = False
+        return self._attributes
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end is None:
+            self._own_attributes()[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end is None:
+            own = self._own_attributes()
+            for key, value in attributes.items():
+                own[key] = value
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
+                  timestamp: int | None = None) -> None:
+        if self._end is not None:
+            return
+        limits = self._tracer._limits
+        if type(self._events) is tuple:
+            self._events = BoundedList(limits.max_events)  # counts what it drops
+        self._events.append(Event(
+            name,
+            BoundedAttributes(limits.max_event_attributes, attributes, immutable=True,
+                              max_value_len=limits.max_attribute_length),
+            time_ns() if timestamp is None else timestamp))
+
+    def record_exception(self, exception: BaseException,
+                         attributes: Mapping[str, Any] | None = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        # The attributes the SDK's Span.record_exception gives the event.
+        cls = type(exception)
+        module = cls.__module__
+        recorded: dict[str, Any] = {
+            "exception.type": (f"{module}.{cls.__qualname__}"
+                               if module and module != "builtins" else cls.__qualname__),
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            recorded.update(attributes)
+        self.add_event("exception", recorded, timestamp)
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def update_name(self, name: str) -> None:
+        if self._end is None:
+            self._name = name
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None
+                 ) -> None:
+        pass  # links are given at start; leaf calls have none
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end is not None:
+            return
+        self._end = time_ns() if end_time is None else end_time
+        tracer = self._tracer
+        tracer._processor.on_end(ReadableSpan(
+            name=self._name, context=self._context, parent=self._parent,
+            resource=tracer._resource, attributes=self._attributes,
+            events=self._events, kind=self._kind, status=self._status,
+            start_time=self._start, end_time=self._end,
+            instrumentation_info=tracer._tracer.instrumentation_info,
+            instrumentation_scope=tracer._scope))
+
+    def __repr__(self) -> str:
+        return f"LeafSpan({self._name!r}, {self._context!r})"

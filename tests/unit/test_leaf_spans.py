@@ -1,0 +1,228 @@
+"""Leaf spans end up exactly like the SDK's own spans, for every sampler and limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.trace.status import Status, StatusCode
+
+from telemetryflow_bootstrap.infrastructure.leaf_spans import LeafSpan, LeafTracer
+from telemetryflow_bootstrap.infrastructure.open_spans import TERMINATED_ATTRIBUTE, OpenSpans
+
+ATTRS = {"db.system.name": "postgresql", "db.query.text": "SELECT * FROM t WHERE id = %s",
+         "server.port": 5432, "db.operation.name": "SELECT"}
+
+
+class _Tagging(Sampler):
+    """A custom sampler that adds an attribute and a trace state entry."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None, trace_state: Any = None
+                      ) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, {**(attributes or {}), "tag": "x"},
+                              TraceState([("tagged", "1")]))
+
+    def get_description(self) -> str:
+        return "tagging"
+
+
+class _RecordOnly(Sampler):
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY, kwargs.get("attributes") or args[4])
+
+    def get_description(self) -> str:
+        return "record-only"
+
+
+def _provider(sampler: Sampler = ALWAYS_ON, limits: SpanLimits | None = None
+              ) -> tuple[TracerProvider, InMemorySpanExporter]:
+    provider = TracerProvider(sampler=sampler, resource=Resource({"service.name": "leaf"}),
+                              span_limits=limits or SpanLimits())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def _in(parent: SpanContext | None) -> Any:
+    if parent is None:
+        return context_api.attach(context_api.Context())
+    return context_api.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+
+
+def _comparable(span: ReadableSpan) -> dict[str, Any]:
+    events = [(e.name, {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"},
+               sorted(e.attributes)) for e in span.events]
+    return {
+        "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
+        "dropped_attributes": span.dropped_attributes, "events": events,
+        "dropped_events": span.dropped_events,
+        "status": (span.status.status_code, span.status.description),
+        "parent": span.parent, "flags": span.context.trace_flags,
+        "trace_state": span.context.trace_state, "remote": span.context.is_remote,
+        "resource": span.resource, "scope": span.instrumentation_scope,
+        "trace_id_from_parent": span.parent.trace_id == span.context.trace_id
+        if span.parent else None,
+    }
+
+
+_REMOTE_SAMPLED = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1),
+                              trace_state=TraceState([("vendor", "v")]))
+_REMOTE_UNSAMPLED = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+_LOCAL = SpanContext(0x123, 0x456, is_remote=False, trace_flags=TraceFlags(1))
+
+Changes = Callable[[Any], None]
+
+
+def _error(span: Any) -> None:
+    try:
+        raise ValueError("duplicate key")
+    except ValueError as exc:
+        span.set_attributes({"error.type": "ValueError", "db.response.status_code": "23505"})
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, "ValueError: duplicate key"))
+
+
+_CHANGES: dict[str, Changes] = {
+    "none": lambda span: None,
+    "extra attribute": lambda span: span.set_attributes({"db.operation.batch.size": 3}),
+    "error": _error,
+    "ok then error": lambda span: (span.set_status(StatusCode.OK),
+                                   span.set_status(StatusCode.ERROR, "late")),
+    "renamed": lambda span: span.update_name("SELECT t"),
+}
+_SAMPLERS = {"always on": ALWAYS_ON, "always off": ALWAYS_OFF,
+             "parent/ratio 0": ParentBased(TraceIdRatioBased(0.0)),
+             "parent/ratio 1": ParentBased(TraceIdRatioBased(1.0)),
+             "custom": _Tagging(), "record only": _RecordOnly()}
+_PARENTS = {"root": None, "remote sampled": _REMOTE_SAMPLED,
+            "remote unsampled": _REMOTE_UNSAMPLED, "local": _LOCAL}
+
+
+@pytest.mark.parametrize("change", list(_CHANGES))
+@pytest.mark.parametrize("parent", list(_PARENTS))
+@pytest.mark.parametrize("sampler", list(_SAMPLERS))
+def test_a_leaf_span_is_what_the_sdk_would_have_made(sampler: str, parent: str,
+                                                     change: str) -> None:
+    results = []
+    for use_leaf in (False, True):
+        provider, exporter = _provider(_SAMPLERS[sampler])
+        tracer = provider.get_tracer("telemetryflow", "1.0")
+        token = _in(_PARENTS[parent])
+        try:
+            if use_leaf:
+                leaf = LeafTracer.for_tracer(tracer)
+                assert leaf is not None
+                span = leaf.start("SELECT", SpanKind.CLIENT, ATTRS)
+            else:
+                span = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=ATTRS)
+            _CHANGES[change](span)
+            recording = span.is_recording()
+            context = span.get_span_context()
+            span.end()
+        finally:
+            context_api.detach(token)
+        results.append((recording, context.trace_flags, context.is_valid,
+                        [_comparable(s) for s in exporter.get_finished_spans()]))
+    assert results[1] == results[0]
+
+
+def test_attribute_limits_apply_as_in_the_sdk() -> None:
+    limits = SpanLimits(max_span_attributes=2, max_span_attribute_length=5, max_events=1,
+                        max_event_attributes=1)
+    results = []
+    for use_leaf in (False, True):
+        provider, exporter = _provider(limits=limits)
+        tracer = provider.get_tracer("t")
+        span = (LeafTracer.for_tracer(tracer).start("q", SpanKind.CLIENT, ATTRS) if use_leaf
+                else tracer.start_span("q", kind=SpanKind.CLIENT, attributes=ATTRS))
+        span.add_event("one", {"a": 1, "b": 2})
+        span.add_event("two")
+        span.set_attribute("late", "long value")
+        span.end()
+        results.append([_comparable(s) for s in exporter.get_finished_spans()])
+    assert results[1] == results[0]
+    assert results[0][0]["dropped_attributes"] > 0
+    assert results[0][0]["dropped_events"] == 1
+
+
+def test_changing_one_span_leaves_the_shared_attributes_alone() -> None:
+    provider, exporter = _provider()
+    leaf = LeafTracer.for_tracer(provider.get_tracer("t"))
+    attributes = dict(ATTRS)
+    first = leaf.start("a", SpanKind.CLIENT, attributes)
+    first.set_attribute("error.type", "X")
+    first.end()
+    second = leaf.start("b", SpanKind.CLIENT, attributes)
+    second.end()
+    first_out, second_out = exporter.get_finished_spans()
+    assert first_out.attributes["error.type"] == "X"
+    assert "error.type" not in second_out.attributes
+    assert attributes == ATTRS
+
+
+def test_an_ended_span_ignores_changes_and_a_second_end() -> None:
+    provider, exporter = _provider()
+    span = LeafTracer.for_tracer(provider.get_tracer("t")).start("a", SpanKind.CLIENT, ATTRS)
+    span.end()
+    span.set_attribute("late", 1)
+    span.set_status(StatusCode.ERROR)
+    span.add_event("late")
+    span.end()
+    (out,) = exporter.get_finished_spans()
+    assert "late" not in out.attributes and not out.events
+    assert out.status.status_code is StatusCode.UNSET
+    assert not span.is_recording()
+
+
+def test_spans_open_at_termination_are_ended_and_marked() -> None:
+    provider, exporter = _provider()
+    open_spans = OpenSpans()
+    provider.add_span_processor(open_spans)
+    span = LeafTracer.for_tracer(provider.get_tracer("t")).start("slow", SpanKind.CLIENT, ATTRS)
+    assert isinstance(span, LeafSpan)
+    assert open_spans.end_all() == 1
+    (out,) = exporter.get_finished_spans()
+    assert out.attributes[TERMINATED_ATTRIBUTE] is True
+    assert open_spans.end_all() == 0
+
+
+@pytest.fixture
+def _internal_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    yield
+
+
+def test_not_for_tracers_it_does_not_know() -> None:
+    assert LeafTracer.for_tracer(trace.NoOpTracer()) is None
+    assert LeafTracer.for_tracer(trace.ProxyTracer("x")) is None
+    assert LeafTracer.for_tracer(None) is None
+
+
+@pytest.mark.usefixtures("_internal_metrics")
+def test_not_when_the_sdk_counts_its_own_spans() -> None:
+    provider, _ = _provider()
+    assert LeafTracer.for_tracer(provider.get_tracer("t")) is None

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 _SMALL = [bytes((i,)) for i in range(128)]
@@ -94,6 +95,9 @@ class SpanEncoder:
         self._attributes: dict[tuple[str, str], bytes] = {}
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
+        self._blocks: dict[int, tuple[Any, bytes]] = {}
+        self._names: dict[str, bytes] = {}
+        self._statuses: dict[tuple[int, str | None], bytes] = {}
 
     def encode(self, spans: Sequence[Any]) -> bytes:
         """The serialized ``ExportTraceServiceRequest`` for ``spans``."""
@@ -180,20 +184,27 @@ class SpanEncoder:
         return encoded
 
     def _span(self, span: Any) -> bytes:
-        context = span.context
+        if type(span) is ReadableSpan:
+            # What the SDK ends spans into (ours too): its fields, without a property call
+            # and a tuple copy per field. A renamed field raises: the caller falls back.
+            context, parent, name = span._context, span._parent, span._name
+            attributes, events, links = span._attributes, span._events, span._links
+            kind, start, end, status = span._kind, span._start_time, span._end_time, span._status
+        else:
+            context, parent, name = span.context, span.parent, span.name
+            attributes, events, links = span.attributes, span.events, span.links
+            kind, start, end, status = span.kind, span.start_time, span.end_time, span.status
         parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"),
                  b"\x12\x08", context.span_id.to_bytes(8, "big")]
         state = context.trace_state
         if state:
             parts.append(_text(b"\x1a", ",".join([f"{k}={v}" for k, v in state.items()])))
-        parent = span.parent
         if parent:
             parts.append(b"\x22\x08")
             parts.append(parent.span_id.to_bytes(8, "big"))
-        if span.name:
-            parts.append(_text(b"\x2a", span.name))
-        parts.append(_KIND[span.kind])
-        start, end = span.start_time, span.end_time
+        if name:
+            parts.append(self._cached_text(self._names, b"\x2a", name))
+        parts.append(_KIND[kind])
         if start and end:
             parts.append(_TIMES(0x39, start, 0x41, end))
         else:
@@ -201,29 +212,65 @@ class SpanEncoder:
                 parts.append(b"\x39" + _FIXED64(start))
             if end:
                 parts.append(b"\x41" + _FIXED64(end))
-        parts.extend(self._attrs(b"\x4a", span.attributes))
-        if span.dropped_attributes:
-            parts.append(b"\x50" + _varint(span.dropped_attributes))
-        for event in span.events:
-            parts.append(_field(b"\x5a", self._event(event)))
-        if span.dropped_events:
-            parts.append(b"\x60" + _varint(span.dropped_events))
-        for link in span.links:
-            parts.append(_field(b"\x6a", self._link(link)))
-        if span.dropped_links:
-            parts.append(b"\x70" + _varint(span.dropped_links))
-        status = span.status
+        if attributes:
+            parts.append(self._attribute_block(attributes))
+        dropped = getattr(attributes, "dropped", 0)
+        if dropped:
+            parts.append(b"\x50" + _varint(dropped))
+        if events:
+            for event in events:
+                parts.append(_field(b"\x5a", self._event(event)))
+        dropped = getattr(events, "dropped", 0)
+        if dropped:
+            parts.append(b"\x60" + _varint(dropped))
+        if links:
+            for link in links:
+                parts.append(_field(b"\x6a", self._link(link)))
+        dropped = getattr(links, "dropped", 0)
+        if dropped:
+            parts.append(b"\x70" + _varint(dropped))
         if status is not None:
-            body = b""
-            if status.description:
-                body = _text(b"\x12", status.description)
-            code = status.status_code.value
-            if code:
-                body += b"\x18" + _varint(code)
-            parts.append(_field(b"\x7a", body))
+            parts.append(self._status(status))
         parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote
                      else _FLAGS_LOCAL)
         return b"".join(parts)
+
+    def _status(self, status: Any) -> bytes:
+        key = (status.status_code.value, status.description)
+        encoded = self._statuses.get(key)
+        if encoded is None:
+            body = _text(b"\x12", status.description) if status.description else b""
+            if key[0]:
+                body += b"\x18" + _varint(key[0])
+            encoded = _field(b"\x7a", body)
+            if len(self._statuses) >= 256:
+                self._statuses.clear()
+            self._statuses[key] = encoded
+        return encoded
+
+    @staticmethod
+    def _cached_text(cache: dict[str, bytes], tag: bytes, value: str) -> bytes:
+        encoded = cache.get(value)
+        if encoded is None:
+            encoded = _text(tag, value)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[value] = encoded
+        return encoded
+
+    def _attribute_block(self, attributes: Any) -> bytes:
+        """All of a span's attributes; encoded once for an immutable set shared by many
+        spans (what leaf spans carry), keyed by identity and kept alive while cached."""
+        if getattr(attributes, "_immutable", False) is not True:
+            return b"".join(self._attrs(b"\x4a", attributes))
+        known = self._blocks.get(id(attributes))
+        if known is not None and known[0] is attributes:
+            return known[1]
+        block = b"".join(self._attrs(b"\x4a", attributes))
+        if len(self._blocks) >= 2048:
+            self._blocks.clear()
+        self._blocks[id(attributes)] = (attributes, block)
+        return block
 
     def _event(self, event: Any) -> bytes:
         parts = []

@@ -9,11 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
+from telemetryflow_bootstrap.infrastructure.leaf_spans import LeafTracer
 from telemetryflow_bootstrap.infrastructure.span_encoding import SpanEncoder
 
 _text = st.text(max_size=12)
@@ -115,3 +118,33 @@ def test_what_it_cannot_encode_raises_or_matches(value: object) -> None:
     except (TypeError, ValueError, UnicodeEncodeError):
         return
     assert ours == _theirs(spans)
+
+
+@pytest.mark.parametrize("limits", [SpanLimits(), SpanLimits(max_span_attributes=0),
+                                    SpanLimits(max_span_attributes=1, max_events=0,
+                                               max_links=0, max_event_attributes=0)])
+def test_same_bytes_for_spans_from_sdk_and_leaf_tracers(limits: SpanLimits) -> None:
+    """Real SDK and leaf spans (bounded attributes, events, links, drops, shared attribute
+    sets), encoded twice by one encoder so the caches are used too."""
+    provider = TracerProvider(resource=_RESOURCES[0], span_limits=limits)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("telemetryflow", "1.0")
+    leaf = LeafTracer.for_tracer(tracer)
+    shared = {"db.system.name": "sqlite", "db.query.text": "SELECT ?", "n": 2}
+    link = Link(SpanContext(5, 6, True, TraceFlags(1)), {"l": 1})
+    with tracer.start_as_current_span("root", links=[link], attributes={"a": "b", "c": 1}):
+        for i in range(3):
+            span = leaf.start("SELECT", SpanKind.CLIENT, shared)
+            if i == 1:
+                span.set_attribute("error.type", "X")
+                span.add_event("exception", {"exception.type": "X"})
+                span.set_status(Status(StatusCode.ERROR, "bad"))
+            span.end()
+        sdk_span = tracer.start_span("sdk", attributes={"x": 1.5, "y": (1, 2)})
+        sdk_span.add_event("e", {"k": "v", "k2": True})
+        sdk_span.end()
+    spans = list(memory.get_finished_spans())
+    encoder = SpanEncoder()
+    assert encoder.encode(spans) == _theirs(spans)
+    assert encoder.encode(spans) == _theirs(spans)

@@ -157,3 +157,29 @@ def test_short_run_with_only_runtime_metrics_exports_nothing(otlp_receiver):
     assert otlp_receiver.wait_for_metric("jobs.done")[-1].value == 2
     assert len(otlp_receiver.requests("metrics")) == 1
     assert otlp_receiver.requests("traces") == []
+
+
+def test_first_records_from_many_threads_at_once_all_arrive(otlp_receiver):
+    """Eight threads logging their first records at the same moment lose none of them (the
+    bridge builds a logger per name on first use: no race may drop or duplicate one)."""
+    proc = run(python(app("first_logs_app.py")), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("record") == 200
+    logs = otlp_receiver.wait_for_logs(200)
+    assert sorted(lg.body for lg in logs) == sorted(
+        f"thread {n} record {i}" for n in range(8) for i in range(25))
+    assert {lg.scope_name for lg in logs} == {"first.logs"}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_child_forked_before_the_first_record_exports_its_own(otlp_receiver):
+    """Forked before anything was logged: the child's record arrives with the child's pid
+    in the resource, the parent's with its own."""
+    proc = run(python(app("first_logs_app.py"), "fork"), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    logs = otlp_receiver.wait_for_logs(2)
+    by_body = {lg.body.split(" from ")[0]: lg for lg in logs}
+    child, parent = by_body["child record"], by_body["parent record"]
+    assert child.resource["process.pid"] == int(child.body.rsplit(" ", 1)[1])
+    assert parent.resource["process.pid"] == int(parent.body.rsplit(" ", 1)[1])
+    assert child.resource["process.pid"] != parent.resource["process.pid"]

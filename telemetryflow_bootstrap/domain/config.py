@@ -218,6 +218,7 @@ class TelemetryConfig:
 
 
 def _has_port(hostport: str) -> bool:
+    hostport = hostport.rpartition("@")[2]  # user:password@ is not a port
     if hostport.startswith("["):
         return "]:" in hostport
     return ":" in hostport

@@ -228,6 +228,11 @@ def test_uses_tls(endpoint: str, insecure: bool | None, tls: bool) -> None:
         ("[::1]", Protocol.HTTP, True, "http://[::1]:4318"),
         ("http://[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
         (None, Protocol.GRPC, True, "http://localhost:4317"),
+        # credentials in the URL are not a port (was: no default port appended)
+        ("https://user:pw@collector", Protocol.HTTP, None, "https://user:pw@collector:4318"),
+        ("https://user:pw@collector:9000", Protocol.HTTP, None,
+         "https://user:pw@collector:9000"),
+        ("http://user@[::1]", Protocol.GRPC, None, "http://user@[::1]:4317"),
     ],
     ids=repr,
 )

@@ -1,5 +1,6 @@
 """What every HTTP instrumentation (clients and servers) shares: suppression checks, URL and
-header redaction, excluded URLs, header capture, duration buckets.
+header redaction, excluded URLs, header capture, duration buckets, and the sampler's verdict
+known before a span is built (``SamplerShortcut``).
 
 Hot-path rule: everything here that runs per request is a plain function over precomputed
 data (compiled regexes, frozensets); configuration is read once, at patch time.
@@ -10,13 +11,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
-    get_value,
+    Context,
+    get_current,
 )
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, get_current_span
 
 # Bucket boundaries the HTTP semantic conventions recommend for request durations (seconds).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
@@ -32,14 +36,19 @@ REDACTED = "REDACTED"
 
 def suppressed() -> bool:
     """True while our exporter runs, or inside ``suppress_instrumentation()``."""
-    return bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY)
-                or get_value("suppress_instrumentation"))
+    # One context lookup for both keys: this runs on every instrumented call.
+    current = get_current()
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+                or current.get("suppress_instrumentation"))
 
 
 def http_suppressed() -> bool:
     """True inside an outer HTTP client span (requests → urllib3 → http.client): the
     outermost instrumented layer makes the one CLIENT span."""
-    return suppressed() or bool(get_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
+    current = get_current()
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+                or current.get("suppress_instrumentation")
+                or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
 
 
 def redact_url(url: str) -> str:
@@ -124,3 +133,152 @@ class HeaderCapture:
                 shown = REDACTED if lower in self._redacted else str(value)
                 found.setdefault(self._prefix + lower, []).append(shown)
         return found
+
+
+# ----- the sampler's verdict before a span is built --------------------------------------
+
+# Which delegate a ParentBased sampler asks, by the parent's kind (ParentBased's private
+# attribute names: one without them is simply not recognised).
+_ROOT, _REMOTE_SAMPLED, _REMOTE_NOT_SAMPLED, _LOCAL_SAMPLED, _LOCAL_NOT_SAMPLED = range(5)
+_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
+              "_local_parent_sampled", "_local_parent_not_sampled")
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
+# The last hex digit of a W3C ``traceparent`` (its flags) when the sampled bit is set.
+_SAMPLED_DIGITS = frozenset("13579bdfBDF")
+_EMPTY_CONTEXT = Context()
+_UNKNOWN: Any = object()
+
+
+class SamplerShortcut:
+    """Tells, before any span attribute is built, that the tracer's sampler drops a server
+    span whatever its name and attributes, and makes the very span the SDK would have made.
+
+    An unsampled request still pays for its duration point, but nothing of what only a
+    recorded span keeps (attributes, header capture): with a sample rate of 0, or under an
+    unsampled ``traceparent``, that is most of our per-request cost. Only samplers of the
+    SDK's own classes are recognised (always on/off, trace-id ratio, parent-based made of
+    these); their drop decision does not depend on the span's name, kind or attributes, and
+    where it depends on the trace id (a ratio strictly between 0 and 1) nothing is decided
+    here. Anything else (another sampler, an SDK Tracer of an unknown shape, the SDK's own
+    span metrics switched on, a disabled tracer) answers ``None``: the caller starts its span
+    with ``tracer.start_span`` as always. The span made here mirrors the SDK's for a
+    ``DROP`` (``Tracer.start_span``, opentelemetry-sdk 1.45): the parent's trace id, trace
+    state and random-trace-id flag, else a new trace id; a new span id; not sampled.
+    """
+
+    __slots__ = ("_drops", "_sampler", "_tracer")
+
+    def __init__(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._sampler: Any = _UNKNOWN
+        self._drops: tuple[bool, ...] | None = None
+
+    def dropped(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
+                ) -> tuple[Context, SpanContext | None] | None:
+        """(parent context, parent span context) when the sampler drops a span started
+        under what ``carrier`` holds, else ``None``. Extracts the carrier (``propagator``,
+        ``getter``) only when the answer depends on it, and never generates an id, so the
+        caller may still decide not to start a span at all (an excluded URL)."""
+        tracer = self._tracer
+        sampler = getattr(tracer, "sampler", None)
+        if sampler is not self._sampler:
+            self._drops = _plan(tracer, sampler)
+            self._sampler = sampler
+        drops = self._drops
+        if drops is None:
+            return None
+        if not carrier:
+            found: tuple[Context, SpanContext | None] | None = \
+                (_EMPTY_CONTEXT, None) if drops[_ROOT] else None
+        else:
+            traceparent = carrier.get("traceparent")
+            # A likely-kept parent goes the usual way at once, so its carrier is extracted
+            # once (by start_span's caller), not twice; a wrong guess costs only that.
+            if traceparent is not None and not drops[
+                    _REMOTE_SAMPLED if traceparent[-1:] in _SAMPLED_DIGITS
+                    else _REMOTE_NOT_SAMPLED]:
+                return None
+            found = _dropped_under(propagator.extract(carrier, getter=getter), drops)
+        # A disabled tracer (a tracer configurator) makes start_span answer with the parent's
+        # span instead: it goes the usual way.
+        return found if found is not None and tracer._is_enabled() else None
+
+    def span(self, parent_span: SpanContext | None) -> NonRecordingSpan:
+        """The non-recording span ``start_span`` makes when the sampler drops, for what
+        ``dropped`` answered."""
+        ids = self._tracer.id_generator
+        if parent_span is None:
+            trace_id = ids.generate_trace_id()
+            flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
+            trace_state = None
+        else:
+            trace_id = parent_span.trace_id
+            flags = _NOT_SAMPLED_RANDOM if parent_span.trace_flags.random_trace_id \
+                else _NOT_SAMPLED
+            trace_state = parent_span.trace_state
+        return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, flags,
+                                            trace_state))
+
+
+def _dropped_under(parent: Context, drops: tuple[bool, ...]
+                   ) -> tuple[Context, SpanContext | None] | None:
+    parent_span = get_current_span(parent).get_span_context()
+    if parent_span is not None and not isinstance(parent_span, SpanContext):
+        return None  # start_span raises TypeError: let it, the usual way
+    if parent_span is None or not parent_span.is_valid:
+        return (parent, None) if drops[_ROOT] else None
+    if parent_span.is_remote:
+        situation = _REMOTE_SAMPLED if parent_span.trace_flags.sampled else _REMOTE_NOT_SAMPLED
+    else:
+        situation = _LOCAL_SAMPLED if parent_span.trace_flags.sampled else _LOCAL_NOT_SAMPLED
+    return (parent, parent_span) if drops[situation] else None
+
+
+def _plan(tracer: Any, sampler: Any) -> tuple[bool, ...] | None:
+    """Per kind of parent (none; remote or local, sampled or not): does ``sampler`` always
+    drop? ``None`` when it never does, or when the tracer or sampler is not one we know."""
+    try:
+        from opentelemetry.sdk.trace import Tracer
+        from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+    except ImportError:  # pragma: no cover - an SDK laid out differently: no shortcut
+        return None
+    if type(tracer) is not Tracer or type(getattr(tracer, "_tracer_metrics", None)) \
+            is not NoOpTracerMetrics or not callable(getattr(tracer, "_is_enabled", None)):
+        return None  # (the SDK's span metrics count every span start_span starts)
+    ids = getattr(tracer, "id_generator", None)
+    if not all(callable(getattr(ids, name, None)) for name in (
+            "generate_trace_id", "generate_span_id", "is_trace_id_random")):
+        return None
+    drops = tuple(_always_drops(sampler, situation) for situation in range(5))
+    return drops if any(drops) else None
+
+
+def _always_drops(sampler: Any, situation: int, depth: int = 0) -> bool:
+    from opentelemetry.sdk.trace import sampling
+
+    kind = type(sampler)
+    if kind in _static_classes(sampling):
+        return getattr(sampler, "_decision", None) is sampling.Decision.DROP
+    if kind is sampling.TraceIdRatioBased:
+        # trace_id & TRACE_ID_LIMIT < bound: never true for a bound of 0 (rate 0)
+        return sampler.bound <= 0
+    if kind in _parent_based_classes(sampling) and depth < 8:
+        delegate = getattr(sampler, _DELEGATES[situation], None)
+        return delegate is not None and _always_drops(delegate, situation, depth + 1)
+    return False
+
+
+def _static_classes(sampling: Any) -> tuple[type, ...]:
+    # The classes the SDK makes its always_on/always_off samplers of (OTEL_TRACES_SAMPLER);
+    # exact types only: a subclass may decide otherwise.
+    return _classes(sampling, "StaticSampler", "_AlwaysOff", "_AlwaysOn")
+
+
+def _parent_based_classes(sampling: Any) -> tuple[type, ...]:
+    return _classes(sampling, "ParentBased", "ParentBasedTraceIdRatio", "_ParentBasedAlwaysOff",
+                    "_ParentBasedAlwaysOn")
+
+
+def _classes(module: Any, *names: str) -> tuple[type, ...]:
+    return tuple(c for c in (getattr(module, name, None) for name in names) if c is not None)

@@ -22,6 +22,9 @@ response (a disconnected client: ended as is; no response at all: ERROR
 ``incomplete_response``). Environment variables (read once, at construction):
 ``TELEMETRYFLOW_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/
 ``_RESPONSE``/``_SANITIZE_FIELDS``.
+
+A request the sampler drops whatever its attributes skips the span attributes and
+``start_span`` and keeps its duration point, as in ``instrumentation.wsgi``.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 from opentelemetry import context as _otel_context
 
 from .. import _diagnostics
-from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
-from ._http_common import suppressed
+from ..middleware import _GETTER, REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
+from ._http_common import SamplerShortcut, suppressed
+from .wsgi import UnsampledRequest, shortcut_for, unsampled_request, url_excluded
 
 __all__ = ["TelemetryASGIMiddleware"]
 
@@ -80,11 +84,12 @@ class ASGIServer:
     """Runs one ASGI ``http`` call inside a server span; ``route_of(scope)`` (a framework's
     route lookup) is asked when the request finishes, after routing."""
 
-    __slots__ = ("_core", "_route_of")
+    __slots__ = ("_core", "_route_of", "_shortcut")
 
     def __init__(self, core: TelemetryMiddleware, route_of: RouteOf | None = None) -> None:
         self._core = core
         self._route_of = route_of
+        self._shortcut = shortcut_for(core)
 
     async def call(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         outer = scope.get(REQUEST_KEY)
@@ -96,7 +101,7 @@ class ASGIServer:
             return await app(scope, receive, send)  # (FastAPI's own telemetry has it)
         scope[FASTAPI_TELEMETRY] = None
         try:
-            request = _open(self._core, scope)
+            request = _open(self._core, scope, self._shortcut)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "asgi-open", f"ASGI request served uninstrumented ({type(exc).__name__}: {exc})")
@@ -106,6 +111,8 @@ class ASGIServer:
             return await app(scope, receive, send)
         scope[REQUEST_KEY] = request
         core, route_of = self._core, self._route_of
+        # (captured headers go to the span: an unsampled one keeps none)
+        captures = core.captures_response_headers and type(request) is not UnsampledRequest
         trailers = False
 
         def finish(error: BaseException | None = None, incomplete: bool = False) -> None:
@@ -121,7 +128,7 @@ class ASGIServer:
                 try:
                     request.status_code = int(message["status"])
                     trailers = bool(message.get("trailers"))
-                    if core.captures_response_headers:
+                    if captures:
                         core.capture_response_headers(
                             request, _decoded(message.get("headers") or ()))
                 except Exception:
@@ -164,7 +171,10 @@ def _telling_route(outer: _ServerRequest, route_of: RouteOf, scope: Scope, send:
     return _send
 
 
-def _open(core: TelemetryMiddleware, scope: Scope) -> _ServerRequest | None:
+def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | None = None
+          ) -> _ServerRequest | None:
+    """Open the request ``scope`` describes; with ``shortcut`` (``wsgi.shortcut_for``) a
+    request the sampler drops skips everything only a recorded span would keep."""
     core.refresh_propagator()
     fields = core.header_names
     wanted = _wanted.get(fields)
@@ -186,6 +196,19 @@ def _open(core: TelemetryMiddleware, scope: Scope) -> _ServerRequest | None:
     else:  # a propagator that does not declare its fields: offer every header
         carrier = dict(_decoded(raw_headers))
     host = found.get(_HOST)
+    if shortcut is not None:
+        dropped = shortcut.dropped(carrier, core._propagator, _GETTER)
+        if dropped is not None:
+            scheme = scope.get("scheme", "http")
+            if core._excluding:
+                server = scope.get("server")
+                query = scope.get("query_string")
+                if url_excluded(core, scheme, host.decode("latin-1") if host else (
+                        server[0] if server else ""), scope.get("path") or "/",
+                        query.decode("latin-1") if query else ""):
+                    return None
+            return unsampled_request(core, shortcut, dropped, scope.get("method", "GET"),
+                                     scheme)
     user_agent = found.get(_USER_AGENT)
     forwarded = found.get(_FORWARDED_FOR)
     if forwarded:

@@ -33,7 +33,7 @@ from opentelemetry import context as _otel_context
 
 from .. import _diagnostics
 from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
-from .wsgi import open_environ
+from .wsgi import UnsampledRequest, open_environ, shortcut_for
 
 __all__ = ["TelemetryDjangoMiddleware"]
 
@@ -90,6 +90,7 @@ class TelemetryDjangoMiddleware:
 
         self.get_response = get_response
         self._core = _core if _core is not None else TelemetryMiddleware(None)
+        self._shortcut = shortcut_for(self._core)
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
@@ -149,10 +150,10 @@ class TelemetryDjangoMiddleware:
             meta = request.META
             scope = getattr(request, "scope", None)  # ASGIRequest: META has no scheme
             if scope is None:
-                server_request = open_environ(self._core, meta)
+                server_request = open_environ(self._core, meta, shortcut=self._shortcut)
             else:
                 server_request = open_environ(self._core, meta, scope.get("scheme", "http"),
-                                              scope.get("http_version"))
+                                              scope.get("http_version"), self._shortcut)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "django-open", f"Django request served uninstrumented ({type(exc).__name__}: "
@@ -167,7 +168,8 @@ class TelemetryDjangoMiddleware:
         try:
             _set_route(server_request, request)
             server_request.status_code = response.status_code
-            if self._core.captures_response_headers:
+            if self._core.captures_response_headers \
+                    and type(server_request) is not UnsampledRequest:  # (for the span)
                 self._core.capture_response_headers(server_request, response.items())
             closers = getattr(response, "_resource_closers", None)
         except Exception:

@@ -17,24 +17,51 @@ produced with the span current, so work done inside a streaming generator is its
 Environment variables (read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
+
+A request the tracer's sampler drops whatever its attributes (sample rate 0; an unsampled
+``traceparent`` under the parent-based default) builds no span attributes and skips
+``start_span``: the sampler's verdict is known beforehand (``_http_common.SamplerShortcut``)
+and the request gets the non-recording span ``start_span`` would have made
+(``UnsampledRequest``), so the trace still propagates, unsampled, to what the application
+calls. Most of what such a request still costs is its duration point (the SDK's histogram
+record). The ASGI and Django integrations share this.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from opentelemetry import context as _otel_context
+from opentelemetry import trace as _trace
+from opentelemetry.context import Context
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 
 from .. import _diagnostics
-from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
-from ._http_common import suppressed
+from ..middleware import (
+    _GETTER,
+    _KNOWN_METHODS,
+    REQUEST_KEY,
+    SKIPPED,
+    TelemetryMiddleware,
+    _ServerRequest,
+)
+from ._http_common import SamplerShortcut, suppressed
 
 __all__ = ["TelemetryWSGIMiddleware"]
 
 _attach = _otel_context.attach
 _detach = _otel_context.detach
+_set_span_in_context = _trace.set_span_in_context
+_perf_counter = time.perf_counter
 _EXTRA_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 RouteOf = Callable[[dict[str, Any]], "str | None"]
@@ -61,11 +88,12 @@ class WSGIServer:
     """Runs one WSGI call inside a server span; ``route_of(environ)`` (a framework's route
     lookup) is asked when the response starts, while the framework still knows it."""
 
-    __slots__ = ("_core", "_route_of")
+    __slots__ = ("_core", "_route_of", "_shortcut")
 
     def __init__(self, core: TelemetryMiddleware, route_of: RouteOf | None = None) -> None:
         self._core = core
         self._route_of = route_of
+        self._shortcut = shortcut_for(core)
 
     def call(self, app: Callable[..., Iterable[bytes]], environ: dict[str, Any],
              start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -77,7 +105,7 @@ class WSGIServer:
         if suppressed():
             return app(environ, start_response)
         try:
-            request = open_environ(self._core, environ)
+            request = open_environ(self._core, environ, shortcut=self._shortcut)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "wsgi-open", f"WSGI request served uninstrumented ({type(exc).__name__}: {exc})")
@@ -87,6 +115,8 @@ class WSGIServer:
             return app(environ, start_response)
         environ[REQUEST_KEY] = request
         core, route_of = self._core, self._route_of
+        # (captured headers go to the span: an unsampled one keeps none)
+        captures = core.captures_response_headers and type(request) is not UnsampledRequest
 
         def _start_response(status: str, headers: list[tuple[str, str]],
                             exc_info: Any = None) -> Any:
@@ -94,7 +124,7 @@ class WSGIServer:
                 request.status_code = int(status[:3])
                 if route_of is not None and request.route is None:
                     request.route = route_of(environ)
-                if core.captures_response_headers:
+                if captures:
                     core.capture_response_headers(request, headers)
             except Exception:  # a malformed status is the server's to complain about
                 pass
@@ -177,9 +207,12 @@ class _ResponseBody:
 
 
 def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str | None = None,
-          protocol: str | None = None) -> _ServerRequest | None:
+                 protocol: str | None = None, shortcut: SamplerShortcut | None = None
+                 ) -> _ServerRequest | None:
     """Open the request an environ describes (Django passes ``request.META``, whose ASGI
-    flavour lacks the scheme and protocol: those come as arguments)."""
+    flavour lacks the scheme and protocol: those come as arguments). With ``shortcut`` (see
+    ``shortcut_for``) a request the sampler drops skips everything only a recorded span
+    would keep."""
     core.refresh_propagator()
     carrier: dict[str, str] | None = None
     keys = core.environ_keys
@@ -192,12 +225,16 @@ def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str
                 carrier[field] = value
     else:  # a propagator that does not declare its fields: offer every header
         carrier = dict(environ_headers(environ))
-    path = environ.get("PATH_INFO", "")
-    script = environ.get("SCRIPT_NAME")
-    if script:
-        path = script + path
-    if not path.isascii():  # PEP 3333 strings are bytes decoded as latin-1
-        path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+    if scheme is None:
+        scheme = environ.get("wsgi.url_scheme", "http")
+    if shortcut is not None:
+        dropped = shortcut.dropped(carrier, core._propagator, _GETTER)
+        if dropped is not None:
+            if core._excluding and _excluded(core, environ, scheme):
+                return None
+            return unsampled_request(core, shortcut, dropped,
+                                     environ.get("REQUEST_METHOD", "GET"), scheme)
+    path = _path(environ)
     host = environ.get("HTTP_HOST")
     server = None
     if not host and environ.get("SERVER_NAME"):
@@ -209,12 +246,106 @@ def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str
             protocol = server_protocol[5:]
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
     return core.open(
-        environ.get("REQUEST_METHOD", "GET"),
-        scheme or environ.get("wsgi.url_scheme", "http"),
-        path or "/", environ.get("QUERY_STRING", ""), host, server,
-        environ.get("HTTP_USER_AGENT"),
+        environ.get("REQUEST_METHOD", "GET"), scheme, path, environ.get("QUERY_STRING", ""),
+        host, server, environ.get("HTTP_USER_AGENT"),
         forwarded.split(",", 1)[0].strip() if forwarded else environ.get("REMOTE_ADDR"),
         protocol, carrier, environ_headers(environ) if core.captures_request_headers else None)
+
+
+def _path(environ: dict[str, Any]) -> str:
+    path = environ.get("PATH_INFO", "")
+    script = environ.get("SCRIPT_NAME")
+    if script:
+        path = script + path
+    if not path.isascii():  # PEP 3333 strings are bytes decoded as latin-1
+        path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+    return path or "/"
+
+
+def _excluded(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str) -> bool:
+    # The URL TelemetryMiddleware.open would search: Host header, else the server name.
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
+    return url_excluded(core, scheme, host, _path(environ), environ.get("QUERY_STRING", ""))
+
+
+# ----- requests the sampler drops --------------------------------------------------------
+
+
+def shortcut_for(core: TelemetryMiddleware) -> SamplerShortcut | None:
+    """The ``SamplerShortcut`` for ``core``'s tracer; ``None`` (every request takes
+    ``core.open``) when the core is not shaped as this module expects."""
+    if not all(hasattr(core, name) for name in (
+            "_tracer", "_propagator", "_excluding", "_excluded", "_duration",
+            "_record_with_context")):
+        return None
+    return SamplerShortcut(core._tracer)
+
+
+def url_excluded(core: TelemetryMiddleware, scheme: str, host: str, path: str,
+                 query: str) -> bool:
+    """``core``'s exclusion test as ``TelemetryMiddleware.open`` makes it, for a dropped
+    request that never gets there: an excluded URL gets no duration point either."""
+    url = f"{scheme}://{host}{path}"
+    return core._excluded.matches(f"{url}?{query}" if query else url)
+
+
+def unsampled_request(core: TelemetryMiddleware, shortcut: SamplerShortcut,
+                      dropped: tuple[Context, Any], method: str, scheme: str
+                      ) -> UnsampledRequest:
+    """The request for what ``SamplerShortcut.dropped`` answered: its non-recording span
+    current in its context, so what the application calls downstream still carries the
+    trace (not sampled)."""
+    parent, parent_span = dropped
+    span = shortcut.span(parent_span)
+    if method in _KNOWN_METHODS:
+        return UnsampledRequest(core, span, _set_span_in_context(span, parent), method,
+                                method, scheme)
+    return UnsampledRequest(core, span, _set_span_in_context(span, parent), "_OTHER", "HTTP",
+                            scheme)
+
+
+class UnsampledRequest(_ServerRequest):
+    """A request whose span the sampler dropped: finishing it records only the
+    ``http.server.request.duration`` point (metrics count every request), with the
+    attributes ``TelemetryMiddleware`` gives it; the span records nothing, so nothing is
+    set on it."""
+
+    __slots__ = ()
+
+    def finish(self, error: BaseException | None = None, incomplete: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            core = self._core
+            duration = core._duration
+            if duration is None:
+                return
+            elapsed = _perf_counter() - self.started
+            # (a dict built per request: a cached one measured no cheaper, the SDK copies
+            # and hashes it either way)
+            attributes = {HTTP_REQUEST_METHOD: self.method, URL_SCHEME: self.scheme}
+            route = self.route
+            if route:
+                attributes[HTTP_ROUTE] = route
+            status_code = self.status_code
+            if status_code is not None:
+                attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
+            error = error or self.error
+            if error is not None and (status_code is None or status_code >= 500):
+                attributes[ERROR_TYPE] = type(error).__qualname__
+            elif status_code is not None and status_code >= 500:
+                attributes[ERROR_TYPE] = str(status_code)
+            elif incomplete and status_code is None:
+                attributes[ERROR_TYPE] = "incomplete_response"
+            if core._record_with_context:
+                duration.record(elapsed, attributes, context=self.context)
+            else:
+                duration.record(elapsed, attributes)
+        except Exception as exc:  # pragma: no cover - defensive: never break the response
+            _diagnostics.warn_every_minute(
+                "server-finish", f"could not record a request duration ({type(exc).__name__}: "
+                f"{exc})")
 
 
 def environ_headers(environ: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,568 @@
+"""Server requests the sampler drops (sample rate 0, an unsampled ``traceparent``): they skip
+the span attributes and ``start_span`` (``SamplerShortcut``) yet must behave exactly as a
+dropped ``start_span`` would: no span exported, the same duration point, the same trace
+continuation downstream, and the tracer provider's own sampler decides.
+
+Real Flask, Starlette, FastAPI and Django, the SDK's in-memory exporters with a sampler per
+test (hand-added middlewares: the global patches keep their own providers), a real loopback
+server for outbound calls; and one run under ``telemetryflow-run`` with the real OTLP
+receiver and the real ``requests`` instrumentation.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import textwrap
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+import pytest
+from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import DefaultGetter
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    Decision,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.instrumentation._http_common import SamplerShortcut
+from telemetryflow_bootstrap.instrumentation.registry import PatchContext
+from telemetryflow_bootstrap.middleware import (
+    REQUEST_KEY,
+    FlaskTelemetryMiddleware,
+    TelemetryMiddleware,
+)
+
+from ..e2e.launcher import LAUNCHER, REPO, python, receiver_env
+from .http_fixtures import EchoServer, echo_server
+from .server_fixtures import DJANGO_SETTINGS, configure_django, no_client_spans
+
+with warnings.catch_warnings():  # starlette 1.x nags about httpx → httpx2
+    warnings.simplefilter("ignore")
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from telemetryflow_bootstrap.middleware import FastAPITelemetryMiddleware
+
+__all__ = ["echo_server"]
+
+DURATION = "http.server.request.duration"
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_ID = "b7ad6b7169203331"
+SAMPLED_PARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+UNSAMPLED_PARENT = f"00-{TRACE_ID}-{PARENT_ID}-00"
+RATE_0 = ParentBased(TraceIdRatioBased(0.0))  # what TELEMETRYFLOW_SAMPLE_RATE=0 builds
+RATE_1 = ParentBased(ALWAYS_ON)  # ... and the default (rate 1.0)
+
+
+@dataclass
+class Telemetry:
+    """One tracer/meter provider pair with in-memory exporters, as a patch context."""
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    context: PatchContext
+
+    def spans(self) -> list[Any]:
+        return list(self.exporter.get_finished_spans())
+
+    def points(self) -> list[tuple[dict[str, Any], int]]:
+        """(attributes, count) of every duration point since the last call, sorted."""
+        data = self.reader.get_metrics_data()
+        points = [(dict(p.attributes), p.count)
+                  for rm in (data.resource_metrics if data else ())
+                  for sm in rm.scope_metrics for m in sm.metrics if m.name == DURATION
+                  for p in m.data.data_points if p.count]
+        return sorted(points, key=lambda p: json.dumps(p, sort_keys=True))
+
+
+def telemetry(sampler: Sampler, *, id_generator: IdGenerator | None = None,
+              excluded_urls: tuple[str, ...] = ()) -> Telemetry:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=sampler, id_generator=id_generator)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    meter_provider = MeterProvider(metric_readers=[reader])
+    context = PatchContext(
+        tracer=tracer_provider.get_tracer("telemetryflow"),
+        meter=meter_provider.get_meter("telemetryflow"), logger_provider=None,
+        config=TelemetryConfig(excluded_urls=excluded_urls), handler=None)
+    return Telemetry(exporter, reader, tracer_provider, context)
+
+
+@pytest.fixture(autouse=True)
+def _w3c_propagation() -> Iterator[None]:
+    """The launcher's default propagators, whatever another test left as the global one."""
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(
+        [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    yield
+    propagate.set_global_textmap(previous)
+
+
+def _injected() -> dict[str, str]:
+    """What an instrumented HTTP client would send from here (the current context)."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers
+
+
+def _traceparent(value: str) -> tuple[str, str, int]:
+    """(trace id, parent id, flags) of a ``traceparent`` header."""
+    version, trace_id, parent_id, flags = value.split("-")
+    assert version == "00"
+    return trace_id, parent_id, int(flags, 16)
+
+
+# ----- Flask (WSGI) ----------------------------------------------------------------------
+
+def _flask_app(t: Telemetry, echo: EchoServer | None = None) -> flask.Flask:
+    app = flask.Flask(__name__)
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        return f"item {item_id}"
+
+    @app.route("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    @app.route("/healthz")
+    def healthz() -> str:
+        return "ok"
+
+    @app.route("/propagated")
+    def propagated() -> Any:
+        return {**_injected(), "kind": type(flask.request.environ[REQUEST_KEY]).__name__}
+
+    @app.route("/outbound")
+    def outbound() -> str:
+        assert echo is not None
+        connection = http.client.HTTPConnection(echo.host, echo.port, timeout=5)
+        try:
+            connection.request("GET", "/from-flask", headers=_injected())
+            connection.getresponse().read()
+        finally:
+            connection.close()
+        return "called"
+
+    FlaskTelemetryMiddleware(app, client=t.context)
+    return app
+
+
+def _flask_requests(client: flask.testing.FlaskClient) -> None:
+    """A mix of outcomes whose duration points must not depend on the sampling."""
+    for path, method in (("/items/1", "GET"), ("/items/2", "GET"), ("/items/3", "POST"),
+                         ("/nowhere", "GET"), ("/boom", "GET"), ("/items/4", "PURGE"),
+                         ("/items/5", "HEAD")):
+        client.open(path, method=method).close()
+
+
+def test_unsampled_flask_requests_export_no_span_and_the_same_duration_points():
+    """Rate 0: nothing exported, and every request's duration point is exactly the one a
+    sampled request gets (route, status, error.type, ``_OTHER`` method, HEAD)."""
+    dropped, kept = telemetry(RATE_0), telemetry(RATE_1)
+    _flask_requests(_flask_app(dropped).test_client())
+    _flask_requests(_flask_app(kept).test_client())
+    assert dropped.spans() == []
+    assert len(kept.spans()) == 7
+    points = dropped.points()
+    assert points == kept.points()
+    assert ({"http.request.method": "GET", "url.scheme": "http",
+             "http.route": "/items/<int:item_id>", "http.response.status_code": 200}, 2) in points
+    assert ({"http.request.method": "GET", "url.scheme": "http", "http.route": "/boom",
+             "http.response.status_code": 500, "error.type": "RuntimeError"}, 1) in points
+    assert ({"http.request.method": "_OTHER", "url.scheme": "http",
+             "http.response.status_code": 405}, 1) in points  # (no rule matched: no route)
+
+
+def test_sampled_remote_parent_is_still_sampled_at_rate_0():
+    """ParentBased: a caller that sampled its span gets our server span as its child."""
+    t = telemetry(RATE_0)
+    client = _flask_app(t).test_client()
+    client.get("/items/9", headers={"traceparent": SAMPLED_PARENT}).close()
+    [span] = t.spans()
+    assert span.kind is SpanKind.SERVER and span.name == "GET /items/<int:item_id>"
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None and span.parent.is_remote
+    assert format(span.parent.span_id, "016x") == PARENT_ID
+    assert span.attributes["url.path"] == "/items/9"  # the attributes were built for it
+    assert len(t.points()) == 1
+
+
+def test_unsampled_remote_parent_is_not_sampled_at_rate_1():
+    """ParentBased: a caller that dropped its span makes us drop ours, whatever the rate;
+    the request is still counted."""
+    t = telemetry(RATE_1)
+    client = _flask_app(t).test_client()
+    client.get("/items/9", headers={"traceparent": UNSAMPLED_PARENT}).close()
+    client.get("/items/9").close()  # no parent: sampled at rate 1
+    [span] = t.spans()
+    assert span.parent is None
+    assert t.points() == [({"http.request.method": "GET", "url.scheme": "http",
+                            "http.route": "/items/<int:item_id>",
+                            "http.response.status_code": 200}, 2)]
+
+
+def test_unsampled_request_propagates_its_trace_unsampled(echo_server: EchoServer):
+    """An outbound call made inside an unsampled request carries the caller's trace id, a
+    new parent id and the not-sampled flag; without a caller, a fresh unsampled trace."""
+    t = telemetry(RATE_0)
+    client = _flask_app(t, echo_server).test_client()
+    with no_client_spans():
+        client.get("/outbound", headers={"traceparent": UNSAMPLED_PARENT}).close()
+        trace_id, parent_id, flags = _traceparent(echo_server.last().headers["traceparent"])
+        assert trace_id == TRACE_ID and parent_id != PARENT_ID and flags == 0
+        client.get("/outbound").close()
+        trace_id, parent_id, flags = _traceparent(echo_server.last().headers["traceparent"])
+        assert trace_id not in (TRACE_ID, "0" * 32) and parent_id != "0" * 16
+        assert not flags & 1
+    assert t.spans() == []
+    assert len(t.points()) == 1  # one attribute set, two requests
+    # What the current context says, inside the request (no client instrumentation between)
+    headers = client.get("/propagated", headers={"traceparent": UNSAMPLED_PARENT}).get_json()
+    assert _traceparent(headers["traceparent"])[::2] == (TRACE_ID, 0)
+    assert headers["kind"] == "UnsampledRequest"  # (the shortcut was taken)
+    headers = client.get("/propagated", headers={"traceparent": SAMPLED_PARENT}).get_json()
+    assert _traceparent(headers["traceparent"])[::2] == (TRACE_ID, 1)
+    assert headers["kind"] == "_ServerRequest"
+
+
+def test_baggage_of_an_unsampled_request_still_propagates():
+    """The parent context of a dropped request is the extracted one, baggage included."""
+    t = telemetry(RATE_0)
+    client = _flask_app(t).test_client()
+    headers = client.get("/propagated", headers={"baggage": "tenant=acme"}).get_json()
+    assert headers["baggage"] == "tenant=acme"
+    assert not _traceparent(headers["traceparent"])[2] & 1
+    assert t.spans() == []
+
+
+def test_excluded_url_under_rate_0_gets_no_duration_point():
+    t = telemetry(RATE_0, excluded_urls=("/healthz",))
+    client = _flask_app(t).test_client()
+    client.get("/healthz").close()
+    client.get("/items/1").close()
+    assert [p[0]["http.route"] for p in t.points()] == ["/items/<int:item_id>"]
+
+
+class _RecordingSampler(Sampler):
+    """Drops everything, remembering what it was asked: a sampler of the user's own."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, Any]] = []
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None,
+                      trace_state: Any = None) -> SamplingResult:
+        self.asked.append(dict(attributes or {}))
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "recording"
+
+
+class _RatioZeroButMine(TraceIdRatioBased):
+    """A subclass of a known sampler may decide otherwise: not recognised."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_AND_SAMPLE)
+
+
+def test_a_sampler_of_the_users_own_still_gets_to_decide_with_the_attributes():
+    """Only the SDK's own sampler classes are decided on before ``start_span``: anything
+    else (OTEL_TRACES_SAMPLER from an entry point, a subclass) is asked as always, with the
+    span's attributes."""
+    sampler = _RecordingSampler()
+    t = telemetry(ParentBased(sampler))
+    _flask_app(t).test_client().get("/items/3?x=1").close()
+    assert [a.get("url.path") for a in sampler.asked] == ["/items/3"]
+    assert t.spans() == [] and len(t.points()) == 1
+
+    mine = telemetry(_RatioZeroButMine(0.0))
+    _flask_app(mine).test_client().get("/items/3").close()
+    assert len(mine.spans()) == 1
+
+
+def test_sdk_span_metrics_still_count_dropped_spans(monkeypatch: pytest.MonkeyPatch):
+    """With the SDK's own span metrics on, ``start_span`` counts every span it starts,
+    dropped ones included: such a tracer is left to ``start_span``."""
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    reader = InMemoryMetricReader()
+    provider = TracerProvider(sampler=RATE_0, meter_provider=MeterProvider(metric_readers=[reader]))
+    context = PatchContext(tracer=provider.get_tracer("telemetryflow"), meter=None,
+                           logger_provider=None, config=TelemetryConfig(), handler=None)
+    app = flask.Flask(__name__)
+    app.add_url_rule("/", "index", lambda: "ok")
+    FlaskTelemetryMiddleware(app, client=context)
+    app.test_client().get("/").close()
+    data = reader.get_metrics_data()
+    started = [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+               if m.name == "otel.sdk.span.started" for p in m.data.data_points]
+    assert [(p.attributes["otel.span.sampling_result"], p.value) for p in started] == \
+        [("DROP", 1)]
+
+
+# ----- the shortcut's span is start_span's -----------------------------------------------
+
+class _Sequential(IdGenerator):
+    """Ids in a known order, so two tracers given the same requests make the same ids."""
+
+    def __init__(self, random: bool = True) -> None:
+        self._next = 0x100
+        self._random = random
+
+    def generate_span_id(self) -> int:
+        self._next += 1
+        return self._next
+
+    def generate_trace_id(self) -> int:
+        self._next += 1
+        return (0xABC << 64) | self._next
+
+    def is_trace_id_random(self) -> bool:
+        return self._random
+
+
+_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+
+@pytest.mark.parametrize(("sampler", "headers", "shortcut"), [
+    (RATE_0, {}, True),
+    (RATE_0, {"baggage": "a=1"}, True),
+    (RATE_0, {"traceparent": SAMPLED_PARENT}, False),
+    (RATE_0, {"traceparent": UNSAMPLED_PARENT, "tracestate": "v=1,w=2"}, True),
+    (RATE_0, {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-02"}, True),  # random-trace-id
+    (RATE_0, {"traceparent": "00-garbage-00"}, True),  # invalid: a root after all
+    # looks sampled: the usual way (a wrong guess costs a second extraction, no more)
+    (RATE_0, {"traceparent": "00-garbage-01"}, False),
+    # a later version's extra field misleads the guess: the extracted parent decides
+    (RATE_0, {"traceparent": f"01-{TRACE_ID}-{PARENT_ID}-01-abc0"}, False),
+    (RATE_1, {"traceparent": f"01-{TRACE_ID}-{PARENT_ID}-00-abc1"}, False),
+    (RATE_1, {}, False),
+    (RATE_1, {"traceparent": UNSAMPLED_PARENT, "tracestate": "v=1"}, True),
+    (RATE_1, {"traceparent": SAMPLED_PARENT}, False),
+    (ALWAYS_OFF, {"traceparent": SAMPLED_PARENT}, True),
+    (DEFAULT_OFF, {}, True),
+    (DEFAULT_OFF, {"traceparent": SAMPLED_PARENT}, False),
+    (ParentBasedTraceIdRatio(0.0), {}, True),
+    (TraceIdRatioBased(0.0), {"traceparent": SAMPLED_PARENT}, True),
+    (TraceIdRatioBased(0.5), {}, False),  # depends on the trace id: start_span decides
+    (ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF),
+     {"traceparent": SAMPLED_PARENT}, True),
+], ids=repr)
+@pytest.mark.parametrize("random_ids", [True, False])
+def test_shortcut_makes_the_span_start_span_makes(sampler, headers, shortcut, random_ids):
+    """Two tracers with the same sampler and id sequence, one asked through the shortcut,
+    the other through ``start_span``: where the shortcut answers, the spans' contexts are
+    equal (trace id, span id, flags, trace state, not remote); elsewhere it stays out."""
+    sdk = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
+    ours = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
+    parent = _PROPAGATOR.extract(headers)
+    expected = sdk.get_tracer("t").start_span("GET", parent, SpanKind.SERVER, {"a": 1})
+    shortcut_for = SamplerShortcut(ours.get_tracer("t"))
+    found = shortcut_for.dropped(headers or None, _PROPAGATOR, DefaultGetter())
+    assert (found is not None) is shortcut
+    if found is not None:
+        assert not expected.is_recording()
+        span = shortcut_for.span(found[1])
+        assert span.get_span_context() == expected.get_span_context()
+        assert span.get_span_context().trace_state == expected.get_span_context().trace_state
+        assert not span.is_recording()
+
+
+# ----- Starlette / FastAPI (ASGI) --------------------------------------------------------
+
+def _starlette_app(t: Telemetry, echo: EchoServer | None = None, *, fastapi: bool = False
+                   ) -> Any:
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"item {request.path_params['item_id']}")
+
+    async def boom(request: Request) -> PlainTextResponse:
+        raise RuntimeError("boom")
+
+    async def propagated(request: Request) -> JSONResponse:
+        return JSONResponse({**_injected(), "kind": type(request.scope[REQUEST_KEY]).__name__})
+
+    def outbound(request: Request) -> PlainTextResponse:  # sync: run in a worker thread
+        assert echo is not None
+        connection = http.client.HTTPConnection(echo.host, echo.port, timeout=5)
+        try:
+            connection.request("GET", "/from-starlette", headers=_injected())
+            connection.getresponse().read()
+        finally:
+            connection.close()
+        return PlainTextResponse("called")
+
+    if fastapi:
+        from fastapi import FastAPI
+
+        app: Any = FastAPI()
+        app.api_route("/items/{item_id:int}", methods=["GET", "POST"])(item)
+        app.get("/boom")(boom)
+        app.get("/propagated")(propagated)
+        app.get("/outbound")(outbound)
+    else:
+        app = Starlette(routes=[Route("/items/{item_id:int}", item, methods=["GET", "POST"]),
+                                Route("/boom", boom), Route("/propagated", propagated),
+                                Route("/outbound", outbound)])
+    return FastAPITelemetryMiddleware(app, client=t.context)
+
+
+def _asgi_requests(client: TestClient) -> None:
+    for path, method in (("/items/1", "GET"), ("/items/2", "POST"), ("/nowhere", "GET"),
+                         ("/boom", "GET"), ("/items/3", "PURGE")):
+        client.request(method, path)
+
+
+@pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
+def test_unsampled_asgi_requests_export_no_span_and_the_same_duration_points(fastapi):
+    dropped, kept = telemetry(RATE_0), telemetry(RATE_1)
+    with no_client_spans():
+        for t in (dropped, kept):
+            with TestClient(_starlette_app(t, fastapi=fastapi),
+                            raise_server_exceptions=False) as client:
+                _asgi_requests(client)
+    assert dropped.spans() == []
+    assert len(kept.spans()) == 5
+    points = dropped.points()
+    assert points == kept.points()
+    assert ({"http.request.method": "GET", "url.scheme": "http", "http.route": "/boom",
+             "http.response.status_code": 500, "error.type": "RuntimeError"}, 1) in points
+    assert ({"http.request.method": "POST", "url.scheme": "http",
+             "http.route": "/items/{item_id:int}", "http.response.status_code": 200},
+            1) in points
+
+
+@pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
+def test_asgi_parent_sampling_is_respected(fastapi):
+    rate_0, rate_1 = telemetry(RATE_0), telemetry(RATE_1)
+    with no_client_spans():
+        with TestClient(_starlette_app(rate_0, fastapi=fastapi)) as client:
+            client.get("/items/5", headers={"traceparent": SAMPLED_PARENT})
+        with TestClient(_starlette_app(rate_1, fastapi=fastapi)) as client:
+            client.get("/items/5", headers={"traceparent": UNSAMPLED_PARENT})
+    [span] = rate_0.spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None and span.parent.is_remote
+    assert format(span.parent.span_id, "016x") == PARENT_ID
+    assert span.name == "GET /items/{item_id:int}"
+    assert rate_1.spans() == []
+    assert len(rate_1.points()) == 1
+
+
+def test_unsampled_asgi_request_propagates_its_trace_unsampled(echo_server: EchoServer):
+    t = telemetry(RATE_0)
+    with no_client_spans(), TestClient(_starlette_app(t, echo_server)) as client:
+        headers = client.get("/propagated", headers={"traceparent": UNSAMPLED_PARENT}).json()
+        trace_id, parent_id, flags = _traceparent(headers["traceparent"])
+        assert trace_id == TRACE_ID and parent_id != PARENT_ID and flags == 0
+        assert headers["kind"] == "UnsampledRequest"  # (the shortcut was taken)
+        client.get("/outbound", headers={"traceparent": UNSAMPLED_PARENT})
+        trace_id, parent_id, flags = _traceparent(echo_server.last().headers["traceparent"])
+        assert trace_id == TRACE_ID and parent_id != PARENT_ID and flags == 0
+        client.get("/outbound")
+        trace_id, _, flags = _traceparent(echo_server.last().headers["traceparent"])
+        assert trace_id != TRACE_ID and not flags & 1
+    assert t.spans() == []
+
+
+# ----- Django ----------------------------------------------------------------------------
+
+@pytest.fixture
+def django_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Telemetry, Any]]:
+    """The test project with our middleware listed by hand, using a rate-0 provider."""
+    from telemetryflow_bootstrap.instrumentation import django as django_patch
+
+    configure_django()
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    t = telemetry(RATE_0)
+    monkeypatch.setattr(django_patch, "_core", TelemetryMiddleware(t.context))
+    with override_settings(ROOT_URLCONF=f"{DJANGO_SETTINGS.rsplit('.', 1)[0]}.urls",
+                           ALLOWED_HOSTS=["*"], MIDDLEWARE=[django_patch.MIDDLEWARE_PATH]):
+        yield t, Client()
+
+
+def test_unsampled_django_requests_are_counted_not_exported(django_client):
+    t, client = django_client
+    response = client.get("/hello/ann/")
+    assert response.status_code == 200
+    assert type(response.wsgi_request.META[REQUEST_KEY]).__name__ == "UnsampledRequest"
+    assert client.get("/hello/ann/", HTTP_TRACEPARENT=UNSAMPLED_PARENT).status_code == 200
+    client.get("/hello/bob/", HTTP_TRACEPARENT=SAMPLED_PARENT)
+    [span] = t.spans()
+    assert format(span.parent.span_id, "016x") == PARENT_ID
+    assert t.points() == [({"http.request.method": "GET", "url.scheme": "http",
+                            "http.route": "/hello/<str:name>/",
+                            "http.response.status_code": 200}, 3)]
+
+
+# ----- under telemetryflow-run, with the real requests instrumentation -------------------
+
+def test_under_the_launcher_rate_0_counts_requests_and_propagates_unsampled(
+        otlp_receiver: Any, echo_server: EchoServer):
+    """The real thing: ``TELEMETRYFLOW_SAMPLE_RATE=0``, Flask and ``requests`` patched by the
+    launcher, OTLP to the real receiver. No span arrives, the duration points do, and the
+    ``requests`` call inside the request carries the caller's trace, not sampled."""
+    code = textwrap.dedent(f"""
+        import flask, requests
+
+        app = flask.Flask(__name__)
+        session = requests.Session()
+        session.trust_env = False
+
+        @app.route("/outbound")
+        def outbound():
+            return str(session.get("{echo_server.url}/from-launcher", timeout=5).status_code)
+
+        client = app.test_client()
+        print(client.get("/outbound", headers={{"traceparent": "{UNSAMPLED_PARENT}"}}).text)
+        print(client.get("/outbound").text)
+        """)
+    import subprocess
+
+    before = len(echo_server.seen)
+    proc = subprocess.run([LAUNCHER, *python("-c", code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=receiver_env(otlp_receiver, TELEMETRYFLOW_SAMPLE_RATE="0",
+                                           TELEMETRYFLOW_PROCESS_SPAN="false"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["200", "200"]
+    first, second = (s.headers["traceparent"] for s in echo_server.seen[before:])
+    trace_id, parent_id, flags = _traceparent(first)
+    assert trace_id == TRACE_ID and parent_id != PARENT_ID and flags == 0
+    trace_id, _, flags = _traceparent(second)
+    assert trace_id != TRACE_ID and not flags & 1
+    [point] = otlp_receiver.wait_for_metric(DURATION)
+    assert point.count == 2
+    assert point.attributes == {"http.request.method": "GET", "url.scheme": "http",
+                                "http.route": "/outbound", "http.response.status_code": 200}
+    assert otlp_receiver.wait_for_metric("http.client.request.duration")[0].count == 2
+    assert otlp_receiver.spans() == []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
 
@@ -44,8 +44,8 @@ _NEEDED = ("sampler", "resource", "span_processor", "id_generator", "_span_limit
 class LeafTracer:
     """Starts ``LeafSpan``s with one SDK tracer's sampler, ids, limits and processors."""
 
-    __slots__ = ("_frozen", "_ids", "_limits", "_processor", "_random_ids", "_resource",
-                 "_sampler", "_scope", "_tracer")
+    __slots__ = ("_decide", "_frozen", "_ids", "_limits", "_processor", "_random_ids",
+                 "_resource", "_sampler", "_scope", "_tracer")
 
     def __init__(self, tracer: Any) -> None:
         self._tracer = tracer
@@ -58,6 +58,7 @@ class LeafTracer:
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(_RANDOM is not None and is_random is not None and is_random())
         self._frozen: dict[int, tuple[Mapping[str, Any], BoundedAttributes]] = {}
+        self._decide = _decider(self._sampler)
 
     @classmethod
     def for_tracer(cls, tracer: Any) -> LeafTracer | None:
@@ -82,18 +83,26 @@ class LeafTracer:
             trace_id = self._ids.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        result = self._sampler.should_sample(None, trace_id, name, kind, attributes, ())
-        decision = result.decision
-        flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
+        decide = self._decide
+        if decide is not None:  # one of the SDK's samplers: its verdict, without the call
+            sampled = recording = decide(parent, trace_id)
+            trace_state = None if parent is None else parent.trace_state
+            sampled_attributes: Mapping[str, Any] = attributes
+        else:
+            result = self._sampler.should_sample(None, trace_id, name, kind, attributes, ())
+            sampled = result.decision.is_sampled()
+            recording = result.decision.is_recording()
+            trace_state = result.trace_state
+            sampled_attributes = result.attributes
+        flags = _SAMPLED if sampled else _NOT_SAMPLED
         if _RANDOM is not None and (self._random_ids if parent is None
                                     else parent.trace_flags.random_trace_id):
             flags = TraceFlags(flags | _RANDOM)
         context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
-                              trace_flags=flags, trace_state=result.trace_state)
-        if not decision.is_recording():
+                              trace_flags=flags, trace_state=trace_state)
+        if not recording:
             return NonRecordingSpan(context)
-        sampled_attributes = result.attributes
-        if sampled_attributes == attributes:
+        if sampled_attributes is attributes or sampled_attributes == attributes:
             frozen, shared = self._frozen_for(attributes), True
         else:  # the sampler added or changed some: validate this span's own set
             frozen, shared = self._bounded(sampled_attributes), False
@@ -118,6 +127,54 @@ class LeafTracer:
             cache.clear()
         cache[id(attributes)] = (attributes, frozen)  # keeps the dict alive: ids stay unique
         return frozen
+
+
+_Decide = Callable[[SpanContext | None, int], bool]
+_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
+              "_local_parent_sampled", "_local_parent_not_sampled")
+
+
+def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
+    """``sampled(parent, trace_id)`` for a sampler made only of the SDK's own classes
+    (always on/off, trace-id ratio, parent-based over these: every sampler the
+    configuration can name), whose verdict depends on nothing else and which return the
+    span's attributes unchanged and the parent's trace state; None for any other (a
+    subclass included), which is then asked as usual."""
+    from opentelemetry.sdk.trace import sampling
+
+    kind = type(sampler)
+    if kind in _classes(sampling, "StaticSampler", "_AlwaysOff", "_AlwaysOn"):
+        decision = getattr(sampler, "_decision", None)
+        if decision is sampling.Decision.RECORD_AND_SAMPLE:
+            return lambda parent, trace_id: True
+        if decision is sampling.Decision.DROP:
+            return lambda parent, trace_id: False
+        return None
+    if kind is sampling.TraceIdRatioBased:
+        bound, limit = sampler.bound, sampling.TraceIdRatioBased.TRACE_ID_LIMIT
+        return lambda parent, trace_id: trace_id & limit < bound
+    if kind in _classes(sampling, "ParentBased", "ParentBasedTraceIdRatio",
+                        "_ParentBasedAlwaysOff", "_ParentBasedAlwaysOn") and depth < 4:
+        found = [_decider(getattr(sampler, name, None), depth + 1) for name in _DELEGATES]
+        if any(d is None for d in found):
+            return None
+        root, remote_yes, remote_no, local_yes, local_no = found
+
+        def parent_based(parent: SpanContext | None, trace_id: int) -> bool:
+            if parent is None:
+                return root(parent, trace_id)  # type: ignore[misc]
+            if parent.is_remote:
+                chosen = remote_yes if parent.trace_flags.sampled else remote_no
+            else:
+                chosen = local_yes if parent.trace_flags.sampled else local_no
+            return chosen(parent, trace_id)  # type: ignore[misc]
+
+        return parent_based
+    return None
+
+
+def _classes(module: Any, *names: str) -> tuple[type, ...]:
+    return tuple(c for c in (getattr(module, n, None) for n in names) if isinstance(c, type))
 
 
 class LeafSpan(trace_api.Span):

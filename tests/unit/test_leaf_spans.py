@@ -12,11 +12,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
     Decision,
     ParentBased,
+    ParentBasedTraceIdRatio,
     Sampler,
     SamplingResult,
     TraceIdRatioBased,
@@ -58,10 +60,29 @@ class _RecordOnly(Sampler):
         return "record-only"
 
 
+class _Counting(IdGenerator):
+    """The same ids in the same order for every provider: ratio samplers decide alike."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def generate_span_id(self) -> int:
+        self._n += 1
+        return self._n
+
+    def generate_trace_id(self) -> int:
+        self._n += 1
+        return (self._n * 0x9E3779B97F4A7C15) & ((1 << 128) - 1) or 1
+
+
+class _MyRatio(TraceIdRatioBased):
+    """A subclass: might decide otherwise, so it is asked every time."""
+
+
 def _provider(sampler: Sampler = ALWAYS_ON, limits: SpanLimits | None = None
               ) -> tuple[TracerProvider, InMemorySpanExporter]:
     provider = TracerProvider(sampler=sampler, resource=Resource({"service.name": "leaf"}),
-                              span_limits=limits or SpanLimits())
+                              span_limits=limits or SpanLimits(), id_generator=_Counting())
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
@@ -117,7 +138,12 @@ _CHANGES: dict[str, Changes] = {
 _SAMPLERS = {"always on": ALWAYS_ON, "always off": ALWAYS_OFF,
              "parent/ratio 0": ParentBased(TraceIdRatioBased(0.0)),
              "parent/ratio 1": ParentBased(TraceIdRatioBased(1.0)),
-             "custom": _Tagging(), "record only": _RecordOnly()}
+             "custom": _Tagging(), "record only": _RecordOnly(),
+             "ratio 0.5": TraceIdRatioBased(0.5),
+             "parent/ratio 0.5": ParentBasedTraceIdRatio(0.5),
+             "subclass": _MyRatio(0.5),
+             "parent/off, remote sampled on": ParentBased(ALWAYS_OFF,
+                                                          remote_parent_not_sampled=ALWAYS_ON)}
 _PARENTS = {"root": None, "remote sampled": _REMOTE_SAMPLED,
             "remote unsampled": _REMOTE_UNSAMPLED, "local": _LOCAL}
 
@@ -133,21 +159,28 @@ def test_a_leaf_span_is_what_the_sdk_would_have_made(sampler: str, parent: str,
         tracer = provider.get_tracer("telemetryflow", "1.0")
         token = _in(_PARENTS[parent])
         try:
-            if use_leaf:
-                leaf = LeafTracer.for_tracer(tracer)
-                assert leaf is not None
-                span = leaf.start("SELECT", SpanKind.CLIENT, ATTRS)
-            else:
-                span = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=ATTRS)
-            _CHANGES[change](span)
-            recording = span.is_recording()
-            context = span.get_span_context()
-            span.end()
+            contexts = []
+            for _ in range(8):  # several trace ids: a ratio sampler keeps some, drops some
+                if use_leaf:
+                    leaf = LeafTracer.for_tracer(tracer)
+                    assert leaf is not None
+                    span = leaf.start("SELECT", SpanKind.CLIENT, ATTRS)
+                else:
+                    span = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=ATTRS)
+                _CHANGES[change](span)
+                contexts.append((span.is_recording(), span.get_span_context()))
+                span.end()
         finally:
             context_api.detach(token)
-        results.append((recording, context.trace_flags, context.is_valid,
-                        [_comparable(s) for s in exporter.get_finished_spans()]))
+        results.append((contexts, [_comparable(s) for s in exporter.get_finished_spans()]))
     assert results[1] == results[0]
+
+
+def test_the_sdks_own_samplers_are_decided_without_a_call_others_are_asked() -> None:
+    for name, sampler in _SAMPLERS.items():
+        leaf = LeafTracer.for_tracer(_provider(sampler)[0].get_tracer("t"))
+        known = name not in ("custom", "record only", "subclass")
+        assert (leaf._decide is not None) is known, name
 
 
 def test_attribute_limits_apply_as_in_the_sdk() -> None:

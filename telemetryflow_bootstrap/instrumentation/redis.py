@@ -31,6 +31,7 @@ _SECRET_BEARING = frozenset({"AUTH", "HELLO", "MIGRATE", "CONFIG", "ACL"})
 _MAX_ARG = 100
 _MAX_PIPELINE_LINES = 100
 _MAX_COMMANDS = 512
+_MAX_POOLS = 256
 
 
 class _Endpoint:
@@ -48,17 +49,26 @@ class _Tracing:
 
     def __init__(self, context: Any) -> None:
         self.telemetry = dbapi.telemetry_for(context)
-        self._endpoints: weakref.WeakKeyDictionary[Any, _Endpoint] = \
-            weakref.WeakKeyDictionary()
+        # id(pool) → (weak reference to the pool, its endpoint): a dict lookup per command,
+        # where a WeakKeyDictionary makes a new weak reference for every lookup. A pool's id
+        # can be reused once it is gone: the dead reference tells.
+        self._endpoints: dict[int, tuple[Any, _Endpoint]] = {}
 
     def endpoint(self, client: Any) -> _Endpoint:
         pool = client.connection_pool
+        known = self._endpoints.get(id(pool))
+        if known is not None and known[0]() is pool:
+            return known[1]
+        found = self._make(pool)
         try:
-            found = self._endpoints.get(pool)
+            reference = weakref.ref(pool)
         except TypeError:  # not weak-referenceable: do not cache
-            return self._make(pool)
-        if found is None:
-            found = self._endpoints[pool] = self._make(pool)
+            return found
+        if len(self._endpoints) >= _MAX_POOLS:
+            self._endpoints = {k: v for k, v in self._endpoints.items() if v[0]() is not None}
+            if len(self._endpoints) >= _MAX_POOLS:
+                self._endpoints.clear()
+        self._endpoints[id(pool)] = (reference, found)
         return found
 
     def _make(self, pool: Any) -> _Endpoint:

@@ -170,3 +170,18 @@ def test_duration_metric_points(recorded: Recorded, client):
     points = recorded.points(**{"db.system.name": "redis", "db.operation.name": "ECHO"})
     assert [dict(p.attributes) for p in points] == [{**SERVER, "db.operation.name": "ECHO"}]
     assert points[0].count >= 1
+
+
+def test_short_lived_clients_each_report_their_own_database(recorded: Recorded):
+    """Clients made and dropped one after another (their pools' ids get reused): every span
+    names the database of the client that sent it, and the per-pool cache stays bounded."""
+    import gc
+
+    for i in range(300):
+        made = redis.Redis(host="127.0.0.1", port=6379, db=i % 4)
+        made.ping()
+        made.close()
+        del made
+        gc.collect(0)
+    spans = [s for s in recorded.spans() if s.name == "PING"]
+    assert [s.attributes["db.namespace"] for s in spans] == [str(i % 4) for i in range(300)]

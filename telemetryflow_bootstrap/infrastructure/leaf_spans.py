@@ -177,12 +177,11 @@ def _classes(module: Any, *names: str) -> tuple[type, ...]:
     return tuple(c for c in (getattr(module, n, None) for n in names) if isinstance(c, type))
 
 
-class LeafSpan(trace_api.Span):
+class LeafSpan(trace_api.Span, ReadableSpan):
     """A recording span for one call: no lock (one thread starts, changes and ends it),
-    attributes shared until changed, and a ``ReadableSpan`` built once, at ``end``."""
-
-    __slots__ = ("_attributes", "_context", "_end", "_events", "_kind", "_name", "_parent",
-                 "_shared", "_start", "_status", "_tracer")
+    attributes shared until changed. It is its own ``ReadableSpan`` (as the SDK's span is,
+    with the same fields): once ended it ignores every change, so the processors get the
+    span itself rather than a copy made at ``end``."""
 
     def __init__(self, tracer: LeafTracer, name: str, context: SpanContext,
                  parent: SpanContext | None, kind: SpanKind, attributes: BoundedAttributes,
@@ -195,15 +194,19 @@ class LeafSpan(trace_api.Span):
         self._attributes = attributes
         self._shared = shared
         self._events: BoundedList | tuple[()] = ()
+        self._links = ()
         self._status = _UNSET
-        self._end: int | None = None
-        self._start = time_ns()
+        self._resource = tracer._resource
+        self._instrumentation_scope = tracer._scope
+        self._instrumentation_info = tracer._tracer.instrumentation_info
+        self._end_time: int | None = None
+        self._start_time = time_ns()
 
     def get_span_context(self) -> SpanContext:
         return self._context
 
     def is_recording(self) -> bool:
-        return self._end is None
+        return self._end_time is None
 
     def _own_attributes(self) -> BoundedAttributes:
         if self._shared:
@@ -214,18 +217,18 @@ class LeafSpan(trace_api.Span):
         return self._attributes
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if self._end is None:
+        if self._end_time is None:
             self._own_attributes()[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        if self._end is None:
+        if self._end_time is None:
             own = self._own_attributes()
             for key, value in attributes.items():
                 own[key] = value
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
                   timestamp: int | None = None) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             return
         limits = self._tracer._limits
         if type(self._events) is tuple:
@@ -254,7 +257,7 @@ class LeafSpan(trace_api.Span):
         self.add_event("exception", recorded, timestamp)
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        if self._end is not None or self._status.status_code is StatusCode.OK:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
             return
         if isinstance(status, Status):
             if status.status_code is not StatusCode.UNSET:
@@ -263,7 +266,7 @@ class LeafSpan(trace_api.Span):
             self._status = Status(status, description)
 
     def update_name(self, name: str) -> None:
-        if self._end is None:
+        if self._end_time is None:
             self._name = name
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None
@@ -271,17 +274,10 @@ class LeafSpan(trace_api.Span):
         pass  # links are given at start; leaf calls have none
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             return
-        self._end = time_ns() if end_time is None else end_time
-        tracer = self._tracer
-        tracer._processor.on_end(ReadableSpan(
-            name=self._name, context=self._context, parent=self._parent,
-            resource=tracer._resource, attributes=self._attributes,
-            events=self._events, kind=self._kind, status=self._status,
-            start_time=self._start, end_time=self._end,
-            instrumentation_info=tracer._tracer.instrumentation_info,
-            instrumentation_scope=tracer._scope))
+        self._end_time = time_ns() if end_time is None else end_time
+        self._tracer._processor.on_end(self)
 
     def __repr__(self) -> str:
         return f"LeafSpan({self._name!r}, {self._context!r})"

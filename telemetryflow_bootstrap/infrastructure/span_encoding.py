@@ -24,6 +24,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+from .leaf_spans import LeafSpan
+
 _SMALL = [bytes((i,)) for i in range(128)]
 _KIND = {SpanKind.INTERNAL: b"\x30\x01", SpanKind.SERVER: b"\x30\x02",
          SpanKind.CLIENT: b"\x30\x03", SpanKind.PRODUCER: b"\x30\x04",
@@ -35,6 +37,7 @@ _FLAGS_LOCAL = b"\x85\x01\x00\x01\x00\x00"  # field 16: CONTEXT_HAS_IS_REMOTE
 _FLAGS_REMOTE = b"\x85\x01\x00\x03\x00\x00"  # ... and CONTEXT_IS_REMOTE
 _LINK_FLAGS_LOCAL = b"\x35\x00\x01\x00\x00"  # Link field 6
 _LINK_FLAGS_REMOTE = b"\x35\x00\x03\x00\x00"
+_PLAIN = (ReadableSpan, LeafSpan)  # exact types whose fields are read directly
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _CACHE_LIMIT = 4096
 
@@ -184,16 +187,22 @@ class SpanEncoder:
         return encoded
 
     def _span(self, span: Any) -> bytes:
-        if type(span) is ReadableSpan:
-            # What the SDK ends spans into (ours too): its fields, without a property call
+        if type(span) in _PLAIN:
+            # What the SDK ends spans into, and ours: their fields, without a property call
             # and a tuple copy per field. A renamed field raises: the caller falls back.
             context, parent, name = span._context, span._parent, span._name
             attributes, events, links = span._attributes, span._events, span._links
             kind, start, end, status = span._kind, span._start_time, span._end_time, span._status
+            dropped_attributes = getattr(attributes, "dropped", 0)
+            dropped_events = getattr(events, "dropped", 0)
+            dropped_links = getattr(links, "dropped", 0)
         else:
             context, parent, name = span.context, span.parent, span.name
             attributes, events, links = span.attributes, span.events, span.links
             kind, start, end, status = span.kind, span.start_time, span.end_time, span.status
+            dropped_attributes = span.dropped_attributes
+            dropped_events = span.dropped_events
+            dropped_links = span.dropped_links
         parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"),
                  b"\x12\x08", context.span_id.to_bytes(8, "big")]
         state = context.trace_state
@@ -214,21 +223,18 @@ class SpanEncoder:
                 parts.append(b"\x41" + _FIXED64(end))
         if attributes:
             parts.append(self._attribute_block(attributes))
-        dropped = getattr(attributes, "dropped", 0)
-        if dropped:
-            parts.append(b"\x50" + _varint(dropped))
+        if dropped_attributes:
+            parts.append(b"\x50" + _varint(dropped_attributes))
         if events:
             for event in events:
                 parts.append(_field(b"\x5a", self._event(event)))
-        dropped = getattr(events, "dropped", 0)
-        if dropped:
-            parts.append(b"\x60" + _varint(dropped))
+        if dropped_events:
+            parts.append(b"\x60" + _varint(dropped_events))
         if links:
             for link in links:
                 parts.append(_field(b"\x6a", self._link(link)))
-        dropped = getattr(links, "dropped", 0)
-        if dropped:
-            parts.append(b"\x70" + _varint(dropped))
+        if dropped_links:
+            parts.append(b"\x70" + _varint(dropped_links))
         if status is not None:
             parts.append(self._status(status))
         parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote

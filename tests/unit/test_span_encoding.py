@@ -148,3 +148,25 @@ def test_same_bytes_for_spans_from_sdk_and_leaf_tracers(limits: SpanLimits) -> N
     encoder = SpanEncoder()
     assert encoder.encode(spans) == _theirs(spans)
     assert encoder.encode(spans) == _theirs(spans)
+
+
+class _OtherSpan(ReadableSpan):
+    """Not one of the exact types read field by field: encoded through its properties."""
+
+
+def test_spans_of_other_types_keep_their_drop_counts() -> None:
+    provider = TracerProvider(resource=_RESOURCES[0],
+                              span_limits=SpanLimits(max_span_attributes=1, max_events=1))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "b": 2, "c": 3})
+    span.add_event("one")
+    span.add_event("two")
+    span.end()
+    (plain,) = memory.get_finished_spans()
+    other = _OtherSpan(name=plain.name, context=plain.context, resource=plain.resource,
+                       attributes=plain._attributes, events=plain._events,
+                       start_time=plain.start_time, end_time=plain.end_time,
+                       instrumentation_scope=plain.instrumentation_scope)
+    assert other.dropped_attributes == 2 and other.dropped_events == 1
+    assert SpanEncoder().encode([other]) == _theirs([other])

@@ -130,15 +130,22 @@ class BatchQueue:
                 self._wake_pending = False
                 waiters, self._flush_waiters = self._flush_waiters, []
                 stopping = self._stopping
-            self._drain()
+            self._drain(everything=bool(waiters) or stopping)
             for event in waiters:
                 event.set()
             if stopping:
                 return
 
-    def _drain(self) -> None:
+    def _drain(self, everything: bool) -> None:
+        """Export what is queued: one batch, then more only while full batches are waiting
+        (all of it for a flush or shutdown). Not "until the queue is empty": the program
+        keeps adding while an export waits on the network, and exporting each trickle at
+        once made batches of 2-3 spans, each paying a whole export request (in a program
+        making a Redis call every 50 µs, that was most of our cost)."""
         queue = self._queue
-        while queue:
+        first = True
+        while queue and (first or everything or len(queue) >= self._max_batch_size):
+            first = False
             batch = []
             while queue and len(batch) < self._max_batch_size:
                 batch.append(queue.popleft())

@@ -89,6 +89,36 @@ def test_full_batch_is_exported_without_waiting_for_the_delay(
     assert recorder.items == ["a", "b"]
 
 
+def test_items_added_during_an_export_wait_for_a_full_batch_or_the_delay(
+        queues: Callable[..., BatchQueue]) -> None:
+    """What the program adds while an export is in flight is not exported at once as a
+    trickle of tiny batches (each a whole export request): after the batch it woke for,
+    the worker goes on only while full batches wait, else until the schedule delay."""
+    batches: list[int] = []
+    holder: list[BatchQueue] = []
+
+    def export(batch: Sequence[Any]) -> bool:
+        batches.append(len(batch))
+        if len(batches) <= 20:
+            for _ in range(3):  # the program keeps going while we wait on the network
+                holder[0].emit("late")
+        return True
+
+    queue = queues(export, max_queue_size=1000, max_batch_size=100,
+                   schedule_delay_ms=60_000)
+    holder.append(queue)
+    for item in range(200):
+        queue.emit(item)
+    deadline = time.monotonic() + 2.0
+    while len(batches) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # (before the fix: ~20 more exports of 3 items here)
+    assert batches == [100, 100]
+    assert queue.queued == 6
+    assert queue.flush(2.0)
+    assert sum(batches) == 200 + 3 * min(len(batches), 20)
+
+
 def test_items_are_exported_after_the_schedule_delay(queues: Callable[..., BatchQueue]) -> None:
     """An incomplete batch is exported once the schedule delay has passed."""
     recorder = Recorder()

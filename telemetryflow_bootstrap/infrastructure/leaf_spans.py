@@ -71,10 +71,12 @@ class LeafTracer:
             return None
         return cls(tracer)
 
-    def start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> Any:
+    def start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any],
+              shared: bool = True) -> Any:
         """Start a span as ``tracer.start_span(name, kind=kind, attributes=attributes)``
-        would, in the current context. ``attributes`` must not change afterwards: its
-        validated copy is kept and shared."""
+        would, in the current context. ``shared``: ``attributes`` is a set prepared once
+        and used for many spans, never changed afterwards (its validated copy is kept and
+        shared); else it is this span's own (a request's URL), validated for it alone."""
         if not self._tracer._is_enabled():
             return NonRecordingSpan(trace_api.get_current_span().get_span_context())
         parent = trace_api.get_current_span().get_span_context()
@@ -102,9 +104,9 @@ class LeafTracer:
                               trace_flags=flags, trace_state=trace_state)
         if not recording:
             return NonRecordingSpan(context)
-        if sampled_attributes is attributes or sampled_attributes == attributes:
-            frozen, shared = self._frozen_for(attributes), True
-        else:  # the sampler added or changed some: validate this span's own set
+        if shared and (sampled_attributes is attributes or sampled_attributes == attributes):
+            frozen = self._frozen_for(attributes)
+        else:  # the span's own set, or the sampler added or changed some
             frozen, shared = self._bounded(sampled_attributes), False
         span = LeafSpan(self, name, context, parent, kind, frozen, shared)
         self._processor.on_start(span, parent_context=None)

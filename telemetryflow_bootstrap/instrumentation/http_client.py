@@ -82,12 +82,17 @@ class ClientTelemetry:
     """One library's tracer, histogram and settings, gathered once at patch time so the
     per-request path only reads attributes."""
 
-    __slots__ = ("_duration", "_excluded", "_library", "_request_headers", "_response_headers",
-                 "_tracer")
+    __slots__ = ("_duration", "_excluded", "_leaf", "_library", "_request_headers",
+                 "_response_headers", "_tracer")
 
     def __init__(self, context: Any, library: str) -> None:
+        from ..infrastructure.leaf_spans import LeafTracer
+
         self._library = library
         self._tracer = context.tracer if context.tracer is not None else trace.NoOpTracer()
+        # A client span has no children of its own spans: the cheap leaf span (None: a
+        # tracer that is not the SDK's, then tracer.start_span as usual).
+        self._leaf = LeafTracer.for_tracer(self._tracer)
         meter = context.meter
         # Same name, unit, description and advisory in every library: the SDK hands back the
         # one instrument instead of registering a conflicting second one.
@@ -120,8 +125,10 @@ class ClientTelemetry:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
         if self._request_headers and headers is not None:
             attributes.update(self._request_headers.attributes(_header_items(headers)))
-        span = self._tracer.start_span("HTTP" if known is _OTHER else method,
-                                       kind=SpanKind.CLIENT, attributes=attributes)
+        name = "HTTP" if known is _OTHER else method
+        leaf = self._leaf
+        span = (leaf.start(name, SpanKind.CLIENT, attributes, shared=False) if leaf is not None
+                else self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
         return ClientCall(self, span, metric_attributes)
 
     def warn(self, exc: BaseException) -> None:

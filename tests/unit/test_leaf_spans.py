@@ -148,11 +148,12 @@ _PARENTS = {"root": None, "remote sampled": _REMOTE_SAMPLED,
             "remote unsampled": _REMOTE_UNSAMPLED, "local": _LOCAL}
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "owned"])
 @pytest.mark.parametrize("change", list(_CHANGES))
 @pytest.mark.parametrize("parent", list(_PARENTS))
 @pytest.mark.parametrize("sampler", list(_SAMPLERS))
 def test_a_leaf_span_is_what_the_sdk_would_have_made(sampler: str, parent: str,
-                                                     change: str) -> None:
+                                                     change: str, shared: bool) -> None:
     results = []
     for use_leaf in (False, True):
         provider, exporter = _provider(_SAMPLERS[sampler])
@@ -164,7 +165,7 @@ def test_a_leaf_span_is_what_the_sdk_would_have_made(sampler: str, parent: str,
                 if use_leaf:
                     leaf = LeafTracer.for_tracer(tracer)
                     assert leaf is not None
-                    span = leaf.start("SELECT", SpanKind.CLIENT, ATTRS)
+                    span = leaf.start("SELECT", SpanKind.CLIENT, ATTRS, shared=shared)
                 else:
                     span = tracer.start_span("SELECT", kind=SpanKind.CLIENT, attributes=ATTRS)
                 _CHANGES[change](span)
@@ -259,3 +260,17 @@ def test_not_for_tracers_it_does_not_know() -> None:
 def test_not_when_the_sdk_counts_its_own_spans() -> None:
     provider, _ = _provider()
     assert LeafTracer.for_tracer(provider.get_tracer("t")) is None
+
+
+def test_owned_attributes_are_neither_cached_nor_shared() -> None:
+    """A request's own attributes (shared=False): validated for that span alone, never
+    kept in the cache of shared sets (which would keep every request's dict alive)."""
+    provider, exporter = _provider()
+    leaf = LeafTracer.for_tracer(provider.get_tracer("t"))
+    for i in range(50):
+        span = leaf.start("GET", SpanKind.CLIENT, {"url.full": f"http://x/{i}"}, shared=False)
+        span.set_attribute("http.response.status_code", 200)
+        span.end()
+    assert leaf._frozen == {}
+    urls = [s.attributes["url.full"] for s in exporter.get_finished_spans()]
+    assert urls == [f"http://x/{i}" for i in range(50)]

@@ -44,8 +44,8 @@ _NEEDED = ("sampler", "resource", "span_processor", "id_generator", "_span_limit
 class LeafTracer:
     """Starts ``LeafSpan``s with one SDK tracer's sampler, ids, limits and processors."""
 
-    __slots__ = ("_decide", "_frozen", "_ids", "_limits", "_processor", "_random_ids",
-                 "_resource", "_sampler", "_scope", "_tracer")
+    __slots__ = ("_decide", "_frozen", "_ids", "_info", "_limits", "_processor",
+                 "_random_ids", "_resource", "_sampler", "_scope", "_tracer")
 
     def __init__(self, tracer: Any) -> None:
         self._tracer = tracer
@@ -55,6 +55,7 @@ class LeafTracer:
         self._limits = tracer._span_limits
         self._scope = tracer._instrumentation_scope
         self._resource = tracer.resource
+        self._info = tracer.instrumentation_info
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(_RANDOM is not None and is_random is not None and is_random())
         self._frozen: dict[int, tuple[Mapping[str, Any], BoundedAttributes]] = {}
@@ -132,8 +133,26 @@ class LeafTracer:
 
 
 _Decide = Callable[[SpanContext | None, int], bool]
-_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
-              "_local_parent_sampled", "_local_parent_not_sampled")
+# A ParentBased sampler's delegates, in this order: no parent; remote parent sampled, not
+# sampled; local parent sampled, not sampled (its private names: one without them is not
+# recognised). Shared with ``instrumentation._http_common.SamplerShortcut``.
+SAMPLER_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
+                     "_local_parent_sampled", "_local_parent_not_sampled")
+
+
+def static_sampler_classes() -> tuple[type, ...]:
+    """The exact classes of the SDK's always-on/off samplers (a subclass may decide
+    otherwise, so only these are recognised)."""
+    from opentelemetry.sdk.trace import sampling
+
+    return _classes(sampling, "StaticSampler", "_AlwaysOff", "_AlwaysOn")
+
+
+def parent_based_sampler_classes() -> tuple[type, ...]:
+    from opentelemetry.sdk.trace import sampling
+
+    return _classes(sampling, "ParentBased", "ParentBasedTraceIdRatio",
+                    "_ParentBasedAlwaysOff", "_ParentBasedAlwaysOn")
 
 
 def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
@@ -145,7 +164,7 @@ def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
     from opentelemetry.sdk.trace import sampling
 
     kind = type(sampler)
-    if kind in _classes(sampling, "StaticSampler", "_AlwaysOff", "_AlwaysOn"):
+    if kind in static_sampler_classes():
         decision = getattr(sampler, "_decision", None)
         if decision is sampling.Decision.RECORD_AND_SAMPLE:
             return lambda parent, trace_id: True
@@ -155,9 +174,9 @@ def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
     if kind is sampling.TraceIdRatioBased:
         bound, limit = sampler.bound, sampling.TraceIdRatioBased.TRACE_ID_LIMIT
         return lambda parent, trace_id: trace_id & limit < bound
-    if kind in _classes(sampling, "ParentBased", "ParentBasedTraceIdRatio",
-                        "_ParentBasedAlwaysOff", "_ParentBasedAlwaysOn") and depth < 4:
-        found = [_decider(getattr(sampler, name, None), depth + 1) for name in _DELEGATES]
+    if kind in parent_based_sampler_classes() and depth < 4:
+        found = [_decider(getattr(sampler, name, None), depth + 1)
+                 for name in SAMPLER_DELEGATES]
         if any(d is None for d in found):
             return None
         root, remote_yes, remote_no, local_yes, local_no = found
@@ -200,7 +219,7 @@ class LeafSpan(trace_api.Span, ReadableSpan):
         self._status = _UNSET
         self._resource = tracer._resource
         self._instrumentation_scope = tracer._scope
-        self._instrumentation_info = tracer._tracer.instrumentation_info
+        self._instrumentation_info = tracer._info
         self._end_time: int | None = None
         self._start_time = time_ns()
 

@@ -139,9 +139,8 @@ class HeaderCapture:
 
 # Which delegate a ParentBased sampler asks, by the parent's kind (ParentBased's private
 # attribute names: one without them is simply not recognised).
+# (in the order of leaf_spans.SAMPLER_DELEGATES)
 _ROOT, _REMOTE_SAMPLED, _REMOTE_NOT_SAMPLED, _LOCAL_SAMPLED, _LOCAL_NOT_SAMPLED = range(5)
-_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled",
-              "_local_parent_sampled", "_local_parent_not_sampled")
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
 # The last hex digit of a W3C ``traceparent`` (its flags) when the sampled bit is set.
@@ -257,28 +256,19 @@ def _plan(tracer: Any, sampler: Any) -> tuple[bool, ...] | None:
 def _always_drops(sampler: Any, situation: int, depth: int = 0) -> bool:
     from opentelemetry.sdk.trace import sampling
 
+    from ..infrastructure.leaf_spans import (
+        SAMPLER_DELEGATES,
+        parent_based_sampler_classes,
+        static_sampler_classes,
+    )
+
     kind = type(sampler)
-    if kind in _static_classes(sampling):
+    if kind in static_sampler_classes():
         return getattr(sampler, "_decision", None) is sampling.Decision.DROP
     if kind is sampling.TraceIdRatioBased:
         # trace_id & TRACE_ID_LIMIT < bound: never true for a bound of 0 (rate 0)
         return sampler.bound <= 0
-    if kind in _parent_based_classes(sampling) and depth < 8:
-        delegate = getattr(sampler, _DELEGATES[situation], None)
+    if kind in parent_based_sampler_classes() and depth < 8:
+        delegate = getattr(sampler, SAMPLER_DELEGATES[situation], None)
         return delegate is not None and _always_drops(delegate, situation, depth + 1)
     return False
-
-
-def _static_classes(sampling: Any) -> tuple[type, ...]:
-    # The classes the SDK makes its always_on/always_off samplers of (OTEL_TRACES_SAMPLER);
-    # exact types only: a subclass may decide otherwise.
-    return _classes(sampling, "StaticSampler", "_AlwaysOff", "_AlwaysOn")
-
-
-def _parent_based_classes(sampling: Any) -> tuple[type, ...]:
-    return _classes(sampling, "ParentBased", "ParentBasedTraceIdRatio", "_ParentBasedAlwaysOff",
-                    "_ParentBasedAlwaysOn")
-
-
-def _classes(module: Any, *names: str) -> tuple[type, ...]:
-    return tuple(c for c in (getattr(module, name, None) for name in names) if c is not None)

@@ -169,13 +169,15 @@ class TelemetryMiddleware:
     """
 
     def __init__(self, client: Any = None) -> None:
+        from .infrastructure.fast_histogram import fast_histogram
+
         tracer, meter, excluded_urls = _telemetry_from(client)
         self._tracer = tracer
-        self._duration = meter.create_histogram(
+        self._duration = fast_histogram(meter.create_histogram(
             "http.server.request.duration", unit="s",
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        ) if meter is not None else None
+        )) if meter is not None else None
         # Recording with the request's context ties exemplars to its trace wherever the
         # request ends (a server thread closing the body has no current span); the
         # ``context`` argument arrived in opentelemetry-api 1.28.

@@ -89,14 +89,15 @@ class Telemetry:
         from opentelemetry.metrics import NoOpMeter
         from opentelemetry.trace import NoOpTracer
 
+        from ..infrastructure.fast_histogram import fast_histogram
         from ..infrastructure.leaf_spans import LeafTracer
 
         self.tracer = context.tracer or NoOpTracer()
         self.leaf = LeafTracer.for_tracer(self.tracer)  # None: tracer.start_span instead
         meter = context.meter or NoOpMeter("telemetryflow")
-        self.duration = meter.create_histogram(
+        self.duration = fast_histogram(meter.create_histogram(
             DURATION_METRIC, unit="s", description="Duration of database client operations.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS)))
         config = context.config
         self.commenter = bool(getattr(config, "db_commenter", False))
         self.capture_args = bool(getattr(config, "redis_capture_args", False))

@@ -86,6 +86,7 @@ class ClientTelemetry:
                  "_response_headers", "_tracer")
 
     def __init__(self, context: Any, library: str) -> None:
+        from ..infrastructure.fast_histogram import fast_histogram
         from ..infrastructure.leaf_spans import LeafTracer
 
         self._library = library
@@ -96,10 +97,10 @@ class ClientTelemetry:
         meter = context.meter
         # Same name, unit, description and advisory in every library: the SDK hands back the
         # one instrument instead of registering a conflicting second one.
-        self._duration = None if meter is None else meter.create_histogram(
+        self._duration = None if meter is None else fast_histogram(meter.create_histogram(
             HTTP_CLIENT_REQUEST_DURATION, unit="s",
             description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS))
         config = context.config
         self._excluded = ExcludedUrls(getattr(config, "excluded_urls", ()) or ())
         self._request_headers = HeaderCapture("client", "request")

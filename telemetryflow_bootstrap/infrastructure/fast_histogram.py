@@ -1,0 +1,192 @@
+"""Duration points without the SDK's per-call path, for the histograms we record on every
+request and every database call.
+
+Why: ``Histogram.record`` costs ~8-10 µs of the program's own thread, most of it spent
+re-validating, copying and hashing the same five attributes for every point (a
+``Measurement`` cleans them, each view match copies and hashes them again) before a bucket
+count goes up. That is most of what an unsampled request costs, and metrics must count
+every request. ``FastHistogram`` resolves, once per attribute set, the SDK aggregation
+objects the point lands in (one per reader and view), then hands later points of that set
+straight to them, exactly as ``_ViewInstrumentMatch.consume_measurement`` would: same
+aggregation, same exemplar filter and reservoir, same locking under delta temporality.
+
+Anything it does not recognise goes through ``histogram.record`` unchanged: a histogram
+that is not the SDK's, an SDK without the internals this reads, a view that aggregates
+differently, an attribute set past the cardinality limit, a disabled meter, readers added
+or removed since (their storages are re-resolved). Tests compare the collected points of
+both paths field by field, so an SDK upgrade that changes these internals fails there.
+
+The attribute values must be ``str`` or ``int`` (never ``bool`` or ``float``: ``1``,
+``1.0`` and ``True`` share a cache key here but not in the SDK). Our callers build them so.
+"""
+
+from __future__ import annotations
+
+from time import time_ns
+from typing import Any
+
+from opentelemetry.context import get_current
+from opentelemetry.trace import INVALID_SPAN, get_current_span
+
+try:  # the internals this module relies on; any missing one: histograms stay as they are
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+    from opentelemetry.sdk.metrics._internal.aggregation import (
+        _ExplicitBucketHistogramAggregation,
+    )
+    from opentelemetry.sdk.metrics._internal.exemplar.exemplar_filter import (
+        AlwaysOffExemplarFilter,
+        AlwaysOnExemplarFilter,
+        TraceBasedExemplarFilter,
+    )
+    from opentelemetry.sdk.metrics._internal.instrument import _Histogram as _SdkHistogram
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    _SdkHistogram = None
+
+_INF = float("inf")
+_CACHE_LIMIT = 2000  # attribute sets remembered per histogram (the SDK's default limit)
+_NEEDED = ("_measurement_consumer", "_is_enabled")
+_CONSUMER_NEEDED = ("_reader_storages", "_sdk_config")
+_MATCH_NEEDED = ("_attributes_aggregation", "_lock", "_reset_on_collect", "_view")
+_TRACE_BASED, _ALWAYS_ON, _ALWAYS_OFF, _OTHER_FILTER = range(4)
+_NEVER, _AGAIN = object(), object()  # what _resolve answers besides targets
+
+
+def fast_histogram(histogram: Any) -> Any:
+    """``histogram`` wrapped in a ``FastHistogram`` when it is the SDK's and the SDK is
+    shaped as this module expects; else ``histogram`` itself."""
+    if _SdkHistogram is None or type(histogram) is not _SdkHistogram:
+        return histogram
+    if not all(hasattr(histogram, name) for name in _NEEDED):
+        return histogram
+    consumer = histogram._measurement_consumer
+    if not all(hasattr(consumer, name) for name in _CONSUMER_NEEDED):
+        return histogram
+    if not hasattr(getattr(consumer._sdk_config, "exemplar_filter", None), "should_sample"):
+        return histogram
+    return FastHistogram(histogram)
+
+
+class _Value:
+    """What ``aggregate`` reads of a point that is offered to no exemplar reservoir."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
+class _Targets:
+    """Where one attribute set's points go: for each reader and view, the view match, the
+    table its aggregation sits in and that aggregation."""
+
+    __slots__ = ("storages", "targets")
+
+    def __init__(self, storages: Any, targets: list[tuple[Any, Any, Any, bool]]) -> None:
+        self.storages = storages
+        self.targets = targets
+
+
+class FastHistogram:
+    """An SDK ``Histogram``'s ``record`` for low-cardinality attribute sets (see module)."""
+
+    __slots__ = ("_cache", "_consumer", "_filter", "_filter_kind", "_histogram", "name")
+
+    def __init__(self, histogram: Any) -> None:
+        self._histogram = histogram
+        self.name = histogram.name
+        self._consumer = histogram._measurement_consumer
+        self._filter = self._consumer._sdk_config.exemplar_filter
+        self._filter_kind = {TraceBasedExemplarFilter: _TRACE_BASED,
+                             AlwaysOnExemplarFilter: _ALWAYS_ON,
+                             AlwaysOffExemplarFilter: _ALWAYS_OFF}.get(
+            type(self._filter), _OTHER_FILTER)
+        self._cache: dict[tuple[tuple[str, Any], ...], _Targets | None] = {}
+
+    def record(self, amount: float, attributes: dict[str, Any] | None = None,
+               context: Any = None) -> None:
+        histogram = self._histogram
+        if not 0 <= amount < _INF or not histogram._is_enabled():
+            histogram.record(amount, attributes, context)  # the SDK drops it (and says so)
+            return
+        try:
+            key = tuple(attributes.items()) if attributes else ()
+            found = self._cache.get(key)
+        except (AttributeError, TypeError):  # not a mapping, an unhashable value: the SDK's
+            histogram.record(amount, attributes, context)
+            return
+        if found is None or found.storages is not self._consumer._reader_storages:
+            self._record_and_resolve(key, amount, attributes, context)
+            return
+        context = context or get_current()  # as the SDK: an empty Context means the current
+        kind = self._filter_kind
+        if kind is _TRACE_BASED:
+            span = get_current_span(context)
+            sample = span is not INVALID_SPAN and span.get_span_context().trace_flags.sampled
+        elif kind is _ALWAYS_OFF:
+            sample = False
+        elif kind is _ALWAYS_ON:
+            sample = True
+        else:
+            sample = self._filter.should_sample(amount, time_ns(), attributes, context)
+        point = Measurement(amount, time_ns(), histogram, context, attributes) if sample \
+            else _Value(amount)
+        for match, table, aggregation, reset in found.targets:
+            if reset:  # delta: a collection may swap the table; the SDK aggregates locked
+                with match._lock:
+                    if match._attributes_aggregation is table:
+                        aggregation.aggregate(point, sample)
+                        continue
+                # collected since: this point makes the new aggregation, the SDK's way
+                match.consume_measurement(_measurement(point, histogram, attributes,
+                                                       context), sample)
+                self._cache.pop(key, None)
+            else:
+                aggregation.aggregate(point, sample)
+
+    def _record_and_resolve(self, key: tuple[tuple[str, Any], ...], amount: float,
+                            attributes: dict[str, Any] | None, context: Any) -> None:
+        """The SDK's own record (which creates the aggregations), then find them."""
+        self._histogram.record(amount, attributes, context)
+        if key in self._cache and self._cache[key] is None:
+            return  # known not to qualify
+        try:
+            found = self._resolve(attributes)
+        except Exception:  # internals not as expected: this set stays on the SDK's path
+            found = _NEVER
+        if found is _AGAIN:  # (collected meanwhile, past the cardinality limit): next time
+            self._cache.pop(key, None)
+        elif len(self._cache) < _CACHE_LIMIT or key in self._cache:
+            self._cache[key] = None if found is _NEVER else found
+
+    def _resolve(self, attributes: dict[str, Any] | None) -> Any:
+        """The set's ``_Targets``; ``_NEVER`` when it cannot take the fast path, ``_AGAIN``
+        when its aggregation is not there right now."""
+        if attributes and any(type(v) is not str and type(v) is not int
+                              for v in attributes.values()):
+            return _NEVER
+        histogram = self._histogram
+        storages = self._consumer._reader_storages
+        cleaned = dict(attributes) if attributes else {}
+        targets: list[tuple[Any, Any, Any, bool]] = []
+        for storage in storages.values():
+            for match in storage._get_or_init_view_instrument_match(histogram):
+                if not all(hasattr(match, name) for name in _MATCH_NEEDED):
+                    return _NEVER
+                keys = match._view._attribute_keys
+                kept = cleaned if keys is None else {
+                    k: v for k, v in cleaned.items() if k in keys}
+                table = match._attributes_aggregation
+                aggregation = table.get(_hash_attributes(kept))
+                if aggregation is None:
+                    return _AGAIN
+                if type(aggregation) is not _ExplicitBucketHistogramAggregation:
+                    return _NEVER  # a view that aggregates otherwise
+                targets.append((match, table, aggregation, bool(match._reset_on_collect)))
+        return _Targets(storages, targets)
+
+
+def _measurement(point: Any, histogram: Any, attributes: Any, context: Any) -> Any:
+    if isinstance(point, Measurement):
+        return point
+    return Measurement(point.value, time_ns(), histogram, context or get_current(), attributes)

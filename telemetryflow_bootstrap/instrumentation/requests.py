@@ -19,8 +19,9 @@ Layering
     The span is current during the call and urllib3/http.client below stand aside, so a
     request is one span, not three.
 Headers
-    The trace headers go into a copy of the ``PreparedRequest`` (``request.copy()``): the
-    caller's object is not changed; ``response.request`` is the copy, i.e. what was sent.
+    The trace headers go into a copy of the ``PreparedRequest`` (its headers copied, its
+    cookie jar shared): the caller's object is not changed; ``response.request`` is the copy,
+    i.e. what was sent.
 Environment
     ``TELEMETRYFLOW_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_*``,
     ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` (read at patch time).
@@ -44,7 +45,9 @@ from .http_client import (
 
 def patch(module: Any, context: Any) -> None:
     telemetry = ClientTelemetry(context, "requests")
-    adapter = _RequestsAdapter()
+    adapter = _RequestsAdapter(getattr(getattr(module, "models", None), "PreparedRequest", None),
+                               getattr(getattr(module, "structures", None),
+                                       "CaseInsensitiveDict", None))
 
     def send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return call_traced(telemetry, adapter, wrapped, instance, args, kwargs)
@@ -55,7 +58,11 @@ def patch(module: Any, context: Any) -> None:
 class _RequestsAdapter(Adapter):
     """``Session.send(request, **kwargs)`` with a ``PreparedRequest``."""
 
-    __slots__ = ()
+    __slots__ = ("_headers_type", "_request_type")
+
+    def __init__(self, request_type: Any, headers_type: Any) -> None:
+        self._request_type = request_type
+        self._headers_type = headers_type
 
     def begin(self, telemetry: ClientTelemetry, instance: Any, args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> ClientCall | None:
@@ -71,9 +78,25 @@ class _RequestsAdapter(Adapter):
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        sent = argument(args, kwargs, 0, "request").copy()
+        sent = self._copy(argument(args, kwargs, 0, "request"))
         call.inject(sent.headers)
         return replace_argument(args, kwargs, 0, "request", sent)
+
+    def _copy(self, request: Any) -> Any:
+        """``request.copy()`` but for the cookie jar, which the copy shares: 0.5 µs instead of
+        1.9 (the jar copy takes a lock per cookie and builds a policy). Nothing on the send
+        path changes a request's jar in place (redirects and auth retries copy the request
+        first), so sharing it is safe; only the headers, which we add to, are copied."""
+        headers = request.headers
+        if type(request) is not self._request_type or type(headers) is not self._headers_type \
+                or not isinstance(getattr(headers, "_store", None), dict):
+            return request.copy()
+        sent = object.__new__(type(request))
+        sent.__dict__.update(request.__dict__)
+        copied = object.__new__(type(headers))
+        copied._store = headers._store.copy()
+        sent.headers = copied
+        return sent
 
     def outcome(self, response: Any) -> tuple[Any, Any, Any]:
         raw = getattr(response, "raw", None)  # absent with mocking adapters

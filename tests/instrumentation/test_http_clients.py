@@ -302,6 +302,61 @@ def test_duration_metric_has_low_cardinality_attributes(telemetry: Telemetry,
     assert list(point.explicit_bounds)[:3] == [0.005, 0.01, 0.025]
 
 
+def _unsampled_parent() -> Any:
+    """A context whose current span is a remote, unsampled parent: the SDK's default
+    parent-based sampler drops every span started under it."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+@each_client
+@pytest.mark.parametrize("status", [200, 503])
+def test_an_unsampled_request_still_propagates_and_counts(telemetry: Telemetry,
+                                                          echo_server: EchoServer,
+                                                          client: Client, status: int) -> None:
+    """Under an unsampled parent no span is recorded, yet the server gets the trace (not
+    sampled) and the duration point has the outcome, as for a sampled request."""
+    from opentelemetry import context
+
+    token = context.attach(_unsampled_parent())
+    try:
+        assert client.get(f"{echo_server.url}/status/{status}", None) == status
+    finally:
+        context.detach(token)
+    assert telemetry.spans() == []
+    traceparent = echo_server.last().headers["traceparent"]
+    assert traceparent.startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    assert traceparent.endswith("-00")
+    [point] = telemetry.duration_points()
+    expected = {"http.request.method": "GET", "http.response.status_code": status,
+                "url.scheme": "http", "server.address": "127.0.0.1",
+                "server.port": echo_server.port}
+    if status >= 400:
+        expected["error.type"] = str(status)
+    assert dict(point.attributes) == expected
+
+
+@each_client
+def test_an_unsampled_refused_connection_counts_with_its_error_type(telemetry: Telemetry,
+                                                                   client: Client) -> None:
+    from opentelemetry import context
+
+    token = context.attach(_unsampled_parent())
+    try:
+        with pytest.raises(client.refused):
+            client.get(refused_url(), None)
+    finally:
+        context.detach(token)
+    assert telemetry.spans() == []
+    [point] = telemetry.duration_points()
+    assert point.attributes["error.type"] == client.refused_type
+    assert "http.response.status_code" not in point.attributes
+
+
 @each_client
 def test_excluded_urls_are_left_alone(telemetry: Telemetry, echo_server: EchoServer,
                                       client: Client) -> None:

@@ -170,9 +170,13 @@ class TelemetryMiddleware:
 
     def __init__(self, client: Any = None) -> None:
         from .infrastructure.fast_histogram import fast_histogram
+        from .infrastructure.leaf_spans import LeafTracer
 
         tracer, meter, excluded_urls = _telemetry_from(client)
         self._tracer = tracer
+        # The SDK tracer's spans without its per-span locks, lists and end-time copy (None:
+        # a tracer that is not the SDK's, then tracer.start_span as usual).
+        self._leaf = LeafTracer.for_tracer(tracer)
         self._duration = fast_histogram(meter.create_histogram(
             "http.server.request.duration", unit="s",
             description="Duration of HTTP server requests.",
@@ -283,7 +287,10 @@ class TelemetryMiddleware:
             attributes.update(self._capture_request.attributes(headers))
         parent = (self._propagator.extract(carrier, getter=_GETTER) if carrier
                   else _EMPTY_CONTEXT)
-        span = self._tracer.start_span(name_method, parent, _SERVER, attributes)
+        leaf = self._leaf
+        span = (leaf.start(name_method, _SERVER, attributes, shared=False, context=parent)
+                if leaf is not None
+                else self._tracer.start_span(name_method, parent, _SERVER, attributes))
         return _ServerRequest(self, span, _set_span_in_context(span, parent),
                               attributes[HTTP_REQUEST_METHOD], name_method, scheme)
 

@@ -1,4 +1,5 @@
-"""Cheap spans for leaf client calls (a database statement, a Redis command).
+"""Cheap spans for leaf client calls (a database statement, a Redis command), also used for
+server spans (a request: see ``middleware.TelemetryMiddleware``).
 
 Why: such calls are the hottest path we instrument — a service makes thousands a second —
 and the SDK's general-purpose span costs ~20 µs of the program's own thread: it validates
@@ -26,6 +27,7 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace import Tracer as _SdkTracer
 from opentelemetry.sdk.util import BoundedList
@@ -45,7 +47,7 @@ class LeafTracer:
     """Starts ``LeafSpan``s with one SDK tracer's sampler, ids, limits and processors."""
 
     __slots__ = ("_decide", "_frozen", "_ids", "_info", "_limits", "_processor",
-                 "_random_ids", "_resource", "_sampler", "_scope", "_tracer")
+                 "_random_ids", "_sampler", "_scope", "_tracer")
 
     def __init__(self, tracer: Any) -> None:
         self._tracer = tracer
@@ -54,7 +56,6 @@ class LeafTracer:
         self._processor = tracer.span_processor
         self._limits = tracer._span_limits
         self._scope = tracer._instrumentation_scope
-        self._resource = tracer.resource
         self._info = tracer.instrumentation_info
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(_RANDOM is not None and is_random is not None and is_random())
@@ -73,14 +74,14 @@ class LeafTracer:
         return cls(tracer)
 
     def start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any],
-              shared: bool = True) -> Any:
-        """Start a span as ``tracer.start_span(name, kind=kind, attributes=attributes)``
-        would, in the current context. ``shared``: ``attributes`` is a set prepared once
-        and used for many spans, never changed afterwards (its validated copy is kept and
-        shared); else it is this span's own (a request's URL), validated for it alone."""
+              shared: bool = True, context: Context | None = None) -> Any:
+        """Start a span as ``tracer.start_span(name, context, kind, attributes)`` would
+        (``context`` None: the current one). ``shared``: ``attributes`` is a set prepared
+        once and used for many spans, never changed afterwards (its validated copy is kept
+        and shared); else it is this span's own (a request's URL), validated for it alone."""
+        parent = trace_api.get_current_span(context).get_span_context()
         if not self._tracer._is_enabled():
-            return NonRecordingSpan(trace_api.get_current_span().get_span_context())
-        parent = trace_api.get_current_span().get_span_context()
+            return NonRecordingSpan(parent)
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = self._ids.generate_trace_id()
@@ -92,7 +93,8 @@ class LeafTracer:
             trace_state = None if parent is None else parent.trace_state
             sampled_attributes: Mapping[str, Any] = attributes
         else:
-            result = self._sampler.should_sample(None, trace_id, name, kind, attributes, ())
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes,
+                                                 ())
             sampled = result.decision.is_sampled()
             recording = result.decision.is_recording()
             trace_state = result.trace_state
@@ -101,16 +103,16 @@ class LeafTracer:
         if _RANDOM is not None and (self._random_ids if parent is None
                                     else parent.trace_flags.random_trace_id):
             flags = TraceFlags(flags | _RANDOM)
-        context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
-                              trace_flags=flags, trace_state=trace_state)
+        span_context = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False,
+                                   trace_flags=flags, trace_state=trace_state)
         if not recording:
-            return NonRecordingSpan(context)
+            return NonRecordingSpan(span_context)
         if shared and (sampled_attributes is attributes or sampled_attributes == attributes):
             frozen = self._frozen_for(attributes)
         else:  # the span's own set, or the sampler added or changed some
             frozen, shared = self._bounded(sampled_attributes), False
-        span = LeafSpan(self, name, context, parent, kind, frozen, shared)
-        self._processor.on_start(span, parent_context=None)
+        span = LeafSpan(self, name, span_context, parent, kind, frozen, shared)
+        self._processor.on_start(span, parent_context=context)
         return span
 
     def _bounded(self, attributes: Mapping[str, Any] | None) -> BoundedAttributes:
@@ -199,10 +201,13 @@ def _classes(module: Any, *names: str) -> tuple[type, ...]:
 
 
 class LeafSpan(trace_api.Span, ReadableSpan):
-    """A recording span for one call: no lock (one thread starts, changes and ends it),
-    attributes shared until changed. It is its own ``ReadableSpan`` (as the SDK's span is,
-    with the same fields): once ended it ignores every change, so the processors get the
-    span itself rather than a copy made at ``end``."""
+    """A recording span without a lock of its own: attributes shared until changed (a
+    database call's prepared set), or its own from the start (``shared=False``: a request's
+    URL, a server span). With its own set, other threads may add attributes, events and
+    links while it runs (the bounded containers lock); the thread that started it ends it.
+    It is its own ``ReadableSpan`` (as the SDK's span is, with the same fields): once ended
+    it ignores every change, so the processors get the span itself rather than a copy made
+    at ``end``."""
 
     def __init__(self, tracer: LeafTracer, name: str, context: SpanContext,
                  parent: SpanContext | None, kind: SpanKind, attributes: BoundedAttributes,
@@ -215,9 +220,9 @@ class LeafSpan(trace_api.Span, ReadableSpan):
         self._attributes = attributes
         self._shared = shared
         self._events: BoundedList | tuple[()] = ()
-        self._links = ()
+        self._links: BoundedList | tuple[()] = ()
         self._status = _UNSET
-        self._resource = tracer._resource
+        self._resource = tracer._tracer.resource  # (a forked child's, once it has its own)
         self._instrumentation_scope = tracer._scope
         self._instrumentation_info = tracer._info
         self._end_time: int | None = None
@@ -292,7 +297,16 @@ class LeafSpan(trace_api.Span, ReadableSpan):
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None
                  ) -> None:
-        pass  # links are given at start; leaf calls have none
+        # (the SDK's rule: an invalid context makes a link only with attributes or state)
+        if self._end_time is not None or not (context and (
+                context.is_valid or attributes or context.trace_state)):
+            return
+        limits = self._tracer._limits
+        if type(self._links) is tuple:
+            self._links = BoundedList(limits.max_links)  # counts what it drops
+        self._links.append(trace_api.Link(context, BoundedAttributes(
+            limits.max_link_attributes, attributes, immutable=True,
+            max_value_len=limits.max_attribute_length)))
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:

@@ -274,3 +274,134 @@ def test_owned_attributes_are_neither_cached_nor_shared() -> None:
     assert leaf._frozen == {}
     urls = [s.attributes["url.full"] for s in exporter.get_finished_spans()]
     assert urls == [f"http://x/{i}" for i in range(50)]
+
+
+# ----- server spans: an explicit parent context, links, changes from other threads ----------
+
+SERVER_ATTRS = {"http.request.method": "GET", "url.scheme": "http", "url.path": "/orders/7",
+                "server.address": "shop.example", "server.port": 8080,
+                "user_agent.original": "curl/8", "client.address": "10.0.0.1"}
+
+
+class _OnStart(SimpleSpanProcessor):
+    """Remembers the parent context each span started with (what processors are told)."""
+
+    def __init__(self) -> None:
+        super().__init__(InMemorySpanExporter())
+        self.parents: list[Any] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.parents.append(parent_context)
+
+
+def _server_finish(span: Any) -> None:
+    """What the server core does when a request ends (a 500 with the exception)."""
+    span.update_name("GET /orders/{id}")
+    span.set_attributes({"http.route": "/orders/{id}", "http.response.status_code": 500})
+    _error(span)
+
+
+@pytest.mark.parametrize("change", ["none", "server finish", "links"])
+@pytest.mark.parametrize("parent", list(_PARENTS))
+@pytest.mark.parametrize("sampler", list(_SAMPLERS))
+def test_a_leaf_server_span_under_an_explicit_parent_is_the_sdks(sampler: str, parent: str,
+                                                                 change: str) -> None:
+    """The parent comes from the extracted request headers (``context=``), not from the
+    current context, which holds another span that must not matter."""
+    changes: dict[str, Changes] = {
+        "none": lambda span: None,
+        "server finish": _server_finish,
+        "links": lambda span: (span.add_link(_LOCAL, {"why": "batch"}),
+                               span.add_link(trace.INVALID_SPAN_CONTEXT),
+                               span.add_link(trace.INVALID_SPAN_CONTEXT, {"kept": True}),
+                               span.add_link(_REMOTE_SAMPLED)),
+    }
+    results = []
+    for use_leaf in (False, True):
+        provider, exporter = _provider(_SAMPLERS[sampler])
+        on_start = _OnStart()
+        provider.add_span_processor(on_start)
+        tracer = provider.get_tracer("telemetryflow", "1.0")
+        parent_span = _PARENTS[parent]
+        explicit = (context_api.Context() if parent_span is None
+                    else trace.set_span_in_context(NonRecordingSpan(parent_span)))
+        token = _in(SpanContext(0x999, 0x888, is_remote=False, trace_flags=TraceFlags(1)))
+        try:
+            contexts = []
+            for _ in range(8):
+                if use_leaf:
+                    span = LeafTracer.for_tracer(tracer).start(
+                        "GET", SpanKind.SERVER, dict(SERVER_ATTRS), shared=False,
+                        context=explicit)
+                else:
+                    span = tracer.start_span("GET", explicit, SpanKind.SERVER,
+                                             dict(SERVER_ATTRS))
+                changes[change](span)
+                contexts.append((span.is_recording(), span.get_span_context()))
+                span.end()
+        finally:
+            context_api.detach(token)
+        spans = exporter.get_finished_spans()
+        links = [[(link.context, dict(link.attributes)) for link in s.links] for s in spans]
+        results.append((contexts, [_comparable(s) for s in spans], links,
+                        [s.dropped_links for s in spans],
+                        [p is explicit for p in on_start.parents]))
+    assert results[1] == results[0]
+
+
+def test_link_limits_apply_as_in_the_sdk() -> None:
+    limits = SpanLimits(max_links=2, max_link_attributes=1, max_attribute_length=3)
+    results = []
+    for use_leaf in (False, True):
+        provider, exporter = _provider(limits=limits)
+        tracer = provider.get_tracer("t")
+        span = (LeafTracer.for_tracer(tracer).start("s", SpanKind.SERVER, {}, shared=False)
+                if use_leaf else tracer.start_span("s", kind=SpanKind.SERVER))
+        for i in range(4):
+            span.add_link(SpanContext(0x10 + i, 0x20 + i, is_remote=True),
+                          {"a": "long value", "b": i})
+        span.end()
+        span.add_link(_LOCAL)  # after the end: ignored
+        (out,) = exporter.get_finished_spans()
+        results.append(([(link.context, dict(link.attributes), link.attributes.dropped)
+                         for link in out.links], out.dropped_links))
+    assert results[1] == results[0]
+    assert results[0][1] == 2
+
+
+def test_a_server_span_takes_attributes_and_events_from_many_threads() -> None:
+    """Application threads may enrich the request's span while it runs: with its own
+    attribute set (shared=False) nothing is lost."""
+    import threading
+
+    provider, exporter = _provider()
+    span = LeafTracer.for_tracer(provider.get_tracer("t")).start(
+        "GET", SpanKind.SERVER, dict(SERVER_ATTRS), shared=False)
+
+    def enrich(n: int) -> None:
+        for i in range(200):
+            span.set_attribute(f"t{n}.a{i}", i)
+            span.add_event(f"t{n}.e{i}")
+
+    threads = [threading.Thread(target=enrich, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    span.end()
+    (out,) = exporter.get_finished_spans()
+    assert len(out.attributes) == min(128, len(SERVER_ATTRS) + 800)  # the default limit
+    assert out.dropped_attributes == len(SERVER_ATTRS) + 800 - 128
+    assert len(out.events) + out.dropped_events == 800
+
+
+def test_a_forked_childs_resource_reaches_leaf_spans_made_by_an_earlier_leaf_tracer() -> None:
+    """A pre-forking server builds its instrumentation (and LeafTracers) in the master; after
+    the fork each worker's spans must carry the worker's process.pid, which the provider
+    pushes to its tracers."""
+    provider, exporter = _provider()
+    leaf = LeafTracer.for_tracer(provider.get_tracer("t"))
+    provider._update_resource(Resource({"process.pid": 4242}))
+    leaf.start("q", SpanKind.CLIENT, ATTRS).end()
+    (out,) = exporter.get_finished_spans()
+    assert out.resource.attributes["process.pid"] == 4242

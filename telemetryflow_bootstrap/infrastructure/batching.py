@@ -31,6 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from .. import _diagnostics
+from .signal_masks import start_quietly
 
 ExportFunction = Callable[[Sequence[Any]], bool]
 
@@ -114,7 +115,7 @@ class BatchQueue:
                 target=self._run, name=f"telemetryflow-{self._signal}", daemon=True
             )
             self._worker = worker
-        worker.start()
+        start_quietly(worker)
 
     def _run(self) -> None:
         # This thread only ever exports: suppress instrumentation for its whole life.
@@ -210,7 +211,7 @@ class BatchQueue:
             target=self._run, name=f"telemetryflow-{self._signal}", daemon=True
         )
         self._worker = worker
-        worker.start()
+        start_quietly(worker)
 
 
 class BatchSpanProcessor(SpanProcessor):

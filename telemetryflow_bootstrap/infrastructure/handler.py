@@ -43,6 +43,7 @@ from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
 from .providers import install_global
 from .resource import build_resource
+from .signal_masks import quiet_during_fork_hooks_registered_in, signals_blocked, start_quietly
 
 SCOPE = "telemetryflow"
 MAX_ACTIVE_SPANS = 10_000
@@ -258,11 +259,15 @@ class TelemetryCommandHandler:
             lazy = LazyExporter(factory.create_metric_exporter, "metrics")
             self._metric_exporter = _CountingMetricExporter(
                 lazy, config.metric_export_interval_ms / 1000)
-            reader = PeriodicExportingMetricReader(
-                self._metric_exporter,
-                export_interval_millis=config.metric_export_interval_ms,
-                export_timeout_millis=config.timeout * 1000,
-            )
+            exporter = self._metric_exporter
+            # (its thread, and the one it restarts in a forked child, never takes SIGTERM)
+            with signals_blocked():
+                reader = quiet_during_fork_hooks_registered_in(
+                    lambda: PeriodicExportingMetricReader(
+                        exporter,
+                        export_interval_millis=config.metric_export_interval_ms,
+                        export_timeout_millis=config.timeout * 1000,
+                    ))
         self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
         self.meter = self.meter_provider.get_meter(SCOPE, __version__)
 
@@ -319,7 +324,7 @@ class TelemetryCommandHandler:
                 done.append(False)
 
         thread = threading.Thread(target=run, name="telemetryflow-metrics-flush", daemon=True)
-        thread.start()
+        start_quietly(thread)
         thread.join(timeout)
         return bool(done) and done[0]
 

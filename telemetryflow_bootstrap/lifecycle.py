@@ -108,7 +108,29 @@ def _install_sigterm() -> None:
             return  # somebody (an embedding, a parent's disposition) owns it
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError, AttributeError):
-        pass
+        return
+    _arm_sigterm_watch()
+    if hasattr(os, "register_at_fork"):  # a forked child watches for its own signals
+        os.register_at_fork(after_in_child=_arm_sigterm_watch)
+
+
+def _arm_sigterm_watch() -> None:
+    """See ``_sigterm_watch``: our handler runs even if the main thread was stuck in C."""
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        return  # (a child whose program took SIGTERM over, or already terminating)
+    from . import _sigterm_watch
+
+    _sigterm_watch.arm(lambda: bool(_state.get("terminating")), _terminate_unhandled)
+
+
+def _terminate_unhandled() -> None:
+    """The watcher saw a SIGTERM our handler did not get to: terminate from its thread.
+    The handler cannot be reset from here, so the process exits as a shell reports death
+    by SIGTERM instead of dying of it."""
+    if _state.get("terminating"):
+        return
+    _state["terminating"] = True
+    _terminate(kill=False)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -132,12 +154,14 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         _terminate()
 
 
-def _terminate() -> None:
+def _terminate(kill: bool = True) -> None:
     open_spans = _state.get("open_spans")
     if open_spans is not None:
         _end_process_span(terminated=True)
         open_spans.end_all()
     _shutdown("SIGTERM")
+    if not kill:
+        os._exit(128 + signal.SIGTERM)
     os.kill(os.getpid(), signal.SIGTERM)
     # Still here: the kernel ignores a default-action signal sent to PID 1 (a container's
     # exec-form ENTRYPOINT). Leave the way a shell reports death by SIGTERM.
@@ -190,6 +214,7 @@ def _flush_multiprocessing_children() -> None:
         import wrapt
 
         def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            _arm_sigterm_watch()  # (the forkserver clears the wakeup fd in its children)
             try:
                 return wrapped(*args, **kwargs)
             finally:

@@ -1,0 +1,109 @@
+"""A SIGTERM reaches our handler even when the main thread is stuck in C.
+
+Why: Python runs a signal handler written in Python on the main thread, at the next
+bytecode. A SIGTERM that arrives just as the main thread goes into a blocking C call (a
+multiprocessing pool worker taking its queue's lock, ``sem_wait``) is noted but never
+handled: the call does not see it, and nothing wakes the thread. Without us, the default
+action would have killed the process; with our SIGTERM handler, ``Pool.terminate()`` waited
+for such a worker forever (about one run in fifteen of a forkserver pool, measured).
+
+CPython also writes every signal number to the "wakeup fd", if one is set, from the C
+handler, whatever the main thread is doing. When the program has none, ours is a pipe read
+by a watcher thread: seeing SIGTERM, it gives the main thread a moment to run the handler
+and, if it has not, runs our termination itself (export, then exit). A program that sets
+its own wakeup fd (asyncio's signal handlers) replaces ours: the watcher then sees nothing,
+which is how things were without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+_GRACE_S = 0.2  # the main thread's own handler normally runs within microseconds
+_SIGTERM = getattr(signal, "SIGTERM", None)
+_armed: dict[str, int] = {}  # "read"/"write": our pipe in this process
+
+
+def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
+    """Set our wakeup fd and start the watcher (main thread only), unless the program has
+    a wakeup fd of its own; True when armed. Safe to call again: in the same process it
+    re-sets our fd if someone cleared it (multiprocessing's forkserver does, in each
+    child); in a forked child it replaces the parent's pipe by the child's own, so that the
+    child's signals never reach the parent's watcher. ``terminating()`` tells whether our
+    handler already runs; ``terminate()`` is the termination to run otherwise."""
+    if _SIGTERM is None or not hasattr(signal, "set_wakeup_fd") \
+            or threading.current_thread() is not threading.main_thread():
+        return False
+    ours = _armed.get("write")
+    if ours is not None and _armed.get("pid") == os.getpid():  # armed in this process
+        try:
+            previous = signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
+        except (OSError, ValueError):
+            return False
+        if previous not in (-1, ours):  # the program's: leave it be
+            signal.set_wakeup_fd(previous)
+            return False
+        return True
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        _disarm_inherited()
+        return False
+    try:
+        os.set_blocking(write_fd, False)  # (required: the C handler must never block)
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        _close(read_fd, write_fd)
+        _disarm_inherited()
+        return False
+    if previous not in (-1, ours):  # the program's: leave it be
+        signal.set_wakeup_fd(previous)
+        _close(read_fd, write_fd)
+        return False
+    if ours is not None:  # a forked child: the parent's pipe is not ours to read
+        _close(_armed.get("read", -1), ours)
+    _armed.update(read=read_fd, write=write_fd, pid=os.getpid())
+    from .infrastructure.signal_masks import start_quietly
+
+    start_quietly(threading.Thread(target=_watch, args=(read_fd, terminating, terminate),
+                                   name="telemetryflow-sigterm-watch", daemon=True))
+    return True
+
+
+def _disarm_inherited() -> None:
+    """A forked child that could not arm: at least stop writing into the parent's pipe."""
+    ours = _armed.get("write")
+    if ours is not None and _armed.get("pid") != os.getpid():
+        with contextlib.suppress(OSError, ValueError):
+            current = signal.set_wakeup_fd(-1)
+            if current not in (-1, ours):
+                signal.set_wakeup_fd(current)
+        _armed.clear()
+
+
+def _watch(read_fd: int, terminating: Callable[[], bool],
+           terminate: Callable[[], None]) -> None:
+    while True:
+        try:
+            received = os.read(read_fd, 256)
+        except OSError:
+            return
+        if not received:
+            return
+        if _SIGTERM in received:
+            time.sleep(_GRACE_S)
+            if not terminating():
+                terminate()
+                return
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)

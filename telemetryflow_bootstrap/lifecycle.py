@@ -127,8 +127,8 @@ def _terminate_unhandled() -> None:
     """The watcher saw a SIGTERM our handler did not get to: terminate from its thread.
     The handler cannot be reset from here, so the process exits as a shell reports death
     by SIGTERM instead of dying of it."""
-    if _state.get("terminating"):
-        return
+    if _state.get("terminating") or signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        return  # (handled, or the program took SIGTERM over: its handler decides)
     _state["terminating"] = True
     _terminate(kill=False)
 

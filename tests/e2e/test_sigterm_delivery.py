@@ -74,3 +74,21 @@ def test_pool_terminate_never_waits_for_a_worker_forever(otlp_receiver):
         proc = run(python(app("process_pool_app.py"), "forkserver"),
                    receiver_env(otlp_receiver), timeout=30)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_a_program_with_its_own_sigterm_handler_shuts_down_its_own_way(otlp_receiver):
+    """Our watcher acts only for our own handler: a program that took SIGTERM over (a server's
+    graceful shutdown) keeps its handler, however long it takes."""
+    proc = subprocess.Popen([LAUNCHER, *python(app("own_sigterm_app.py"))],
+                            env=receiver_env(otlp_receiver), cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out.strip() == "graceful", err
+    assert proc.returncode == 0, err

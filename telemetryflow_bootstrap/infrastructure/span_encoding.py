@@ -21,6 +21,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
@@ -100,6 +101,7 @@ class SpanEncoder:
         self._scopes: dict[int, tuple[Any, bytes]] = {}
         self._blocks: dict[int, tuple[Any, bytes]] = {}
         self._names: dict[str, bytes] = {}
+        self._int_attributes: dict[tuple[str, int], bytes] = {}  # (ints apart: 1 == True)
         self._statuses: dict[tuple[int, str | None], bytes] = {}
 
     def encode(self, spans: Sequence[Any]) -> bytes:
@@ -140,18 +142,25 @@ class SpanEncoder:
         """Each attribute as a ``KeyValue`` field with ``tag``; string pairs cached."""
         if not attributes:
             return []
+        # An ended span's BoundedAttributes no longer changes: its dict's own items() (C)
+        # instead of the Mapping protocol's, a Python call per key.
+        items = (attributes._dict if type(attributes) is BoundedAttributes
+                 else attributes).items()
         cache = self._attributes
+        ints = self._int_attributes
         out = []
-        for key, value in attributes.items():
-            if type(value) is str:
+        for key, value in items:
+            kind = type(value)
+            if kind is str or kind is int:  # (a bool is not an int here: type, not isinstance)
                 pair = (key, value)
-                encoded = cache.get(pair)
+                encoded = (cache if kind is str else ints).get(pair)
                 if encoded is None:
                     body = _key_value(key, value)
                     encoded = _varint(len(body)) + body
-                    if len(cache) >= _CACHE_LIMIT:
-                        cache.clear()
-                    cache[pair] = encoded
+                    store = cache if kind is str else ints
+                    if len(store) >= _CACHE_LIMIT:
+                        store.clear()
+                    store[pair] = encoded
                 out.append(tag + encoded)
             else:
                 out.append(_field(tag, _key_value(key, value)))

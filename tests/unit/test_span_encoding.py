@@ -84,6 +84,31 @@ def test_same_bytes_as_the_exporters_encoder(spans: list[ReadableSpan]) -> None:
     assert SpanEncoder().encode(spans) == _theirs(spans)
 
 
+_SHARED = SpanEncoder()  # its caches warm up over the examples: what they hold must not leak
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_span(), max_size=6))
+def test_same_bytes_from_one_encoder_over_many_batches(spans: list[ReadableSpan]) -> None:
+    assert _SHARED.encode(spans) == _theirs(spans)
+
+
+def test_an_int_and_the_equal_bool_are_told_apart_in_the_caches() -> None:
+    """1 == True and they hash alike, but an int and a bool encode differently: spans from
+    the SDK (BoundedAttributes, read directly) alternating them, through one encoder."""
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for value in (1, True, 0, False, 1, True, 2, "1"):
+        tracer.start_span("s", attributes={"n": value, "server.port": 80}).end()
+    spans = list(exporter.get_finished_spans())
+    encoder = SpanEncoder()
+    for span in spans:
+        assert encoder.encode([span]) == _theirs([span])
+    assert encoder.encode(spans) == _theirs(spans)
+
+
 def test_cached_encodings_stay_right_across_batches() -> None:
     encoder = SpanEncoder()
     ctx = SpanContext(1, 2, False, TraceFlags(1))

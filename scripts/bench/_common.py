@@ -26,6 +26,7 @@ import os
 import platform
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,8 @@ _MARKER = ".telemetryflow-bench-complete"
 _EXTRA_INSTRUMENTATIONS = ("flask", "requests", "urllib3", "wsgi", "sqlite3", "logging", "redis")
 # installed at the very versions our venv has, so the application code is the same
 _SAME_AS_OURS = ("flask", "werkzeug", "requests", "urllib3", "jinja2", "markupsafe",
-                 "itsdangerous", "blinker", "click", "certifi", "idna", "charset-normalizer")
+                 "itsdangerous", "blinker", "click", "certifi", "idna", "charset-normalizer",
+                 "gunicorn")
 
 SERVICE_NAME = "bench"
 
@@ -133,6 +135,26 @@ def anchor_venv(*, rebuild: bool = False) -> Path:
                                                 "requirements": requirements}))
         log("comparison venv ready")
         return path
+
+
+def ensure_in_anchor(venv: Path, name: str) -> None:
+    """``name`` installed in the comparison venv at the version our venv has (a venv built
+    before a script needed it gets it now, once)."""
+    python = venv / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", f"import importlib.metadata as m; "
+                            f"print(m.version({name!r}))"], capture_output=True, text=True,
+                           env=clean_env())
+    wanted = _ours_version(name)
+    if probe.returncode == 0 and (wanted is None or probe.stdout.strip() == wanted):
+        return
+    _check([python, "-m", "pip", "install", "--quiet",
+            f"{name}=={wanted}" if wanted else name])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 _VERSIONS_SCRIPT = (

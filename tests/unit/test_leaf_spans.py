@@ -405,3 +405,27 @@ def test_a_forked_childs_resource_reaches_leaf_spans_made_by_an_earlier_leaf_tra
     leaf.start("q", SpanKind.CLIENT, ATTRS).end()
     (out,) = exporter.get_finished_spans()
     assert out.resource.attributes["process.pid"] == 4242
+
+
+@pytest.mark.parametrize("attributes", [
+    {"a": "x", "n": 1, "f": 1.5, "b": True},          # plain: taken as it is
+    {"a": "x", "none": None},                          # None dropped (and counted)
+    {"a": "x", "list": ["p", "q"], "mixed": [1, "x"]},  # sequences cleaned
+    {"": "empty key", "a": "x"},                       # invalid key dropped
+    {f"k{i}": i for i in range(130)},                  # past the default limit of 128
+], ids=["plain", "none", "sequences", "empty key", "too many"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "owned"])
+def test_attribute_sets_are_kept_as_the_sdk_keeps_them(attributes: dict[str, Any],
+                                                       shared: bool) -> None:
+    results = []
+    for use_leaf in (False, True):
+        provider, exporter = _provider()
+        tracer = provider.get_tracer("t")
+        span = (LeafTracer.for_tracer(tracer).start("q", SpanKind.SERVER, dict(attributes),
+                                                   shared=shared) if use_leaf
+                else tracer.start_span("q", kind=SpanKind.SERVER, attributes=dict(attributes)))
+        span.set_attribute("late", "x")
+        span.end()
+        (out,) = exporter.get_finished_spans()
+        results.append((list(out.attributes.items()), out.dropped_attributes))
+    assert results[1] == results[0]

@@ -122,7 +122,7 @@ def variants(endpoint: str, venv: Path | None) -> list[common.Variant]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__.split("\n\n")[0], runs=5)
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--warmup-requests", type=int, default=300)
     args = parser.parse_args(argv)
     venv = common.maybe_anchor(args)

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+_HIGH_FD = 512
 _GRACE_S = 0.2  # the main thread's own handler normally runs within microseconds
 _SIGTERM = getattr(signal, "SIGTERM", None)
 _armed: dict[str, int] = {}  # "read"/"write": our pipe in this process
@@ -50,7 +51,7 @@ def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
             return False
         return True
     try:
-        read_fd, write_fd = os.pipe()
+        read_fd, write_fd = (_high(fd) for fd in os.pipe())
     except OSError:
         _disarm_inherited()
         return False
@@ -73,6 +74,21 @@ def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
     start_quietly(threading.Thread(target=_watch, args=(read_fd, terminating, terminate),
                                    name="telemetryflow-sigterm-watch", daemon=True))
     return True
+
+
+def _high(fd: int) -> int:
+    """``fd`` moved to a number >= 512 where possible. A program that closes every file
+    descriptor (a daemon) then opens files gets low numbers again: ours must not be among
+    them, or the C handler would write signal numbers into the program's file (and the
+    watcher read from it)."""
+    try:
+        import fcntl
+
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    except (ImportError, OSError, AttributeError):
+        return fd  # (a low descriptor limit, or no fcntl): keep the one we have
+    os.close(fd)
+    return high
 
 
 def _disarm_inherited() -> None:

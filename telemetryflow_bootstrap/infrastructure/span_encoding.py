@@ -139,7 +139,7 @@ class SpanEncoder:
     # ----- the parts -----------------------------------------------------------------
 
     def _attrs(self, tag: bytes, attributes: Any) -> list[bytes]:
-        """Each attribute as a ``KeyValue`` field with ``tag``; string pairs cached."""
+        """Each attribute as a ``KeyValue`` field with ``tag``; str and int pairs cached."""
         if not attributes:
             return []
         # An ended span's BoundedAttributes no longer changes: its dict's own items() (C)
@@ -153,11 +153,11 @@ class SpanEncoder:
             kind = type(value)
             if kind is str or kind is int:  # (a bool is not an int here: type, not isinstance)
                 pair = (key, value)
-                encoded = (cache if kind is str else ints).get(pair)
+                store = cache if kind is str else ints
+                encoded = store.get(pair)
                 if encoded is None:
                     body = _key_value(key, value)
                     encoded = _varint(len(body)) + body
-                    store = cache if kind is str else ints
                     if len(store) >= _CACHE_LIMIT:
                         store.clear()
                     store[pair] = encoded

@@ -248,11 +248,14 @@ class TelemetryMiddleware:
     def open(self, method: str, scheme: str, path: str, query: str, host: str | None,
              server: tuple[str, int | None] | None, user_agent: str | None,
              client: str | None, protocol: str | None, carrier: Mapping[str, str] | None,
-             headers: Iterable[tuple[str, str]] | None) -> _ServerRequest | None:
+             headers: Iterable[tuple[str, str]] | None, trace_id: int | None = None
+             ) -> _ServerRequest | None:
         """Start the server span for one request, or ``None`` (excluded URL).
 
         ``carrier`` holds the propagation headers found (lower-case names), or ``None``
         when there are none; ``headers`` is only iterated when header capture is on.
+        ``trace_id``: a root span's id, already shown to the sampler (``SamplerShortcut``
+        keeps what it drew: a second draw would be a second, independent verdict).
         """
         if host:
             address_port = _hosts.get((host, scheme))
@@ -288,7 +291,8 @@ class TelemetryMiddleware:
         parent = (self._propagator.extract(carrier, getter=_GETTER) if carrier
                   else _EMPTY_CONTEXT)
         leaf = self._leaf
-        span = (leaf.start(name_method, _SERVER, attributes, shared=False, context=parent)
+        span = (leaf.start(name_method, _SERVER, attributes, shared=False, context=parent,
+                           trace_id=trace_id)
                 if leaf is not None
                 else self._tracer.start_span(name_method, parent, _SERVER, attributes))
         return _ServerRequest(self, span, _set_span_in_context(span, parent),

@@ -74,17 +74,22 @@ class LeafTracer:
         return cls(tracer)
 
     def start(self, name: str, kind: SpanKind, attributes: Mapping[str, Any],
-              shared: bool = True, context: Context | None = None) -> Any:
+              shared: bool = True, context: Context | None = None,
+              trace_id: int | None = None) -> Any:
         """Start a span as ``tracer.start_span(name, context, kind, attributes)`` would
         (``context`` None: the current one). ``shared``: ``attributes`` is a set prepared
         once and used for many spans, never changed afterwards (its validated copy is kept
-        and shared); else it is this span's own (a request's URL), validated for it alone."""
+        and shared); else it is this span's own (a request's URL), validated for it alone.
+        ``trace_id``: the id a root span gets, drawn from this tracer's id generator by a
+        caller that asked the sampler beforehand (``SamplerShortcut``); else one is drawn
+        here, as the SDK does."""
         parent = trace_api.get_current_span(context).get_span_context()
         if not self._tracer._is_enabled():
             return NonRecordingSpan(parent)
         if parent is None or not parent.is_valid:
             parent = None
-            trace_id = self._ids.generate_trace_id()
+            if trace_id is None:
+                trace_id = self._ids.generate_trace_id()
         else:
             trace_id = parent.trace_id
         decide = self._decide

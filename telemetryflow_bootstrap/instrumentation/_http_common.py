@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -149,47 +149,69 @@ _EMPTY_CONTEXT = Context()
 _UNKNOWN: Any = object()
 
 
+class Verdict:
+    """The sampler's verdict on a server span, known before it is built
+    (``SamplerShortcut.decide``): the parent context and the parent's span context (``None``
+    for a root), the trace id already drawn for a root (``None``: not drawn yet), and
+    whether the span is sampled."""
+
+    __slots__ = ("parent", "parent_span", "sampled", "trace_id")
+
+    def __init__(self, parent: Context, parent_span: SpanContext | None,
+                 trace_id: int | None, sampled: bool) -> None:
+        self.parent = parent
+        self.parent_span = parent_span
+        self.trace_id = trace_id
+        self.sampled = sampled
+
+
 class SamplerShortcut:
-    """Tells, before any span attribute is built, that the tracer's sampler drops a server
-    span whatever its name and attributes, and makes the very span the SDK would have made.
+    """Tells, before any span attribute is built, whether the tracer's sampler drops a
+    server span, and makes the very span the SDK would have made for a drop.
 
     An unsampled request still pays for its duration point, but nothing of what only a
-    recorded span keeps (attributes, header capture): with a sample rate of 0, or under an
-    unsampled ``traceparent``, that is most of our per-request cost. Only samplers of the
-    SDK's own classes are recognised (always on/off, trace-id ratio, parent-based made of
-    these); their drop decision does not depend on the span's name, kind or attributes, and
-    where it depends on the trace id (a ratio strictly between 0 and 1) nothing is decided
-    here. Anything else (another sampler, an SDK Tracer of an unknown shape, the SDK's own
-    span metrics switched on, a disabled tracer) answers ``None``: the caller starts its span
-    with ``tracer.start_span`` as always. The span made here mirrors the SDK's for a
-    ``DROP`` (``Tracer.start_span``, opentelemetry-sdk 1.45): the parent's trace id, trace
-    state and random-trace-id flag, else a new trace id; a new span id; not sampled.
+    recorded span keeps (attributes, header capture). Only samplers of the SDK's own classes
+    are recognised (always on/off, trace-id ratio, parent-based made of these); their
+    verdict does not depend on the span's name, kind or attributes. Where it depends on the
+    trace id (a root under a ratio strictly between 0 and 1: ``TELEMETRYFLOW_SAMPLE_RATE=
+    0.1``), the id is drawn here, from the tracer's id generator as the SDK would draw it,
+    and shown to the sampler: a dropped root takes the unsampled way with that id, a kept
+    one is started with it (``TelemetryMiddleware.open(trace_id=)``: a second draw would be
+    a second, independent verdict). That needs the leaf tracer, which takes the id; without
+    it (``draws_ids`` false) such roots go the usual way. Anything else (another sampler, an
+    SDK Tracer of an unknown shape, the SDK's own span metrics switched on, a disabled
+    tracer) answers ``None``: the caller starts its span with ``tracer.start_span`` as
+    always. The span made here mirrors the SDK's for a ``DROP`` (``Tracer.start_span``,
+    opentelemetry-sdk 1.45): the parent's trace id, trace state and random-trace-id flag,
+    else a new trace id; a new span id; not sampled.
     """
 
-    __slots__ = ("_drops", "_sampler", "_tracer")
+    __slots__ = ("_draws_ids", "_drops", "_root", "_sampler", "_tracer")
 
-    def __init__(self, tracer: Any) -> None:
+    def __init__(self, tracer: Any, draws_ids: bool = False) -> None:
         self._tracer = tracer
+        self._draws_ids = draws_ids
         self._sampler: Any = _UNKNOWN
         self._drops: tuple[bool, ...] | None = None
+        self._root: Callable[[int], bool] | None = None
 
-    def dropped(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
-                ) -> tuple[Context, SpanContext | None] | None:
-        """(parent context, parent span context) when the sampler drops a span started
-        under what ``carrier`` holds, else ``None``. Extracts the carrier (``propagator``,
-        ``getter``) only when the answer depends on it, and never generates an id, so the
+    def decide(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
+               ) -> Verdict | None:
+        """The verdict on a span started under what ``carrier`` holds, when known without
+        its attributes, else ``None``. A dropped span's verdict comes with its parent (the
+        carrier extracted by ``propagator`` and ``getter``, only when the answer depends on
+        it); a kept one only for a root whose id was drawn. Nothing else is drawn, so the
         caller may still decide not to start a span at all (an excluded URL)."""
         tracer = self._tracer
         sampler = getattr(tracer, "sampler", None)
         if sampler is not self._sampler:
-            self._drops = _plan(tracer, sampler)
+            self._drops, self._root = _plan(tracer, sampler, self._draws_ids)
             self._sampler = sampler
         drops = self._drops
         if drops is None:
             return None
         if not carrier:
-            found: tuple[Context, SpanContext | None] | None = \
-                (_EMPTY_CONTEXT, None) if drops[_ROOT] else None
+            found = self._root_verdict(_EMPTY_CONTEXT)
         else:
             traceparent = carrier.get("traceparent")
             # A likely-kept parent goes the usual way at once, so its carrier is extracted
@@ -198,17 +220,26 @@ class SamplerShortcut:
                     _REMOTE_SAMPLED if traceparent[-1:] in _SAMPLED_DIGITS
                     else _REMOTE_NOT_SAMPLED]:
                 return None
-            found = _dropped_under(propagator.extract(carrier, getter=getter), drops)
+            found = self._verdict_under(propagator.extract(carrier, getter=getter), drops)
         # A disabled tracer (a tracer configurator) makes start_span answer with the parent's
         # span instead: it goes the usual way.
         return found if found is not None and tracer._is_enabled() else None
 
-    def span(self, parent_span: SpanContext | None) -> NonRecordingSpan:
-        """The non-recording span ``start_span`` makes when the sampler drops, for what
-        ``dropped`` answered."""
+    def dropped(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
+                ) -> Verdict | None:
+        """``decide``'s verdict when it is a drop, else ``None``."""
+        found = self.decide(carrier, propagator, getter)
+        return found if found is not None and not found.sampled else None
+
+    def span(self, verdict: Verdict) -> NonRecordingSpan:
+        """The non-recording span ``start_span`` makes when the sampler drops, for a
+        verdict ``decide`` answered."""
         ids = self._tracer.id_generator
+        parent_span = verdict.parent_span
         if parent_span is None:
-            trace_id = ids.generate_trace_id()
+            trace_id = verdict.trace_id
+            if trace_id is None:
+                trace_id = ids.generate_trace_id()
             flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
             trace_state = None
         else:
@@ -219,38 +250,70 @@ class SamplerShortcut:
         return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, flags,
                                             trace_state))
 
+    def _root_verdict(self, parent: Context) -> Verdict | None:
+        drops = self._drops
+        if drops is not None and drops[_ROOT]:
+            return Verdict(parent, None, None, False)
+        root = self._root
+        if root is None:
+            return None
+        trace_id = self._tracer.id_generator.generate_trace_id()
+        return Verdict(parent, None, trace_id, root(trace_id))
 
-def _dropped_under(parent: Context, drops: tuple[bool, ...]
-                   ) -> tuple[Context, SpanContext | None] | None:
-    parent_span = get_current_span(parent).get_span_context()
-    if parent_span is not None and not isinstance(parent_span, SpanContext):
-        return None  # start_span raises TypeError: let it, the usual way
-    if parent_span is None or not parent_span.is_valid:
-        return (parent, None) if drops[_ROOT] else None
-    if parent_span.is_remote:
-        situation = _REMOTE_SAMPLED if parent_span.trace_flags.sampled else _REMOTE_NOT_SAMPLED
-    else:
-        situation = _LOCAL_SAMPLED if parent_span.trace_flags.sampled else _LOCAL_NOT_SAMPLED
-    return (parent, parent_span) if drops[situation] else None
+    def _verdict_under(self, parent: Context, drops: tuple[bool, ...]) -> Verdict | None:
+        parent_span = get_current_span(parent).get_span_context()
+        if parent_span is not None and not isinstance(parent_span, SpanContext):
+            return None  # start_span raises TypeError: let it, the usual way
+        if parent_span is None or not parent_span.is_valid:
+            return self._root_verdict(parent)
+        if parent_span.is_remote:
+            situation = _REMOTE_SAMPLED if parent_span.trace_flags.sampled \
+                else _REMOTE_NOT_SAMPLED
+        else:
+            situation = _LOCAL_SAMPLED if parent_span.trace_flags.sampled \
+                else _LOCAL_NOT_SAMPLED
+        return Verdict(parent, parent_span, None, False) if drops[situation] else None
 
 
-def _plan(tracer: Any, sampler: Any) -> tuple[bool, ...] | None:
+def _plan(tracer: Any, sampler: Any, draws_ids: bool
+          ) -> tuple[tuple[bool, ...] | None, Callable[[int], bool] | None]:
     """Per kind of parent (none; remote or local, sampled or not): does ``sampler`` always
-    drop? ``None`` when it never does, or when the tracer or sampler is not one we know."""
+    drop? And for a root it may or may not drop: its verdict on a drawn trace id (only with
+    ``draws_ids``). ``(None, None)`` when nothing is known beforehand, or when the tracer or
+    sampler is not one we know."""
     try:
         from opentelemetry.sdk.trace import Tracer
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
     except ImportError:  # pragma: no cover - an SDK laid out differently: no shortcut
-        return None
+        return None, None
     if type(tracer) is not Tracer or type(getattr(tracer, "_tracer_metrics", None)) \
             is not NoOpTracerMetrics or not callable(getattr(tracer, "_is_enabled", None)):
-        return None  # (the SDK's span metrics count every span start_span starts)
+        return None, None  # (the SDK's span metrics count every span start_span starts)
     ids = getattr(tracer, "id_generator", None)
     if not all(callable(getattr(ids, name, None)) for name in (
             "generate_trace_id", "generate_span_id", "is_trace_id_random")):
-        return None
+        return None, None
     drops = tuple(_always_drops(sampler, situation) for situation in range(5))
-    return drops if any(drops) else None
+    root = _root_ratio(sampler) if draws_ids and not drops[_ROOT] else None
+    return (drops, root) if any(drops) or root is not None else (None, None)
+
+
+def _root_ratio(sampler: Any, depth: int = 0) -> Callable[[int], bool] | None:
+    """``sampled(trace_id)`` when a root's verdict is a trace-id ratio strictly between
+    0 and 1 (the ratio itself, or a parent-based sampler's root delegate), else None."""
+    from opentelemetry.sdk.trace import sampling
+
+    from ..infrastructure.leaf_spans import SAMPLER_DELEGATES, parent_based_sampler_classes
+
+    kind = type(sampler)
+    if kind is sampling.TraceIdRatioBased:
+        bound, limit = sampler.bound, sampling.TraceIdRatioBased.TRACE_ID_LIMIT
+        if not 0 < bound <= limit:
+            return None  # never or always: nothing to draw for
+        return lambda trace_id: trace_id & limit < bound
+    if kind in parent_based_sampler_classes() and depth < 8:
+        return _root_ratio(getattr(sampler, SAMPLER_DELEGATES[_ROOT], None), depth + 1)
+    return None
 
 
 def _always_drops(sampler: Any, situation: int, depth: int = 0) -> bool:

@@ -196,9 +196,12 @@ def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | N
     else:  # a propagator that does not declare its fields: offer every header
         carrier = dict(_decoded(raw_headers))
     host = found.get(_HOST)
-    if shortcut is not None:
-        dropped = shortcut.dropped(carrier, core._propagator, _GETTER)
-        if dropped is not None:
+    trace_id = None
+    verdict = None if shortcut is None else shortcut.decide(carrier, core._propagator, _GETTER)
+    if verdict is not None:
+        if verdict.sampled:
+            trace_id = verdict.trace_id
+        else:
             scheme = scope.get("scheme", "http")
             if core._excluding:
                 server = scope.get("server")
@@ -207,7 +210,7 @@ def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | N
                         server[0] if server else ""), scope.get("path") or "/",
                         query.decode("latin-1") if query else ""):
                     return None
-            return unsampled_request(core, shortcut, dropped, scope.get("method", "GET"),
+            return unsampled_request(core, shortcut, verdict, scope.get("method", "GET"),
                                      scheme)
     user_agent = found.get(_USER_AGENT)
     forwarded = found.get(_FORWARDED_FOR)
@@ -225,7 +228,7 @@ def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | N
         host.decode("latin-1") if host else None,
         (server[0], server[1]) if server and not host else None,
         user_agent.decode("latin-1") if user_agent else None, client, protocol, carrier,
-        _decoded(raw_headers) if core.captures_request_headers else None)
+        _decoded(raw_headers) if core.captures_request_headers else None, trace_id)
 
 
 def _decoded(headers: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, str]]:

@@ -18,10 +18,11 @@ Environment variables (read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URL
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
 
-A request the tracer's sampler drops whatever its attributes (sample rate 0; an unsampled
-``traceparent`` under the parent-based default) builds no span attributes and skips
-``start_span``: the sampler's verdict is known beforehand (``_http_common.SamplerShortcut``)
-and the request gets the non-recording span ``start_span`` would have made
+A request the tracer's sampler drops (sample rate 0; an unsampled ``traceparent`` under the
+parent-based default; a new trace whose id a rate such as 0.1 does not keep) builds no span
+attributes and skips ``start_span``: the sampler's verdict is known beforehand
+(``_http_common.SamplerShortcut``, which draws a new trace's id first when the verdict
+depends on it) and the request gets the non-recording span ``start_span`` would have made
 (``UnsampledRequest``), so the trace still propagates, unsampled, to what the application
 calls. Most of what such a request still costs is its duration point (the SDK's histogram
 record). The ASGI and Django integrations share this.
@@ -36,7 +37,6 @@ from typing import Any
 
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
-from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
@@ -54,7 +54,7 @@ from ..middleware import (
     TelemetryMiddleware,
     _ServerRequest,
 )
-from ._http_common import SamplerShortcut, suppressed
+from ._http_common import SamplerShortcut, Verdict, suppressed
 
 __all__ = ["TelemetryWSGIMiddleware"]
 
@@ -227,13 +227,16 @@ def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str
         carrier = dict(environ_headers(environ))
     if scheme is None:
         scheme = environ.get("wsgi.url_scheme", "http")
+    trace_id = None
     if shortcut is not None:
-        dropped = shortcut.dropped(carrier, core._propagator, _GETTER)
-        if dropped is not None:
-            if core._excluding and _excluded(core, environ, scheme):
-                return None
-            return unsampled_request(core, shortcut, dropped,
-                                     environ.get("REQUEST_METHOD", "GET"), scheme)
+        verdict = shortcut.decide(carrier, core._propagator, _GETTER)
+        if verdict is not None:
+            if not verdict.sampled:
+                if core._excluding and _excluded(core, environ, scheme):
+                    return None
+                return unsampled_request(core, shortcut, verdict,
+                                         environ.get("REQUEST_METHOD", "GET"), scheme)
+            trace_id = verdict.trace_id
     path = _path(environ)
     host = environ.get("HTTP_HOST")
     server = None
@@ -249,7 +252,8 @@ def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str
         environ.get("REQUEST_METHOD", "GET"), scheme, path, environ.get("QUERY_STRING", ""),
         host, server, environ.get("HTTP_USER_AGENT"),
         forwarded.split(",", 1)[0].strip() if forwarded else environ.get("REMOTE_ADDR"),
-        protocol, carrier, environ_headers(environ) if core.captures_request_headers else None)
+        protocol, carrier, environ_headers(environ) if core.captures_request_headers else None,
+        trace_id)
 
 
 def _path(environ: dict[str, Any]) -> str:
@@ -278,7 +282,8 @@ def shortcut_for(core: TelemetryMiddleware) -> SamplerShortcut | None:
             "_tracer", "_propagator", "_excluding", "_excluded", "_duration",
             "_record_with_context")):
         return None
-    return SamplerShortcut(core._tracer)
+    # Only the leaf tracer starts a root with an id drawn beforehand.
+    return SamplerShortcut(core._tracer, draws_ids=getattr(core, "_leaf", None) is not None)
 
 
 def url_excluded(core: TelemetryMiddleware, scheme: str, host: str, path: str,
@@ -290,13 +295,12 @@ def url_excluded(core: TelemetryMiddleware, scheme: str, host: str, path: str,
 
 
 def unsampled_request(core: TelemetryMiddleware, shortcut: SamplerShortcut,
-                      dropped: tuple[Context, Any], method: str, scheme: str
-                      ) -> UnsampledRequest:
-    """The request for what ``SamplerShortcut.dropped`` answered: its non-recording span
+                      verdict: Verdict, method: str, scheme: str) -> UnsampledRequest:
+    """The request for a drop ``SamplerShortcut.decide`` answered: its non-recording span
     current in its context, so what the application calls downstream still carries the
     trace (not sampled)."""
-    parent, parent_span = dropped
-    span = shortcut.span(parent_span)
+    parent = verdict.parent
+    span = shortcut.span(verdict)
     if method in _KNOWN_METHODS:
         return UnsampledRequest(core, span, _set_span_in_context(span, parent), method,
                                 method, scheme)

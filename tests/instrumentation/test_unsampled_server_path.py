@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import textwrap
 import warnings
 from collections.abc import Iterator
@@ -386,14 +387,114 @@ def test_shortcut_makes_the_span_start_span_makes(sampler, headers, shortcut, ra
     parent = _PROPAGATOR.extract(headers)
     expected = sdk.get_tracer("t").start_span("GET", parent, SpanKind.SERVER, {"a": 1})
     shortcut_for = SamplerShortcut(ours.get_tracer("t"))
-    found = shortcut_for.dropped(headers or None, _PROPAGATOR, DefaultGetter())
+    found = shortcut_for.decide(headers or None, _PROPAGATOR, DefaultGetter())
     assert (found is not None) is shortcut
     if found is not None:
+        assert not found.sampled
         assert not expected.is_recording()
-        span = shortcut_for.span(found[1])
+        span = shortcut_for.span(found)
         assert span.get_span_context() == expected.get_span_context()
         assert span.get_span_context().trace_state == expected.get_span_context().trace_state
         assert not span.is_recording()
+
+
+class _Seeded(IdGenerator):
+    """Random ids from a seeded generator: two tracers with the same seed draw the same
+    ids, spread over the whole range (a ratio sampler looks at the low 64 bits)."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def generate_span_id(self) -> int:
+        return self._random.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        return self._random.getrandbits(128) or 1
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+_RATIO_SAMPLERS = [ParentBasedTraceIdRatio(0.5), TraceIdRatioBased(0.3),
+                   ParentBased(TraceIdRatioBased(0.9)),
+                   ParentBased(TraceIdRatioBased(0.2), remote_parent_not_sampled=ALWAYS_ON)]
+
+
+@pytest.mark.parametrize(("sampler", "headers"), [
+    *((sampler, {}) for sampler in _RATIO_SAMPLERS),
+    *((sampler, {"baggage": "a=1"}) for sampler in _RATIO_SAMPLERS),
+    # an invalid parent is a root too (it looks unsampled: extracted where that drops)
+    (ParentBasedTraceIdRatio(0.5), {"traceparent": "00-garbage-00"}),
+], ids=repr)
+def test_a_ratio_root_is_decided_on_the_id_start_span_would_draw(sampler, headers):
+    """A root under a ratio between 0 and 1: the shortcut draws the trace id and asks the
+    sampler; a drop is the span ``start_span`` makes, a keep is started by the leaf tracer
+    with that id. Request by request, both tracers (same seeded ids) agree on the verdict,
+    the trace id, the span id and the flags; and both verdicts occur."""
+    from telemetryflow_bootstrap.infrastructure.leaf_spans import LeafTracer
+
+    sdk = TracerProvider(sampler=sampler, id_generator=_Seeded(7)).get_tracer("t")
+    ours = TracerProvider(sampler=sampler, id_generator=_Seeded(7)).get_tracer("t")
+    leaf = LeafTracer.for_tracer(ours)
+    assert leaf is not None
+    shortcut_for = SamplerShortcut(ours, draws_ids=True)
+    verdicts = []
+    for _ in range(200):
+        expected = sdk.start_span("GET", _PROPAGATOR.extract(headers), SpanKind.SERVER,
+                                  {"a": 1})
+        found = shortcut_for.decide(headers or None, _PROPAGATOR, DefaultGetter())
+        assert found is not None and found.trace_id is not None
+        verdicts.append(found.sampled)
+        if found.sampled:
+            span = leaf.start("GET", SpanKind.SERVER, {"a": 1}, shared=False,
+                              context=found.parent, trace_id=found.trace_id)
+        else:
+            span = shortcut_for.span(found)
+        assert span.get_span_context() == expected.get_span_context()
+        assert span.is_recording() is expected.is_recording() is found.sampled
+        span.end()
+        expected.end()
+    assert 0 < sum(verdicts) < len(verdicts)
+
+
+@pytest.mark.parametrize("sampler", [ParentBasedTraceIdRatio(0.5), TraceIdRatioBased(0.5)],
+                         ids=repr)
+def test_without_the_leaf_tracer_a_ratio_root_goes_the_usual_way(sampler):
+    """Only the leaf tracer takes a drawn id: without it nothing is drawn beforehand."""
+    tracer = TracerProvider(sampler=sampler).get_tracer("t")
+    assert SamplerShortcut(tracer).decide(None, _PROPAGATOR, DefaultGetter()) is None
+    # ... and rates the sampler decides alone need no id either way
+    for constant in (ParentBasedTraceIdRatio(1.0), TraceIdRatioBased(1.0), RATE_1):
+        tracer = TracerProvider(sampler=constant).get_tracer("t")
+        assert SamplerShortcut(tracer, draws_ids=True).decide(
+            None, _PROPAGATOR, DefaultGetter()) is None
+
+
+def test_flask_at_rate_one_half_counts_every_request_and_exports_the_sampled_ones():
+    """A real Flask app at ``ParentBasedTraceIdRatio(0.5)``: every request gets its duration
+    point; exactly the requests whose trace id the ratio keeps are exported, each once; the
+    others took the unsampled way and still propagate their (unsampled) trace."""
+    t = telemetry(ParentBasedTraceIdRatio(0.5))
+    client = _flask_app(t).test_client()
+    seen = [client.get("/propagated").get_json() for _ in range(60)]
+    kinds = {s["kind"] for s in seen}
+    assert kinds == {"UnsampledRequest", "_ServerRequest"}
+    spans = t.spans()
+    sampled = [s for s in seen if _traceparent(s["traceparent"])[2] & 1]
+    assert len(spans) == len(sampled) == sum(s["kind"] == "_ServerRequest" for s in seen)
+    bound = TraceIdRatioBased.get_bound_for_rate(0.5)
+    for span in spans:
+        assert span.context.trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound
+        assert span.parent is None and span.name == "GET /propagated"
+    exported = {format(s.context.trace_id, "032x") for s in spans}
+    for s in seen:
+        trace_id, _, flags = _traceparent(s["traceparent"])
+        assert (trace_id in exported) is bool(flags & 1)
+        if not flags & 1:
+            assert int(trace_id[16:], 16) >= bound
+    assert t.points() == [({"http.request.method": "GET", "url.scheme": "http",
+                            "http.route": "/propagated", "http.response.status_code": 200},
+                           60)]
 
 
 # ----- Starlette / FastAPI (ASGI) --------------------------------------------------------
@@ -566,3 +667,45 @@ def test_under_the_launcher_rate_0_counts_requests_and_propagates_unsampled(
                                 "http.route": "/outbound", "http.response.status_code": 200}
     assert otlp_receiver.wait_for_metric("http.client.request.duration")[0].count == 2
     assert otlp_receiver.spans() == []
+
+
+def test_under_the_launcher_rate_one_half_exports_the_sampled_requests_and_counts_all(
+        otlp_receiver: Any):
+    """``TELEMETRYFLOW_SAMPLE_RATE=0.5`` under the launcher: each request's trace id is drawn
+    once and decides once. Exactly the requests the app saw as sampled arrive as spans, each
+    with a trace id the ratio keeps; the others took the unsampled way; all are counted."""
+    code = textwrap.dedent("""
+        import json, flask
+        from opentelemetry import propagate
+
+        app = flask.Flask(__name__)
+
+        @app.route("/hello")
+        def hello():
+            headers = {}
+            propagate.inject(headers)
+            kind = type(flask.request.environ["telemetryflow.server_request"]).__name__
+            return {"traceparent": headers["traceparent"], "kind": kind}
+
+        client = app.test_client()
+        print(json.dumps([client.get("/hello").get_json() for _ in range(40)]))
+        """)
+    import subprocess
+
+    proc = subprocess.run([LAUNCHER, *python("-c", code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=receiver_env(otlp_receiver, TELEMETRYFLOW_SAMPLE_RATE="0.5",
+                                           TELEMETRYFLOW_PROCESS_SPAN="false"))
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    sampled = {_traceparent(s["traceparent"])[0] for s in seen
+               if _traceparent(s["traceparent"])[2] & 1}
+    assert {s["kind"] for s in seen} == {"UnsampledRequest", "_ServerRequest"}
+    assert len(sampled) == sum(s["kind"] == "_ServerRequest" for s in seen)
+    [point] = otlp_receiver.wait_for_metric(DURATION)
+    assert point.count == 40
+    spans = otlp_receiver.wait_for_spans(len(sampled))
+    assert {s.trace_id for s in spans} == sampled
+    bound = TraceIdRatioBased.get_bound_for_rate(0.5)
+    for trace_id in {_traceparent(s["traceparent"])[0] for s in seen}:
+        assert (int(trace_id[16:], 16) < bound) is (trace_id in sampled)

@@ -8,8 +8,8 @@ the Flask test client: after a warm-up it times batches of requests and prints t
 per request. Each variant's process is started ``--runs`` times, interleaved with the
 others; the table shows the median over those processes. Both launchers export over
 OTLP/gRPC to a real receiver on loopback, so export work happens during the measurement.
-Also: sample rate 0 for both (TELEMETRYFLOW_SAMPLE_RATE=0; OTEL_TRACES_SAMPLER=
-parentbased_traceidratio with ARG 0). Ours runs with TELEMETRYFLOW_PROCESS_SPAN=false, as a
+Also: sample rates 0 and 0.1 for both (TELEMETRYFLOW_SAMPLE_RATE; OTEL_TRACES_SAMPLER=
+parentbased_traceidratio with that ARG). Ours runs with TELEMETRYFLOW_PROCESS_SPAN=false, as a
 real server does by default (see ``variants``).
 """
 
@@ -73,13 +73,17 @@ def variants(endpoint: str, venv: object) -> list[common.Variant]:
     # request is a root span the sampler decides on, as under opentelemetry-instrument.
     ours = common.ours(endpoint, TELEMETRYFLOW_PROCESS_SPAN="false")
     out = [common.bare(), ours,
-           ours.with_env("ours (sample rate 0)", TELEMETRYFLOW_SAMPLE_RATE="0")]
+           ours.with_env("ours (sample rate 0)", TELEMETRYFLOW_SAMPLE_RATE="0"),
+           ours.with_env("ours (sample rate 0.1)", TELEMETRYFLOW_SAMPLE_RATE="0.1")]
     if venv is not None:
         theirs = common.theirs(venv, endpoint, name="theirs")  # type: ignore[arg-type]
         out += [common.bare_anchor(venv), theirs,  # type: ignore[arg-type]
                 theirs.with_env("theirs (sample rate 0)",
                                 OTEL_TRACES_SAMPLER="parentbased_traceidratio",
-                                OTEL_TRACES_SAMPLER_ARG="0")]
+                                OTEL_TRACES_SAMPLER_ARG="0"),
+                theirs.with_env("theirs (sample rate 0.1)",
+                                OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                                OTEL_TRACES_SAMPLER_ARG="0.1")]
     return out
 
 
@@ -138,6 +142,15 @@ def _ratios(route: str, summaries: list[common.Summary], what: str) -> None:
     if "theirs (sample rate 0)" in by:
         r1 = common.ratio(by["theirs (sample rate 0)"].overhead, by["theirs"].overhead)
         line += f", theirs {common.fmt_ratio(r1)}"
+    print(line)
+    # A production-like rate: nine requests in ten unsampled, decided on the trace id.
+    r2 = common.ratio(by["ours (sample rate 0.1)"].overhead, by["ours"].overhead)
+    line = f"- {what}: rate 0.1/sampled overhead: ours {common.fmt_ratio(r2)}"
+    if "theirs (sample rate 0.1)" in by:
+        r3 = common.ratio(by["theirs (sample rate 0.1)"].overhead, by["theirs"].overhead)
+        r4 = common.ratio(by["ours (sample rate 0.1)"].overhead,
+                          by["theirs (sample rate 0.1)"].overhead)
+        line += f", theirs {common.fmt_ratio(r3)}; ours/theirs at rate 0.1 {common.fmt_ratio(r4)}"
     print(line)
 
 

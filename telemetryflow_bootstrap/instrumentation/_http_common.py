@@ -253,7 +253,8 @@ class SamplerShortcut:
     def _root_verdict(self, parent: Context) -> Verdict | None:
         drops = self._drops
         if drops is not None and drops[_ROOT]:
-            return Verdict(parent, None, None, False)
+            return _ROOT_DROPPED if parent is _EMPTY_CONTEXT else Verdict(parent, None, None,
+                                                                          False)
         root = self._root
         if root is None:
             return None
@@ -273,6 +274,10 @@ class SamplerShortcut:
             situation = _LOCAL_SAMPLED if parent_span.trace_flags.sampled \
                 else _LOCAL_NOT_SAMPLED
         return Verdict(parent, parent_span, None, False) if drops[situation] else None
+
+
+# (verdicts are never changed: the commonest one, a new trace dropped, is made once)
+_ROOT_DROPPED = Verdict(_EMPTY_CONTEXT, None, None, False)
 
 
 def _plan(tracer: Any, sampler: Any, draws_ids: bool

@@ -1,0 +1,65 @@
+"""A Flask app measuring, inside one process, what telemetryflow-run's Flask instrumentation
+adds to a request (for scripts/bench/per_request_ab.py).
+
+    telemetryflow-run python tests/apps/bench_flask_ab.py [--pairs N] [--batch-size N]
+
+It serves ``/hello`` through the Flask test client in batches, alternating the instrumented
+``wsgi_app`` with the original one the patch keeps (``_telemetryflow_original``) in ABBA
+order, and prints one JSON line: the median, over pairs of adjacent batches, of the
+difference in main-thread CPU µs per request. Both sides share the process, its warm caches
+and the machine's load at that moment, so the difference is steadier than one between two
+processes (what per_request.py measures). The exporter thread's work is left out: a sampled
+request's export is not counted here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import flask
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--pairs", type=int, default=30)
+parser.add_argument("--batch-size", type=int, default=100)
+parser.add_argument("--warmup", type=int, default=300)
+args = parser.parse_args()
+
+app = flask.Flask(__name__)
+
+
+@app.route("/hello")
+def hello() -> str:
+    return "Hello, World!"
+
+
+instrumented = flask.Flask.wsgi_app
+original = getattr(instrumented, "_telemetryflow_original", None)
+if original is None:
+    raise SystemExit("Flask.wsgi_app is not patched: run under telemetryflow-run")
+client = app.test_client()
+
+
+def batch(n: int, wsgi_app: object) -> float:
+    """Main-thread CPU µs per request with ``wsgi_app`` in place."""
+    flask.Flask.wsgi_app = wsgi_app  # type: ignore[method-assign]
+    started = time.thread_time()
+    for _ in range(n):
+        response = client.get("/hello")
+        if response.status_code != 200:
+            raise SystemExit(f"/hello answered {response.status_code}")
+        response.close()
+    return (time.thread_time() - started) / n * 1e6
+
+
+batch(args.warmup, original)
+batch(args.warmup, instrumented)
+added = []
+for i in range(args.pairs):
+    order = (instrumented, original) if i % 2 else (original, instrumented)
+    first, second = batch(args.batch_size, order[0]), batch(args.batch_size, order[1])
+    added.append(first - second if order[0] is instrumented else second - first)
+flask.Flask.wsgi_app = instrumented  # type: ignore[method-assign]
+print(json.dumps({"added_us": statistics.median(added), "pairs": added}))

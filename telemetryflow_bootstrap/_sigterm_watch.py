@@ -13,6 +13,12 @@ by a watcher thread: seeing SIGTERM, it gives the main thread a moment to run th
 and, if it has not, runs our termination itself (export, then exit). A program that sets
 its own wakeup fd (asyncio's signal handlers) replaces ours: the watcher then sees nothing,
 which is how things were without it.
+
+A forked child inherits the wakeup fd, i.e. our pipe, until its after-fork hook gives it
+its own: a signal it gets in between (``Pool.terminate()`` right after a worker was
+started) would be read by the parent's watcher, which would take it for its own SIGTERM
+and end the parent. ``fork_hooks`` keeps SIGTERM blocked in the forking thread across the
+fork, so the child starts with it blocked and gets it once its own pipe is set.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ _HIGH_FD = 512
 _GRACE_S = 0.2  # the main thread's own handler normally runs within microseconds
 _SIGTERM = getattr(signal, "SIGTERM", None)
 _armed: dict[str, int] = {}  # "read"/"write": our pipe in this process
+_fork_masks: dict[int, list[object]] = {}  # per forking thread: the mask before the fork
 
 
 def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
@@ -53,14 +60,14 @@ def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
     try:
         read_fd, write_fd = (_high(fd) for fd in os.pipe())
     except OSError:
-        _disarm_inherited()
+        disarm_inherited()
         return False
     try:
         os.set_blocking(write_fd, False)  # (required: the C handler must never block)
         previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     except (OSError, ValueError):
         _close(read_fd, write_fd)
-        _disarm_inherited()
+        disarm_inherited()
         return False
     if previous not in (-1, ours):  # the program's: leave it be
         signal.set_wakeup_fd(previous)
@@ -91,8 +98,40 @@ def _high(fd: int) -> int:
     return high
 
 
-def _disarm_inherited() -> None:
-    """A forked child that could not arm: at least stop writing into the parent's pipe."""
+def fork_hooks(rearm: Callable[[], None]) -> dict[str, Callable[[], None]]:
+    """Keyword arguments for ``os.register_at_fork``: SIGTERM blocked in the forking thread
+    from just before the fork until, in the child, ``rearm()`` (which calls ``arm`` or
+    ``disarm_inherited``) has run; in the parent, until the fork returns. Empty where
+    threads cannot block signals."""
+    if _SIGTERM is None or not hasattr(signal, "pthread_sigmask"):
+        return {}
+
+    def hold() -> None:
+        try:
+            previous: object = signal.pthread_sigmask(signal.SIG_BLOCK, {_SIGTERM})
+        except (OSError, ValueError):
+            previous = None
+        _fork_masks.setdefault(threading.get_ident(), []).append(previous)
+
+    def release() -> None:
+        saved = _fork_masks.get(threading.get_ident())
+        previous = saved.pop() if saved else None
+        if previous is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # type: ignore[arg-type]
+
+    def rearm_then_release() -> None:
+        try:
+            rearm()
+        finally:
+            release()
+
+    return {"before": hold, "after_in_parent": release, "after_in_child": rearm_then_release}
+
+
+def disarm_inherited() -> None:
+    """A forked child that does not arm (its program took SIGTERM over) or could not: at
+    least stop writing into the parent's pipe. Does nothing in the process that armed."""
     ours = _armed.get("write")
     if ours is not None and _armed.get("pid") != os.getpid():
         with contextlib.suppress(OSError, ValueError):

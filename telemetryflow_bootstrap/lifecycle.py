@@ -111,15 +111,21 @@ def _install_sigterm() -> None:
         return
     _arm_sigterm_watch()
     if hasattr(os, "register_at_fork"):  # a forked child watches for its own signals
-        os.register_at_fork(after_in_child=_arm_sigterm_watch)
+        from . import _sigterm_watch
+
+        os.register_at_fork(**(_sigterm_watch.fork_hooks(_arm_sigterm_watch)
+                               or {"after_in_child": _arm_sigterm_watch}))
 
 
 def _arm_sigterm_watch() -> None:
     """See ``_sigterm_watch``: our handler runs even if the main thread was stuck in C."""
-    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
-        return  # (a child whose program took SIGTERM over, or already terminating)
     from . import _sigterm_watch
 
+    if signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        # (a child whose program took SIGTERM over, or already terminating): at least its
+        # signals must not reach the parent's watcher
+        _sigterm_watch.disarm_inherited()
+        return
     _sigterm_watch.arm(lambda: bool(_state.get("terminating")), _terminate_unhandled)
 
 

@@ -66,6 +66,19 @@ def test_a_forked_child_handles_its_own_sigterm_and_the_parent_lives_on(otlp_rec
     assert proc.returncode == 0, err
 
 
+def test_a_child_signalled_before_its_fork_hooks_ran_never_ends_the_parent(otlp_receiver):
+    """Until its after-fork hook gives it a pipe of its own, a forked child shares the
+    parent's wakeup fd: a SIGTERM sent the moment ``fork()`` returns (``Pool.terminate()``
+    right after a worker started) used to reach the parent's watcher, which ended the
+    parent (exit 143, about one fork pool run in eight). Every child must die of it, the
+    parent must not."""
+    proc = run(python(app("sigterm_forked_children_app.py"), "20"),
+               receiver_env(otlp_receiver), timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == "parent survived; children ended by SIGTERM: 20/20"
+    assert "Traceback" not in proc.stderr
+
+
 def test_pool_terminate_never_waits_for_a_worker_forever(otlp_receiver):
     """``with Pool(4) as pool: pool.map(...)`` ends with terminate(), often while the last
     worker is just starting to wait for work: the moment a SIGTERM used to be lost in. Each

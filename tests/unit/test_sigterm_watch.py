@@ -28,3 +28,70 @@ def test_its_descriptors_sit_high_and_are_not_inherited_by_programs_it_starts() 
     finally:
         for fd in moved:
             os.close(fd)
+
+
+def test_sigterm_stays_blocked_across_a_fork_until_the_child_has_rearmed() -> None:
+    """The hooks block SIGTERM in the forking thread before the fork; the parent gets its
+    mask back when the fork returns, the child only once ``rearm`` has run (its SIGTERM,
+    pending meanwhile, then reaches its own pipe, never the parent's)."""
+    import signal
+    import threading
+
+    seen_in_rearm: list[bool] = []
+    hooks = _sigterm_watch.fork_hooks(
+        lambda: seen_in_rearm.append(signal.SIGTERM in signal.pthread_sigmask(
+            signal.SIG_BLOCK, ())))
+    assert set(hooks) == {"before", "after_in_parent", "after_in_child"}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    assert signal.SIGTERM not in before
+
+    def fork_path(after: str) -> tuple[bool, bool]:
+        hooks["before"]()
+        held = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        hooks[after]()
+        return held, signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ())
+
+    assert fork_path("after_in_parent") == (True, False)
+    assert fork_path("after_in_child") == (True, False)
+    assert seen_in_rearm == [True]  # still blocked while re-arming
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, ()) == before
+    # forks from two threads at once keep their own saved masks
+    results: list[tuple[bool, bool]] = []
+    threads = [threading.Thread(target=lambda: results.append(fork_path("after_in_parent")))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [(True, False), (True, False)]
+    assert not _sigterm_watch._fork_masks.get(threading.get_ident())
+
+
+def test_a_child_that_does_not_arm_stops_writing_into_the_parents_pipe() -> None:
+    """``disarm_inherited`` clears the wakeup fd a forked child inherited (and does nothing
+    in the process that armed it)."""
+    import signal
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = signal.set_wakeup_fd(write_fd)
+    saved = dict(_sigterm_watch._armed)
+    try:
+        _sigterm_watch._armed.update(read=read_fd, write=write_fd, pid=os.getpid())
+        _sigterm_watch.disarm_inherited()  # the arming process: nothing changes
+        assert signal.set_wakeup_fd(write_fd) == write_fd
+        pid = os.fork()
+        if pid == 0:  # the child: as after a fork whose program took SIGTERM over
+            code = 1
+            try:
+                _sigterm_watch.disarm_inherited()
+                code = 0 if signal.set_wakeup_fd(-1) == -1 else 2
+            finally:
+                os._exit(code)
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        signal.set_wakeup_fd(previous)
+        _sigterm_watch._armed.clear()
+        _sigterm_watch._armed.update(saved)
+        os.close(read_fd)
+        os.close(write_fd)

@@ -18,7 +18,9 @@ A forked child inherits the wakeup fd, i.e. our pipe, until its after-fork hook 
 its own: a signal it gets in between (``Pool.terminate()`` right after a worker was
 started) would be read by the parent's watcher, which would take it for its own SIGTERM
 and end the parent. ``fork_hooks`` keeps SIGTERM blocked in the forking thread across the
-fork, so the child starts with it blocked and gets it once its own pipe is set.
+fork, so the child starts with it blocked and gets it once its own pipe is set. (A fork
+made in C without Python's fork hooks, an extension's own ``fork()``, still shares the pipe
+until it execs or exits: a SIGTERM it gets meanwhile would be taken for the parent's.)
 """
 
 from __future__ import annotations

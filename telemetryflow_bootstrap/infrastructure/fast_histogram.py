@@ -18,15 +18,28 @@ both paths field by field, so an SDK upgrade that changes these internals fails 
 
 The attribute values must be ``str`` or ``int`` (never ``bool`` or ``float``: ``1``,
 ``1.0`` and ``True`` share a cache key here but not in the SDK). Our callers build them so.
+
+Points that offer no exemplar (the commonest: an unsampled request, or no span at all under
+the default trace-based filter) are not aggregated one by one but queued and aggregated
+``_BATCH`` at a time, by whichever thread fills the batch, and by every collection of the
+provider's readers before it reads anything (each reader's collect callback is wrapped
+once). Why: in a running program one aggregation costs 5-9 µs of CPU (its code and data are
+cold again by the next request), a batch of them ~1 µs each. A point lands in the same
+collection as without the queue; a collection running at the very moment a point is queued
+may leave it for the next one, as a point recorded a moment later would be.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections import deque
 from time import time_ns
 from typing import Any
 
 from opentelemetry.context import get_current
 from opentelemetry.trace import INVALID_SPAN, get_current_span
+
+from .. import _diagnostics
 
 try:  # the internals this module relies on; any missing one: histograms stay as they are
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
@@ -50,6 +63,12 @@ _CONSUMER_NEEDED = ("_reader_storages", "_sdk_config")
 _MATCH_NEEDED = ("_attributes_aggregation", "_lock", "_reset_on_collect", "_view")
 _TRACE_BASED, _ALWAYS_ON, _ALWAYS_OFF, _OTHER_FILTER = range(4)
 _NEVER, _AGAIN = object(), object()  # what _resolve answers besides targets
+_BATCH = 64  # queued points aggregated at once (a collection takes them all before)
+_DRAINS = "_telemetryflow_drains"  # marks a reader's collect callback we wrapped
+# The FastHistograms of each SDK measurement consumer (one per MeterProvider), which its
+# readers' collections drain first.
+_BY_CONSUMER: weakref.WeakKeyDictionary[Any, weakref.WeakSet[FastHistogram]] = \
+    weakref.WeakKeyDictionary()
 
 
 def fast_histogram(histogram: Any) -> Any:
@@ -90,7 +109,8 @@ class _Targets:
 class FastHistogram:
     """An SDK ``Histogram``'s ``record`` for low-cardinality attribute sets (see module)."""
 
-    __slots__ = ("_cache", "_consumer", "_filter", "_filter_kind", "_histogram", "name")
+    __slots__ = ("__weakref__", "_cache", "_consumer", "_filter", "_filter_kind",
+                 "_histogram", "_pending", "name")
 
     def __init__(self, histogram: Any) -> None:
         self._histogram = histogram
@@ -102,6 +122,9 @@ class FastHistogram:
                              AlwaysOffExemplarFilter: _ALWAYS_OFF}.get(
             type(self._filter), _OTHER_FILTER)
         self._cache: dict[tuple[tuple[str, Any], ...], _Targets | None] = {}
+        # (amount, attribute key, targets) of points not aggregated yet (see module)
+        self._pending: deque[tuple[float, tuple[tuple[str, Any], ...], _Targets]] = deque()
+        _BY_CONSUMER.setdefault(self._consumer, weakref.WeakSet()).add(self)
 
     def record(self, amount: float, attributes: dict[str, Any] | None = None,
                context: Any = None) -> None:
@@ -129,8 +152,13 @@ class FastHistogram:
             sample = True
         else:
             sample = self._filter.should_sample(amount, time_ns(), attributes, context)
-        point = Measurement(amount, time_ns(), histogram, context, attributes) if sample \
-            else _Value(amount)
+        if not sample:
+            pending = self._pending
+            pending.append((amount, key, found))
+            if len(pending) >= _BATCH:
+                self.flush()
+            return
+        point = Measurement(amount, time_ns(), histogram, context, attributes)
         for match, table, aggregation, reset in found.targets:
             if reset:  # delta: a collection may swap the table; the SDK aggregates locked
                 with match._lock:
@@ -143,6 +171,28 @@ class FastHistogram:
                 self._cache.pop(key, None)
             else:
                 aggregation.aggregate(point, sample)
+
+    def flush(self) -> None:
+        """Aggregate the queued points now (collections do this first)."""
+        pending = self._pending
+        histogram = self._histogram
+        while True:
+            try:
+                amount, key, found = pending.popleft()
+            except IndexError:  # (another thread may be taking points too)
+                return
+            point = _Value(amount)
+            for match, table, aggregation, reset in found.targets:
+                if reset:  # delta: as in record
+                    with match._lock:
+                        if match._attributes_aggregation is table:
+                            aggregation.aggregate(point, False)
+                            continue
+                    match.consume_measurement(
+                        _measurement(point, histogram, dict(key), None), False)
+                    self._cache.pop(key, None)
+                else:
+                    aggregation.aggregate(point, False)
 
     def _record_and_resolve(self, key: tuple[tuple[str, Any], ...], amount: float,
                             attributes: dict[str, Any] | None, context: Any) -> None:
@@ -167,6 +217,9 @@ class FastHistogram:
             return _NEVER
         histogram = self._histogram
         storages = self._consumer._reader_storages
+        for reader in storages:
+            if not _drains_first(reader, self._consumer):
+                return _NEVER  # a reader whose collections would miss queued points
         cleaned = dict(attributes) if attributes else {}
         targets: list[tuple[Any, Any, Any, bool]] = []
         for storage in storages.values():
@@ -184,6 +237,32 @@ class FastHistogram:
                     return _NEVER  # a view that aggregates otherwise
                 targets.append((match, table, aggregation, bool(match._reset_on_collect)))
         return _Targets(storages, targets)
+
+
+def _drains_first(reader: Any, consumer: Any) -> bool:
+    """Make ``reader``'s collections aggregate the queued points of ``consumer``'s
+    FastHistograms before anything is read (once per reader); False when the reader is not
+    shaped as the SDK's ``MetricReader`` (its sets then stay on the SDK's path)."""
+    collect = getattr(reader, "_collect", None)
+    if getattr(collect, _DRAINS, None) is consumer:
+        return True
+    if not callable(collect):
+        return False
+    fast_histograms = _BY_CONSUMER.setdefault(consumer, weakref.WeakSet())
+
+    def draining_collect(*args: Any, **kwargs: Any) -> Any:
+        for fast in list(fast_histograms):
+            try:
+                fast.flush()
+            except Exception as exc:  # pragma: no cover - never keep a collection from running
+                _diagnostics.warn_every_minute(
+                    "fast-histogram", f"queued {fast.name} points lost "
+                    f"({type(exc).__name__}: {exc})")
+        return collect(*args, **kwargs)
+
+    setattr(draining_collect, _DRAINS, consumer)
+    reader._collect = draining_collect
+    return True
 
 
 def _measurement(point: Any, histogram: Any, attributes: Any, context: Any) -> Any:

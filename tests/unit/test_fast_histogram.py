@@ -24,6 +24,7 @@ import math
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -44,7 +45,10 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
     MetricReader,
+    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.metrics.view import (
     Aggregation,
@@ -981,12 +985,17 @@ def _counts(collections: Iterable[Any]) -> tuple[dict[tuple, int], float]:
     return per_set, value_sum
 
 
-def test_concurrent_records_and_delta_collections_lose_and_double_nothing() -> None:
+@pytest.mark.parametrize("exemplar_filter", [AlwaysOnExemplarFilter, TraceBasedExemplarFilter],
+                         ids=["each-point-aggregated-at-once", "points-queued"])
+def test_concurrent_records_and_delta_collections_lose_and_double_nothing(
+        exemplar_filter: type[ExemplarFilter]) -> None:
+    """Also with points queued (no span: no exemplar), taken by the recording threads and
+    by the collections at the same time."""
     threads_n, per_thread = 4, 5000
     polled, accumulating, cumulative = delta_reader(), _AccumulatingReader(), \
         InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[polled, accumulating, cumulative],
-                             shutdown_on_exit=False, exemplar_filter=AlwaysOnExemplarFilter())
+                             shutdown_on_exit=False, exemplar_filter=exemplar_filter())
     histogram = provider.get_meter("fast-histogram-test").create_histogram(
         NAME, unit=UNIT, explicit_bucket_boundaries_advisory=BOUNDS)
     recorder = fast_histogram(histogram)
@@ -1041,6 +1050,82 @@ def test_concurrent_records_and_delta_collections_lose_and_double_nothing() -> N
     final = points(snapshot(cumulative.get_metrics_data()))
     assert sum(p["count"][1] for p in final.values()) == threads_n * per_thread
     assert sum(p["sum"][1] for p in final.values()) == expected_sum
+
+
+# --- queued points ----------------------------------------------------------------------
+
+
+def _queued_setup(reader: MetricReader) -> tuple[MeterProvider, FastHistogram]:
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    recorder = fast_histogram(provider.get_meter("fast-histogram-test").create_histogram(
+        NAME, unit=UNIT, explicit_bucket_boundaries_advisory=BOUNDS))
+    assert isinstance(recorder, FastHistogram)
+    return provider, recorder
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 200])
+def test_queued_points_are_all_collected_whatever_the_batch(count: int) -> None:
+    """Fewer points than a batch wait for the collection; more are partly aggregated by the
+    recording thread: either way each one is counted once, in the collection that follows
+    it, and a later collection does not count it again (delta)."""
+    reader = delta_reader()
+    _provider, recorder = _queued_setup(reader)
+    for index in range(count):
+        recorder.record(float(index % 7), GET_USER)
+    assert len(recorder._pending) < 64
+    assert total_count(snapshot(reader.get_metrics_data())) == count
+    assert recorder._pending == deque()
+    assert snapshot(reader.get_metrics_data()) == {}
+
+
+class _KeepingExporter(MetricExporter):
+    """Keeps what it is asked to export (the SDK has no in-memory metric exporter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported: list[Any] = []
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000,
+               **kwargs: Any) -> MetricExportResult:
+        self.exported.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def test_queued_points_reach_a_periodic_exporter_on_flush_and_on_shutdown() -> None:
+    """The way our SDK exports: a periodic reader (an interval far longer than the test)
+    exports the queued points when flushed, and those recorded after, at shutdown."""
+    exporter = _KeepingExporter()
+    provider, recorder = _queued_setup(PeriodicExportingMetricReader(
+        exporter, export_interval_millis=3_600_000))
+    for index in range(10):
+        recorder.record(float(index), GET_USER)
+    assert provider.force_flush()
+    for index in range(5):
+        recorder.record(float(index), POST_USERS)
+    provider.shutdown()
+    exported = [snapshot(data) for data in exporter.exported]
+    assert [total_count(data) for data in exported] == [10, 15]  # cumulative
+    assert points(exported[-1])[attributes_key(POST_USERS)]["count"][1] == 5
+
+
+def test_a_reader_added_later_collects_only_what_was_recorded_after_it_joined() -> None:
+    """Points queued before a reader joined are not its own (as with the SDK's record)."""
+    first = InMemoryMetricReader()
+    provider, recorder = _queued_setup(first)
+    for _ in range(5):
+        recorder.record(1.0, GET_USER)
+    second = delta_reader()
+    provider.add_metric_reader(second)
+    for _ in range(3):
+        recorder.record(2.0, GET_USER)
+    assert total_count(snapshot(second.get_metrics_data())) == 3
+    assert total_count(snapshot(first.get_metrics_data())) == 8
 
 
 # --- discrepancies found once between the two paths, and the documented limit ----------

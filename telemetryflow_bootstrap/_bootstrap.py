@@ -60,7 +60,7 @@ def start() -> Any:
     if not config.enabled:
         return None
     _diagnostics.set_level(config.log_level)
-    _report(reading)
+    _report(reading, _own_checks(reading))
     if config.strict and reading.problems:
         raise StrictModeError("; ".join(str(p) for p in reading.problems))
     if reading.sources.get("service_name") == "derived":
@@ -161,14 +161,36 @@ def _is_the_launcher() -> bool:
     return code.startswith("from multiprocessing.resource_tracker import")
 
 
-def _report(reading: Any) -> None:
+def _own_checks(reading: Any) -> list[str]:
+    """What the hook checks beyond the reading (the launcher leaves it to the hook, see
+    ``_disabled_names``); with the variable unset nothing is even imported."""
+    if "disabled_instrumentations" not in reading.sources:
+        return []
+    from .instrumentation import _disabled_names
+
+    warning = _disabled_names.check(reading)
+    return [warning] if warning else []
+
+
+def _report(reading: Any, own: list[str]) -> None:
+    """Print the reading's problems and warnings unless the launcher printed them, and the
+    hook's ``own`` checks (which the launcher does not make: see ``_disabled_names``).
+
+    When ``own`` says something, ``REPORTED_ENV`` is set to the digest of everything, so
+    the Python processes this program starts (same environment) do not print it again.
+    """
     lines = [f"{p} (using the default)" for p in reading.problems] + list(reading.warnings)
-    if not lines:
+    everything = lines + own
+    if not everything:
         return
-    if os.environ.get(REPORTED_ENV) == _digest(lines):
-        return  # the launcher printed these very lines already
-    for line in lines:
+    reported = os.environ.get(REPORTED_ENV)
+    if reported == _digest(everything):
+        return  # the launcher (or, for own, a parent process's hook) printed all of it
+    new = own if lines and reported == _digest(lines) else everything
+    for line in new:
         _diagnostics.warn(line)
+    if own:
+        os.environ[REPORTED_ENV] = _digest(everything)
 
 
 def _digest(lines: list[str]) -> str:

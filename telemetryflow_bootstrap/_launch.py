@@ -11,7 +11,10 @@ launcher sets ``REPORTED_ENV`` (``_TELEMETRYFLOW_REPORTED``) to ``problems_diges
 messages it printed (``problem_messages()``, without the ``telemetryflow: warning:``
 prefix); the hook (and a nested launcher) compute the digest of their own messages and stay
 silent when it matches. A changed environment gives a different digest, so new problems
-are never hidden.
+are never hidden. The hook makes one check the launcher leaves to it (names in
+``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS`` that match no instrumentation: see
+``instrumentation._disabled_names``); it prints that line itself and then sets the digest of
+everything, so the Python processes the program starts stay silent.
 
 Only the standard library and the domain layer are imported here: the launcher must stay
 cheap to start and must not load OpenTelemetry into a process that is about to be replaced.

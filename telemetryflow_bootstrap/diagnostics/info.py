@@ -325,16 +325,21 @@ def _setup_warnings(
                 f"{_PREFER_VAR} names {name}, but no contrib instrumentor for it is "
                 f"installed ({_CONTRIB_GROUP} entry point); ours is used"
             )
-    known = {entry.name for entry in entries}
-    if known:
-        source = reading.sources.get("disabled_instrumentations", _DISABLED_VAR)
-        for name in config.disabled_instrumentations:
-            if name not in known and name not in contrib_names:
-                warnings.append(
-                    f"{source} names {name!r}, which is no instrumentation listed "
-                    "below (a typo?); it disables nothing"
-                )
+    if entries:  # with no catalog every name would look unknown
+        unknown = _unknown_disabled_names(reading, entries, contrib_names)
+        if unknown:
+            warnings.append(unknown)
     return warnings
+
+
+def _unknown_disabled_names(
+    reading: EnvironmentReading, entries: tuple[Any, ...], contrib_names: set[str]
+) -> str | None:
+    """The hook's own warning (it is not in ``reading.warnings``), computed the same way."""
+    from ..instrumentation import _disabled_names
+
+    ours = _disabled_names.our_names(entries)
+    return _disabled_names.unknown_names_warning(reading, ours, lambda: contrib_names)
 
 
 # ----- instrumentations --------------------------------------------------------------------

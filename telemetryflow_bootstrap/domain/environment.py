@@ -255,7 +255,8 @@ VARIABLES: tuple[Variable, ...] = (
         "disabled_instrumentations",
         p.name_list,
         "(none)",
-        "instrumentations not to apply, e.g. requests,flask",
+        "instrumentations not to apply, e.g. requests,flask; an unknown name is reported "
+        "(not one read from the OTEL variable)",
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
     ),
     _v(

@@ -142,6 +142,28 @@ def test_disabled_names_apply_to_contrib_too(fresh: Path) -> None:
     assert registry.status()["contrib:off"][0] == "disabled"
 
 
+def test_disabling_an_installed_contrib_name_is_no_unknown_name(fresh: Path) -> None:
+    """The entry point name of an installed contrib instrumentor is a known name for
+    TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS; a near miss is reported with it as the hint,
+    and names of ours alone never make the check look at the entry points."""
+    from telemetryflow_bootstrap.domain.config import load_config
+    from telemetryflow_bootstrap.instrumentation import _disabled_names
+
+    _contrib_package(fresh, "fakeoff", "fakeoff_mod", None)
+
+    def check(value: str) -> str | None:
+        reading = load_config({"TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS": value})[1]
+        return _disabled_names.check(reading)
+
+    assert check("requests,logging") is None
+    assert contrib._found is None  # no scan for names of ours
+    assert check("FakeOff,requests") is None
+    warning = check("fakeof")
+    assert warning is not None
+    assert "'fakeof' (did you mean 'fakeoff'?)" in warning
+    assert "fakeoff" in warning.split("expected one of: ")[1]
+
+
 def test_contrib_whose_library_is_not_installed_is_skipped(fresh: Path) -> None:
     """An instrumentor whose declared library is not installed is recorded as skipped and
     nothing is hooked."""

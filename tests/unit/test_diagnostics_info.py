@@ -193,6 +193,33 @@ def test_disabling_an_unknown_name_warns() -> None:
     assert any("'reqests'" in w for w in report.warnings)
 
 
+def test_unknown_disabled_name_warning_is_the_hooks() -> None:
+    """--info (and so doctor) shows the very line the hook prints, once."""
+    from telemetryflow_bootstrap.domain.config import load_config
+    from telemetryflow_bootstrap.instrumentation import _disabled_names
+
+    environ = {"TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS": "reqests,flask"}
+    hook_line = _disabled_names.check(load_config(environ)[1])
+    report = collect(environ)
+    assert hook_line is not None
+    assert [w for w in report.warnings if "reqests" in w] == [hook_line]
+
+
+def test_disabled_process_level_and_contrib_names_are_known() -> None:
+    """logging and runtime_metrics (not in the catalogs) and installed contrib entry point
+    names are names that disable something: no warning."""
+    report = _report(contrib=(_CONTRIB_REQUESTS,),
+                     TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS="logging,runtime_metrics,requests")
+    assert report.warnings == []
+
+
+def test_unknown_names_from_the_opentelemetry_variable_are_not_warned_about() -> None:
+    """Names read from OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (often meant for
+    opentelemetry-instrument's contrib packages) are not reported, as in the hook."""
+    report = _report(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="reqests,aws_lambda")
+    assert report.warnings == []
+
+
 def test_version_outside_the_supported_range_is_unsupported() -> None:
     """An installed version outside the entry's range is reported as unsupported."""
     old_only = Instrumentation(

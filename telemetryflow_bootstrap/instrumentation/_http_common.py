@@ -225,12 +225,6 @@ class SamplerShortcut:
         # span instead: it goes the usual way.
         return found if found is not None and tracer._is_enabled() else None
 
-    def dropped(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
-                ) -> Verdict | None:
-        """``decide``'s verdict when it is a drop, else ``None``."""
-        found = self.decide(carrier, propagator, getter)
-        return found if found is not None and not found.sampled else None
-
     def span(self, verdict: Verdict) -> NonRecordingSpan:
         """The non-recording span ``start_span`` makes when the sampler drops, for a
         verdict ``decide`` answered."""

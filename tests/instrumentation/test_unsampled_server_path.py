@@ -593,6 +593,20 @@ def test_unsampled_asgi_request_propagates_its_trace_unsampled(echo_server: Echo
     assert t.spans() == []
 
 
+@pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
+def test_asgi_at_rate_one_half_exports_exactly_the_sampled_requests(fastapi):
+    """The ASGI way of a ratio root: one drawn id, one verdict, every request counted."""
+    t = telemetry(ParentBasedTraceIdRatio(0.5))
+    with TestClient(_starlette_app(t, fastapi=fastapi)) as client:
+        seen = [client.get("/propagated").json() for _ in range(40)]
+    assert {s["kind"] for s in seen} == {"UnsampledRequest", "_ServerRequest"}
+    sampled = {_traceparent(s["traceparent"])[0] for s in seen
+               if _traceparent(s["traceparent"])[2] & 1}
+    assert len(sampled) == sum(s["kind"] == "_ServerRequest" for s in seen)
+    assert {format(s.context.trace_id, "032x") for s in t.spans()} == sampled
+    assert sum(count for _, count in t.points()) == 40
+
+
 # ----- Django ----------------------------------------------------------------------------
 
 @pytest.fixture

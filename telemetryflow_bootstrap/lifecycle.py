@@ -217,7 +217,7 @@ def _flush_multiprocessing_children() -> None:
     from .instrumentation._import_hooks import when_imported
 
     def patch(module: Any) -> None:
-        import wrapt
+        from .instrumentation._method_wrappers import wrap_once
 
         def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             _arm_sigterm_watch()  # (the forkserver clears the wakeup fd in its children)
@@ -227,7 +227,7 @@ def _flush_multiprocessing_children() -> None:
                 _flush_now()
 
         try:
-            wrapt.wrap_function_wrapper(module, "BaseProcess._bootstrap", flush_after_target)
+            wrap_once(module.BaseProcess, "_bootstrap", flush_after_target)
         except Exception as exc:
             _diagnostics.warn(f"cannot flush multiprocessing children: {exc!r}")
 

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
@@ -65,6 +64,7 @@ from ._http_common import (
     http_suppressed,
     redact_url,
 )
+from ._method_wrappers import wrap_once
 
 _OTHER = HttpRequestMethodValues.OTHER.value
 # The semantic conventions' default set of known methods: the enum plus QUERY, which they
@@ -338,34 +338,6 @@ def origin(scheme: str, host: str, port: int | None) -> str:
     if port is None or _DEFAULT_PORTS.get(scheme) == port:
         return f"{scheme}://{shown}"
     return f"{scheme}://{shown}:{port}"
-
-
-# ----- installing wrappers once ---------------------------------------------------------------
-
-class _Wrapper(wrapt.FunctionWrapper):
-    """Our wrappers' own type, so a second patch can tell that the first one is in place,
-    even under someone else's wrapper."""
-
-
-def _is_ours(candidate: Any) -> bool:
-    return isinstance(candidate, _Wrapper)
-
-
-def wrap_once(owner: type, name: str, wrapper: Callable[..., Any]) -> Any:
-    """Wrap ``owner.name`` (where the class defines it) unless our wrapper is there already;
-    returns the wrapper handle (``wrapt.unwrap_object`` takes it), None when already done."""
-    current = vars(owner).get(name)
-    if current is None:
-        raise AttributeError(f"{owner.__qualname__}.{name} not found")
-    if wrapt.find_wrapper(current, predicate=_is_ours) is not None:
-        return None
-    return wrapt.wrap_object(owner, name, _Wrapper, (wrapper,))
-
-
-def our_wrapper(owner: type, name: str) -> Any:
-    """Our wrapper on ``owner.name``, or None (for checks and for tests that unwrap)."""
-    current = vars(owner).get(name)
-    return None if current is None else wrapt.find_wrapper(current, predicate=_is_ours)
 
 
 # ----- http.client ----------------------------------------------------------------------------

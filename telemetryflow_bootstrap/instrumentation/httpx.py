@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
     ClientCall,
@@ -37,7 +38,6 @@ from .http_client import (
     argument,
     call_traced,
     call_traced_async,
-    wrap_once,
 )
 
 

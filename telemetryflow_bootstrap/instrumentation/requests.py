@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
     ClientCall,
@@ -39,7 +40,6 @@ from .http_client import (
     argument,
     call_traced,
     replace_argument,
-    wrap_once,
 )
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
     ClientCall,
@@ -41,7 +42,6 @@ from .http_client import (
     copy_headers,
     origin,
     replace_argument,
-    wrap_once,
 )
 
 # urlopen(self, method, url, body=None, headers=None, ...): the same in 1.x and 2.x.

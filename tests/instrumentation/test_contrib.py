@@ -230,14 +230,15 @@ def test_a_failing_instrumentor_is_reported_and_the_import_still_works(fresh: Pa
 # ----- through the real bootstrap, in fresh processes -----------------------------------------
 
 _PROBE = """
-    import json, wrapt
+    import json
     from telemetryflow_bootstrap._bootstrap import start
     from telemetryflow_bootstrap.instrumentation import registry
+    from telemetryflow_bootstrap.instrumentation._method_wrappers import our_wrapper
     start()
     import requests
     status = registry.status()
     print(json.dumps({
-        "ours": isinstance(vars(requests.Session)["send"], wrapt.FunctionWrapper),
+        "ours": our_wrapper(requests.Session, "send") is not None,
         "theirs": getattr(requests, "INSTRUMENTED_BY", None),
         "ours_status": status["requests"][0],
         "theirs_status": status["contrib:requests"][0],

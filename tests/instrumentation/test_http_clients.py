@@ -29,7 +29,6 @@ import httpx
 import pytest
 import requests
 import urllib3
-import wrapt
 from opentelemetry import propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -44,6 +43,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.instrumentation import _method_wrappers as method_wrappers
 from telemetryflow_bootstrap.instrumentation import http_client as http_client_patch
 from telemetryflow_bootstrap.instrumentation import httpx as httpx_patch
 from telemetryflow_bootstrap.instrumentation import requests as requests_patch
@@ -117,9 +117,9 @@ def _patched() -> Iterator[Telemetry]:
             ours.patch(module, context)
     yield Telemetry(exporter, reader, tracer_provider.get_tracer("test-app"), context)
     for owner, name in _WRAPPED:
-        handle = http_client_patch.our_wrapper(owner, name)
+        handle = method_wrappers.our_wrapper(owner, name)
         if handle is not None:
-            wrapt.unwrap_object(owner, name, handle)
+            method_wrappers.unwrap(owner, name, handle)
     propagate.set_global_textmap(previous)
     meter_provider.shutdown()
 
@@ -614,15 +614,15 @@ def test_disabled_by_name_leaves_the_library_untouched(otlp_receiver: Any) -> No
     """TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS=requests leaves Session.send unwrapped (while
     urllib3 is instrumented) and records why."""
     code = """
-        import json, wrapt
+        import json
         from telemetryflow_bootstrap._bootstrap import start
         from telemetryflow_bootstrap.instrumentation import registry
+        from telemetryflow_bootstrap.instrumentation._method_wrappers import our_wrapper
         start()
         import requests, urllib3
         print(json.dumps({
-            "requests": isinstance(vars(requests.Session)["send"], wrapt.FunctionWrapper),
-            "urllib3": isinstance(vars(urllib3.HTTPConnectionPool)["urlopen"],
-                                  wrapt.FunctionWrapper),
+            "requests": our_wrapper(requests.Session, "send") is not None,
+            "urllib3": our_wrapper(urllib3.HTTPConnectionPool, "urlopen") is not None,
             "status": registry.status()["requests"][0]}))
         """
     env = receiver_env(otlp_receiver, TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS="requests")

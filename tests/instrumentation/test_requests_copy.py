@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import requests
-import wrapt
 from opentelemetry import propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
@@ -32,7 +31,7 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
-from telemetryflow_bootstrap.instrumentation import http_client as http_client_patch
+from telemetryflow_bootstrap.instrumentation import _method_wrappers as method_wrappers
 from telemetryflow_bootstrap.instrumentation import requests as requests_patch
 from telemetryflow_bootstrap.instrumentation.registry import PatchContext
 
@@ -128,17 +127,17 @@ def _exporter() -> Iterator[InMemorySpanExporter]:
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(CompositePropagator(
         [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
-    earlier = http_client_patch.our_wrapper(requests.Session, "send")
+    earlier = method_wrappers.our_wrapper(requests.Session, "send")
     if earlier is not None:
-        wrapt.unwrap_object(requests.Session, "send", earlier)
+        method_wrappers.unwrap(requests.Session, "send", earlier)
     requests_patch.patch(requests, context)
-    assert http_client_patch.our_wrapper(requests.Session, "send") is not None
+    assert method_wrappers.our_wrapper(requests.Session, "send") is not None
     yield exporter
-    ours = http_client_patch.our_wrapper(requests.Session, "send")
+    ours = method_wrappers.our_wrapper(requests.Session, "send")
     if ours is not None:
-        wrapt.unwrap_object(requests.Session, "send", ours)
+        method_wrappers.unwrap(requests.Session, "send", ours)
     if earlier is not None:
-        http_client_patch.wrap_once(requests.Session, "send", earlier._self_wrapper)
+        method_wrappers.wrap_once(requests.Session, "send", method_wrappers.wrapper_of(earlier))
     propagate.set_global_textmap(previous)
     provider.shutdown()
 

@@ -99,6 +99,24 @@ def test_instrumented_program_stays_within_the_module_budget() -> None:
             f"{name} {count}" for name, count in _by_package(modules)[:15]))
 
 
+def test_patching_http_clients_and_multiprocessing_imports_no_wrapt() -> None:
+    """The HTTP clients (imported by most programs: ``urllib.request`` alone brings
+    ``http.client``) and ``multiprocessing`` are patched with plain wrappers: importing
+    wrapt 2.5 would bring asyncio and importlib.metadata into every such process."""
+    env = _env(TELEMETRYFLOW_ENDPOINT="127.0.0.1:1", TELEMETRYFLOW_INSECURE="true",
+               TELEMETRYFLOW_SHUTDOWN_TIMEOUT="1", TELEMETRYFLOW_LOG_LEVEL="error")
+    code = ("import http.client, urllib.request, urllib3, requests, httpx, multiprocessing\n"
+            "from telemetryflow_bootstrap.instrumentation._method_wrappers import our_wrapper\n"
+            "assert our_wrapper(requests.Session, 'send') is not None\n"
+            "assert our_wrapper(http.client.HTTPConnection, 'request') is not None\n"
+            "assert our_wrapper(httpx.AsyncClient, 'send') is not None\n"
+            "assert our_wrapper(multiprocessing.process.BaseProcess, '_bootstrap')\n"
+            + PRINT_MODULES)
+    modules = _modules([str(LAUNCHER), sys.executable, "-c", code], env)
+    assert "multiprocessing.process" in modules
+    assert _hits(modules, ("wrapt", "asyncio")) == []
+
+
 def test_launcher_process_does_not_import_opentelemetry() -> None:
     modules = _modules([sys.executable, "-c", "import telemetryflow_bootstrap.cli\n"
                         + PRINT_MODULES], _env())

@@ -127,3 +127,42 @@ def test_gunicorn_max_requests_recycling_loses_nothing(otlp_receiver):
         proc.wait(timeout=15)
     assert len([s for s in otlp_receiver.wait_for_spans(30, timeout=20)
                 if s.kind == "SERVER"]) == 30
+
+
+def test_unsampled_requests_are_all_counted_by_recycled_workers(otlp_receiver):
+    """Sample rate 0 behind gunicorn recycling its workers (--max-requests 5): no span, and
+    the duration points the workers queue (unsampled: no exemplar) are all exported as each
+    worker leaves, then by the last ones at SIGTERM: one point per request."""
+    port = free_port()
+    env = receiver_env(otlp_receiver, TELEMETRYFLOW_SAMPLE_RATE="0")
+    args = ["gunicorn", "-w", "2", "--max-requests", "5", "-b", f"127.0.0.1:{port}",
+            "tests.apps.server_flask:app"]
+    proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_listening(proc, port)
+        for _ in range(30):
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert _get(f"http://127.0.0.1:{port}/hello/you") == 200
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+
+    def per_worker() -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for point in otlp_receiver.metrics():
+            if point.name == "http.server.request.duration":
+                pid = point.resource["process.pid"]  # cumulative: a worker's last is its total
+                counts[pid] = max(counts.get(pid, 0), point.count or 0)
+        return counts
+
+    assert otlp_receiver.wait_for(lambda _: sum(per_worker().values()) >= 30, 20), per_worker()
+    assert sum(per_worker().values()) == 30
+    assert len(per_worker()) >= 4  # recycled workers each exported their own
+    assert [s for s in otlp_receiver.spans() if s.kind == "SERVER"] == []

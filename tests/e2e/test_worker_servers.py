@@ -4,12 +4,14 @@ pid, and SIGTERM to the master brings everything down promptly without losing th
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 
@@ -98,33 +100,46 @@ def test_uvicorn_two_workers(otlp_receiver):
     assert len({s.resource["process.pid"] for s in spans}) >= 1
 
 
-def test_gunicorn_max_requests_recycling_loses_nothing(otlp_receiver):
-    """gunicorn recycling its workers (--max-requests 5): every request's SERVER span still
-    arrives, exported by the workers as they leave."""
+@contextlib.contextmanager
+def _recycling_gunicorn(env: dict[str, str]) -> Iterator[str]:
+    """``gunicorn -w 2 --max-requests 5`` serving Flask under the launcher: yields the URL
+    of ``/hello/you``; SIGTERM to the whole group on the way out."""
     port = free_port()
-    env = receiver_env(otlp_receiver, TELEMETRYFLOW_BATCH_TIMEOUT="60000")
     args = ["gunicorn", "-w", "2", "--max-requests", "5", "-b", f"127.0.0.1:{port}",
             "tests.apps.server_flask:app"]
     proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_listening(proc, port)
-        for _ in range(30):  # sequential: recycled workers keep coming back
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    assert _get(f"http://127.0.0.1:{port}/hello/you") == 200
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/hello/you"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+def _get_while_recycling(url: str, times: int) -> None:
+    """Sequential GETs, each retried for up to 10 s while a recycled worker comes back."""
+    for _ in range(times):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert _get(url) == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+
+def test_gunicorn_max_requests_recycling_loses_nothing(otlp_receiver):
+    """gunicorn recycling its workers (--max-requests 5): every request's SERVER span still
+    arrives, exported by the workers as they leave."""
+    with _recycling_gunicorn(receiver_env(otlp_receiver,
+                                          TELEMETRYFLOW_BATCH_TIMEOUT="60000")) as url:
+        _get_while_recycling(url, 30)
         spans = otlp_receiver.wait_for_spans(20, timeout=20)
         server = [s for s in spans if s.kind == "SERVER"]
         assert len(server) >= 20  # the recycled workers' (4+) batches arrived before SIGTERM
         assert len({s.resource["process.pid"] for s in server}) >= 4
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
     assert len([s for s in otlp_receiver.wait_for_spans(30, timeout=20)
                 if s.kind == "SERVER"]) == 30
 
@@ -133,26 +148,8 @@ def test_unsampled_requests_are_all_counted_by_recycled_workers(otlp_receiver):
     """Sample rate 0 behind gunicorn recycling its workers (--max-requests 5): no span, and
     the duration points the workers queue (unsampled: no exemplar) are all exported as each
     worker leaves, then by the last ones at SIGTERM: one point per request."""
-    port = free_port()
-    env = receiver_env(otlp_receiver, TELEMETRYFLOW_SAMPLE_RATE="0")
-    args = ["gunicorn", "-w", "2", "--max-requests", "5", "-b", f"127.0.0.1:{port}",
-            "tests.apps.server_flask:app"]
-    proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_listening(proc, port)
-        for _ in range(30):
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    assert _get(f"http://127.0.0.1:{port}/hello/you") == 200
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
+    with _recycling_gunicorn(receiver_env(otlp_receiver, TELEMETRYFLOW_SAMPLE_RATE="0")) as url:
+        _get_while_recycling(url, 30)
 
     def per_worker() -> dict[int, int]:
         counts: dict[int, int] = {}

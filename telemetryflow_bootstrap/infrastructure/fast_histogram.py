@@ -158,7 +158,22 @@ class FastHistogram:
             if len(pending) >= _BATCH:
                 self.flush()
             return
-        point = Measurement(amount, time_ns(), histogram, context, attributes)
+        self._aggregate(Measurement(amount, time_ns(), histogram, context, attributes), True,
+                        key, found)
+
+    def flush(self) -> None:
+        """Aggregate the queued points now (collections do this first)."""
+        pending = self._pending
+        while True:
+            try:
+                amount, key, found = pending.popleft()
+            except IndexError:  # (another thread may be taking points too)
+                return
+            self._aggregate(_Value(amount), False, key, found)
+
+    def _aggregate(self, point: Any, sample: bool, key: tuple[tuple[str, Any], ...],
+                   found: _Targets) -> None:
+        """``point`` into each target, as ``_ViewInstrumentMatch.consume_measurement``."""
         for match, table, aggregation, reset in found.targets:
             if reset:  # delta: a collection may swap the table; the SDK aggregates locked
                 with match._lock:
@@ -166,33 +181,11 @@ class FastHistogram:
                         aggregation.aggregate(point, sample)
                         continue
                 # collected since: this point makes the new aggregation, the SDK's way
-                match.consume_measurement(_measurement(point, histogram, attributes,
-                                                       context), sample)
+                match.consume_measurement(_measurement(point, self._histogram, dict(key)),
+                                          sample)
                 self._cache.pop(key, None)
             else:
                 aggregation.aggregate(point, sample)
-
-    def flush(self) -> None:
-        """Aggregate the queued points now (collections do this first)."""
-        pending = self._pending
-        histogram = self._histogram
-        while True:
-            try:
-                amount, key, found = pending.popleft()
-            except IndexError:  # (another thread may be taking points too)
-                return
-            point = _Value(amount)
-            for match, table, aggregation, reset in found.targets:
-                if reset:  # delta: as in record
-                    with match._lock:
-                        if match._attributes_aggregation is table:
-                            aggregation.aggregate(point, False)
-                            continue
-                    match.consume_measurement(
-                        _measurement(point, histogram, dict(key), None), False)
-                    self._cache.pop(key, None)
-                else:
-                    aggregation.aggregate(point, False)
 
     def _record_and_resolve(self, key: tuple[tuple[str, Any], ...], amount: float,
                             attributes: dict[str, Any] | None, context: Any) -> None:
@@ -265,7 +258,9 @@ def _drains_first(reader: Any, consumer: Any) -> bool:
     return True
 
 
-def _measurement(point: Any, histogram: Any, attributes: Any, context: Any) -> Any:
+def _measurement(point: Any, histogram: Any, attributes: Any) -> Any:
+    """A queued point (offered to no exemplar reservoir: the context is not used) as the
+    ``Measurement`` the SDK consumes; a ``Measurement`` as it is."""
     if isinstance(point, Measurement):
         return point
-    return Measurement(point.value, time_ns(), histogram, context or get_current(), attributes)
+    return Measurement(point.value, time_ns(), histogram, get_current(), attributes)

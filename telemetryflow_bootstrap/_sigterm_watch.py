@@ -103,10 +103,10 @@ def _high(fd: int) -> int:
 def fork_hooks(rearm: Callable[[], None]) -> dict[str, Callable[[], None]]:
     """Keyword arguments for ``os.register_at_fork``: SIGTERM blocked in the forking thread
     from just before the fork until, in the child, ``rearm()`` (which calls ``arm`` or
-    ``disarm_inherited``) has run; in the parent, until the fork returns. Empty where
-    threads cannot block signals."""
+    ``disarm_inherited``) has run; in the parent, until the fork returns. Where threads
+    cannot block signals, only the child's ``rearm()``."""
     if _SIGTERM is None or not hasattr(signal, "pthread_sigmask"):
-        return {}
+        return {"after_in_child": rearm}
 
     def hold() -> None:
         try:

@@ -113,8 +113,7 @@ def _install_sigterm() -> None:
     if hasattr(os, "register_at_fork"):  # a forked child watches for its own signals
         from . import _sigterm_watch
 
-        os.register_at_fork(**(_sigterm_watch.fork_hooks(_arm_sigterm_watch)
-                               or {"after_in_child": _arm_sigterm_watch}))
+        os.register_at_fork(**_sigterm_watch.fork_hooks(_arm_sigterm_watch))
 
 
 def _arm_sigterm_watch() -> None:

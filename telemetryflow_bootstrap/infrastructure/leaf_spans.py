@@ -60,7 +60,7 @@ class LeafTracer:
         is_random = getattr(self._ids, "is_trace_id_random", None)
         self._random_ids = bool(_RANDOM is not None and is_random is not None and is_random())
         self._frozen: dict[int, tuple[Mapping[str, Any], BoundedAttributes]] = {}
-        self._decide = _decider(self._sampler)
+        self._decide = decider(self._sampler)
 
     @classmethod
     def for_tracer(cls, tracer: Any) -> LeafTracer | None:
@@ -184,7 +184,7 @@ def parent_based_sampler_classes() -> tuple[type, ...]:
                     "_ParentBasedAlwaysOff", "_ParentBasedAlwaysOn")
 
 
-def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
+def decider(sampler: Any, depth: int = 0) -> _Decide | None:
     """``sampled(parent, trace_id)`` for a sampler made only of the SDK's own classes
     (always on/off, trace-id ratio, parent-based over these: every sampler the
     configuration can name), whose verdict depends on nothing else and which return the
@@ -204,7 +204,7 @@ def _decider(sampler: Any, depth: int = 0) -> _Decide | None:
         bound, limit = sampler.bound, sampling.TraceIdRatioBased.TRACE_ID_LIMIT
         return lambda parent, trace_id: trace_id & limit < bound
     if kind in parent_based_sampler_classes() and depth < 4:
-        found = [_decider(getattr(sampler, name, None), depth + 1)
+        found = [decider(getattr(sampler, name, None), depth + 1)
                  for name in SAMPLER_DELEGATES]
         if any(d is None for d in found):
             return None

@@ -193,7 +193,7 @@ class SamplerShortcut:
         self._draws_ids = draws_ids
         self._sampler: Any = _UNKNOWN
         self._drops: tuple[bool, ...] | None = None
-        self._root: Callable[[int], bool] | None = None
+        self._root: Callable[[None, int], bool] | None = None
 
     def decide(self, carrier: Mapping[str, str] | None, propagator: Any, getter: Any
                ) -> Verdict | None:
@@ -253,7 +253,7 @@ class SamplerShortcut:
         if root is None:
             return None
         trace_id = self._tracer.id_generator.generate_trace_id()
-        return Verdict(parent, None, trace_id, root(trace_id))
+        return Verdict(parent, None, trace_id, root(None, trace_id))
 
     def _verdict_under(self, parent: Context, drops: tuple[bool, ...]) -> Verdict | None:
         parent_span = get_current_span(parent).get_span_context()
@@ -275,7 +275,7 @@ _ROOT_DROPPED = Verdict(_EMPTY_CONTEXT, None, None, False)
 
 
 def _plan(tracer: Any, sampler: Any, draws_ids: bool
-          ) -> tuple[tuple[bool, ...] | None, Callable[[int], bool] | None]:
+          ) -> tuple[tuple[bool, ...] | None, Callable[[None, int], bool] | None]:
     """Per kind of parent (none; remote or local, sampled or not): does ``sampler`` always
     drop? And for a root it may or may not drop: its verdict on a drawn trace id (only with
     ``draws_ids``). ``(None, None)`` when nothing is known beforehand, or when the tracer or
@@ -297,19 +297,23 @@ def _plan(tracer: Any, sampler: Any, draws_ids: bool
     return (drops, root) if any(drops) or root is not None else (None, None)
 
 
-def _root_ratio(sampler: Any, depth: int = 0) -> Callable[[int], bool] | None:
-    """``sampled(trace_id)`` when a root's verdict is a trace-id ratio strictly between
-    0 and 1 (the ratio itself, or a parent-based sampler's root delegate), else None."""
+def _root_ratio(sampler: Any, depth: int = 0) -> Callable[[None, int], bool] | None:
+    """The leaf tracer's ``sampled(parent, trace_id)`` for a root when its verdict is a
+    trace-id ratio strictly between 0 and 1 (the ratio itself, or a parent-based sampler's
+    root delegate), else None."""
     from opentelemetry.sdk.trace import sampling
 
-    from ..infrastructure.leaf_spans import SAMPLER_DELEGATES, parent_based_sampler_classes
+    from ..infrastructure.leaf_spans import (
+        SAMPLER_DELEGATES,
+        decider,
+        parent_based_sampler_classes,
+    )
 
     kind = type(sampler)
     if kind is sampling.TraceIdRatioBased:
-        bound, limit = sampler.bound, sampling.TraceIdRatioBased.TRACE_ID_LIMIT
-        if not 0 < bound <= limit:
+        if not 0 < sampler.bound <= sampling.TraceIdRatioBased.TRACE_ID_LIMIT:
             return None  # never or always: nothing to draw for
-        return lambda trace_id: trace_id & limit < bound
+        return decider(sampler)
     if kind in parent_based_sampler_classes() and depth < 8:
         return _root_ratio(getattr(sampler, SAMPLER_DELEGATES[_ROOT], None), depth + 1)
     return None

@@ -36,10 +36,10 @@ from collections import deque
 from time import time_ns
 from typing import Any
 
-from opentelemetry.context import get_current
 from opentelemetry.trace import INVALID_SPAN, get_current_span
 
 from .. import _diagnostics
+from .current_context import get_current
 
 try:  # the internals this module relies on; any missing one: histograms stay as they are
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
@@ -127,7 +127,10 @@ class FastHistogram:
         _BY_CONSUMER.setdefault(self._consumer, weakref.WeakSet()).add(self)
 
     def record(self, amount: float, attributes: dict[str, Any] | None = None,
-               context: Any = None) -> None:
+               context: Any = None, span_sampled: bool | None = None) -> None:
+        """``Histogram.record``; ``span_sampled``: whether the span of ``context`` (or of
+        the current context) is sampled, when the caller knows, which spares asking the
+        span (what the trace-based exemplar filter decides by)."""
         histogram = self._histogram
         if not 0 <= amount < _INF or not histogram._is_enabled():
             histogram.record(amount, attributes, context)  # the SDK drops it (and says so)
@@ -141,25 +144,30 @@ class FastHistogram:
         if found is None or found.storages is not self._consumer._reader_storages:
             self._record_and_resolve(key, amount, attributes, context)
             return
-        context = context or get_current()  # as the SDK: an empty Context means the current
         kind = self._filter_kind
         if kind is _TRACE_BASED:
-            span = get_current_span(context)
-            sample = span is not INVALID_SPAN and span.get_span_context().trace_flags.sampled
+            if span_sampled is None:
+                span = get_current_span(context or get_current())
+                sample = span is not INVALID_SPAN and \
+                    span.get_span_context().trace_flags.sampled
+            else:
+                sample = span_sampled
         elif kind is _ALWAYS_OFF:
             sample = False
         elif kind is _ALWAYS_ON:
             sample = True
         else:
-            sample = self._filter.should_sample(amount, time_ns(), attributes, context)
+            sample = self._filter.should_sample(amount, time_ns(), attributes,
+                                                context or get_current())
         if not sample:
             pending = self._pending
             pending.append((amount, key, found))
             if len(pending) >= _BATCH:
                 self.flush()
             return
-        self._aggregate(Measurement(amount, time_ns(), histogram, context, attributes), True,
-                        key, found)
+        # (as the SDK: an empty Context means the current one)
+        self._aggregate(Measurement(amount, time_ns(), histogram, context or get_current(),
+                                    attributes), True, key, found)
 
     def flush(self) -> None:
         """Aggregate the queued points now (collections do this first)."""

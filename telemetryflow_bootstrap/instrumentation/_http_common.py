@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,9 +19,17 @@ from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
     Context,
-    get_current,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, get_current_span
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    get_current_span,
+    set_span_in_context,
+)
+
+from ..infrastructure.current_context import get_current
 
 # Bucket boundaries the HTTP semantic conventions recommend for request durations (seconds).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
@@ -145,7 +154,10 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
 # The last hex digit of a W3C ``traceparent`` (its flags) when the sampled bit is set.
 _SAMPLED_DIGITS = frozenset("13579bdfBDF")
-_EMPTY_CONTEXT = Context()
+# The parent of a new trace (what extracting a carrier without trace headers gives).
+EMPTY_CONTEXT = Context()
+# The key set_span_in_context keeps a span under (asked of the API, not imported: private).
+(SPAN_KEY,) = set_span_in_context(INVALID_SPAN, EMPTY_CONTEXT)
 _UNKNOWN: Any = object()
 
 
@@ -211,7 +223,7 @@ class SamplerShortcut:
         if drops is None:
             return None
         if not carrier:
-            found = self._root_verdict(_EMPTY_CONTEXT)
+            found = self._root_verdict(EMPTY_CONTEXT)
         else:
             traceparent = carrier.get("traceparent")
             # A likely-kept parent goes the usual way at once, so its carrier is extracted
@@ -227,13 +239,13 @@ class SamplerShortcut:
 
     def span(self, verdict: Verdict) -> NonRecordingSpan:
         """The non-recording span ``start_span`` makes when the sampler drops, for a
-        verdict ``decide`` answered."""
+        verdict ``decide`` answered (a new trace's ids drawn when first asked for)."""
         ids = self._tracer.id_generator
         parent_span = verdict.parent_span
         if parent_span is None:
             trace_id = verdict.trace_id
             if trace_id is None:
-                trace_id = ids.generate_trace_id()
+                return LazyRootSpan(ids)
             flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
             trace_state = None
         else:
@@ -247,7 +259,7 @@ class SamplerShortcut:
     def _root_verdict(self, parent: Context) -> Verdict | None:
         drops = self._drops
         if drops is not None and drops[_ROOT]:
-            return _ROOT_DROPPED if parent is _EMPTY_CONTEXT else Verdict(parent, None, None,
+            return _ROOT_DROPPED if parent is EMPTY_CONTEXT else Verdict(parent, None, None,
                                                                           False)
         root = self._root
         if root is None:
@@ -270,8 +282,39 @@ class SamplerShortcut:
         return Verdict(parent, parent_span, None, False) if drops[situation] else None
 
 
+class LazyRootSpan(NonRecordingSpan):
+    """The non-recording span of a dropped new trace, whose ids are drawn when something
+    first reads its span context (a downstream call propagating it, a log record), not
+    before. Why: most unsampled requests never read it, and drawing two ids and building a
+    ``SpanContext`` is a fifth of what such a request costs. Once drawn, the ids never
+    change: every reader, on any thread, sees the same ones."""
+
+    def __init__(self, ids: Any) -> None:  # (NonRecordingSpan's takes a SpanContext)
+        self._ids = ids
+        self._drawn: SpanContext | None = None
+
+    @property
+    def _context(self) -> SpanContext:  # type: ignore[override]
+        drawn = self._drawn
+        if drawn is None:
+            with _DRAWING:  # two first readers at once must not draw two trace ids
+                drawn = self._drawn
+                if drawn is None:
+                    ids = self._ids
+                    trace_id = ids.generate_trace_id()
+                    flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
+                    drawn = self._drawn = SpanContext(trace_id, ids.generate_span_id(), False,
+                                                      flags, None)
+        return drawn
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+
+_DRAWING = threading.Lock()
+
 # (verdicts are never changed: the commonest one, a new trace dropped, is made once)
-_ROOT_DROPPED = Verdict(_EMPTY_CONTEXT, None, None, False)
+_ROOT_DROPPED = Verdict(EMPTY_CONTEXT, None, None, False)
 
 
 def _plan(tracer: Any, sampler: Any, draws_ids: bool

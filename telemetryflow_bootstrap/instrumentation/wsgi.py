@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
+from opentelemetry.context import Context
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
@@ -46,6 +46,9 @@ from opentelemetry.semconv.attributes.http_attributes import (
 from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 
 from .. import _diagnostics
+from ..infrastructure.current_context import attach as _attach
+from ..infrastructure.current_context import reset as _detach
+from ..infrastructure.fast_histogram import FastHistogram
 from ..middleware import (
     _GETTER,
     _KNOWN_METHODS,
@@ -54,12 +57,10 @@ from ..middleware import (
     TelemetryMiddleware,
     _ServerRequest,
 )
-from ._http_common import SamplerShortcut, Verdict, suppressed
+from ._http_common import EMPTY_CONTEXT, SPAN_KEY, SamplerShortcut, Verdict, suppressed
 
 __all__ = ["TelemetryWSGIMiddleware"]
 
-_attach = _otel_context.attach
-_detach = _otel_context.detach
 _set_span_in_context = _trace.set_span_in_context
 _perf_counter = time.perf_counter
 _EXTRA_HEADERS = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
@@ -301,11 +302,12 @@ def unsampled_request(core: TelemetryMiddleware, shortcut: SamplerShortcut,
     trace (not sampled)."""
     parent = verdict.parent
     span = shortcut.span(verdict)
+    # (set_span_in_context copies the parent: a new trace's has nothing to copy)
+    context = Context({SPAN_KEY: span}) if parent is EMPTY_CONTEXT \
+        else _set_span_in_context(span, parent)
     if method in _KNOWN_METHODS:
-        return UnsampledRequest(core, span, _set_span_in_context(span, parent), method,
-                                method, scheme)
-    return UnsampledRequest(core, span, _set_span_in_context(span, parent), "_OTHER", "HTTP",
-                            scheme)
+        return UnsampledRequest(core, span, context, method, method, scheme)
+    return UnsampledRequest(core, span, context, "_OTHER", "HTTP", scheme)
 
 
 class UnsampledRequest(_ServerRequest):
@@ -342,7 +344,9 @@ class UnsampledRequest(_ServerRequest):
                 attributes[ERROR_TYPE] = str(status_code)
             elif incomplete and status_code is None:
                 attributes[ERROR_TYPE] = "incomplete_response"
-            if core._record_with_context:
+            if type(duration) is FastHistogram:  # (which need not ask the span)
+                duration.record(elapsed, attributes, self.context, False)
+            elif core._record_with_context:
                 duration.record(elapsed, attributes, context=self.context)
             else:
                 duration.record(elapsed, attributes)

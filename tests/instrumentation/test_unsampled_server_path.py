@@ -254,6 +254,86 @@ def test_unsampled_request_propagates_its_trace_unsampled(echo_server: EchoServe
     assert headers["kind"] == "_ServerRequest"
 
 
+class _Counting(IdGenerator):
+    """Random ids, counting how many were drawn."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def generate_span_id(self) -> int:
+        self.drawn += 1
+        return random.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        self.drawn += 1
+        return random.getrandbits(128) or 1
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+def test_a_new_unsampled_trace_draws_its_ids_only_when_read(echo_server: EchoServer):
+    """A dropped new trace's ids are drawn when something first reads them (a downstream
+    call), once, and never for a request nothing reads, its duration point included (a
+    first version drew them there, asking the span whether the exemplar filter samples)."""
+    ids = _Counting()
+    t = telemetry(RATE_0, id_generator=ids)
+    client = _flask_app(t, echo_server).test_client()
+    client.get("/items/1").close()  # (a new attribute set's first point: the SDK's record)
+    ids.drawn = 0
+    for _ in range(4):
+        client.get("/items/1").close()
+    assert ids.drawn == 0
+    assert t.points() == [({"http.request.method": "GET", "url.scheme": "http",
+                            "http.route": "/items/<int:item_id>",
+                            "http.response.status_code": 200}, 5)]
+    with no_client_spans():
+        client.get("/outbound").close()
+    assert ids.drawn == 2  # a trace id and a span id, for the one request that propagated
+    assert not _traceparent(echo_server.last().headers["traceparent"])[2] & 1
+    assert t.spans() == []
+
+
+def test_a_lazy_span_shows_one_context_to_every_reader():
+    """Eight threads reading a dropped new trace's span context at once all see the same
+    one, drawn once from the tracer's id generator: random trace id flag, not sampled, not
+    remote; ``repr`` and ``get_current_span`` see it too."""
+    import threading
+
+    from opentelemetry import trace
+
+    from telemetryflow_bootstrap.instrumentation._http_common import LazyRootSpan
+
+    ids = _Counting()
+    shortcut = SamplerShortcut(TracerProvider(sampler=RATE_0, id_generator=ids).get_tracer("t"))
+    for _ in range(20):
+        verdict = shortcut.decide(None, _PROPAGATOR, DefaultGetter())
+        assert verdict is not None and not verdict.sampled
+        span = shortcut.span(verdict)
+        assert type(span) is LazyRootSpan and not span.is_recording()
+        start = threading.Barrier(8)
+        seen: list[Any] = []
+
+        def read(span: Any = span, start: threading.Barrier = start,
+                 seen: list[Any] = seen) -> None:
+            start.wait()
+            seen.append(span.get_span_context())
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        drawn_before = ids.drawn
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert ids.drawn - drawn_before == 2
+        assert len({id(c) for c in seen}) == 1
+        context = seen[0]
+        assert context.is_valid and not context.is_remote
+        assert not context.trace_flags.sampled and context.trace_flags.random_trace_id
+        assert trace.get_current_span(trace.set_span_in_context(span)) is span
+        assert f"{context!r}" in repr(span)
+
+
 def test_baggage_of_an_unsampled_request_still_propagates():
     """The parent context of a dropped request is the extracted one, baggage included."""
     t = telemetry(RATE_0)

@@ -710,6 +710,42 @@ def test_exemplars_of_a_sampled_span_passed_as_context() -> None:
     assert {e["span_id"] for e in exemplars} == {0xB7AD6B7169203331}
 
 
+class _CountingSpan(NonRecordingSpan):
+    """A span counting how often its context is read."""
+
+    reads = 0
+
+    def get_span_context(self) -> SpanContext:
+        type(self).reads += 1
+        return super().get_span_context()
+
+
+@pytest.mark.parametrize("filter_", [None, AlwaysOnExemplarFilter()], ids=["trace-based",
+                                                                          "always-on"])
+@pytest.mark.parametrize("sampled", [False, True])
+def test_a_caller_telling_the_spans_sampling_gets_the_same_points(filter_: Any,
+                                                                  sampled: bool) -> None:
+    """``span_sampled`` (what a server's unsampled request passes): the same points and
+    exemplars as the SDK asking the span, and under the trace-based filter the span is not
+    asked at all (an unsampled request's lazy span would draw its ids to answer)."""
+    pair = Pair(exemplar_filter=filter_)
+    span = _CountingSpan(SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331,
+        is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0)))
+    context = trace.set_span_in_context(span)
+    pair.record_all((0.5,), ATTRIBUTE_SETS, context)  # (each set's first point: the SDK's)
+    _CountingSpan.reads = 0
+    for value in VALUES:
+        for attributes in ATTRIBUTE_SETS:
+            pair.sdk.recorder.record(value, attributes, context)
+            pair.fast.recorder.record(value, attributes, context, sampled)
+    sdk_reads = len(VALUES) * len(ATTRIBUTE_SETS)
+    if filter_ is None and not sampled:
+        assert _CountingSpan.reads == sdk_reads  # the SDK side's reads only
+    got = points(pair.collect_one())
+    assert bool(got[attributes_key(GET_USER)]["exemplars"]) is (sampled or filter_ is not None)
+
+
 def test_no_exemplars_without_a_span() -> None:
     pair = Pair()
     pair.record_all(VALUES, ATTRIBUTE_SETS)

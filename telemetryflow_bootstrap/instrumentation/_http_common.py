@@ -222,8 +222,8 @@ class SamplerShortcut:
         drops = self._drops
         if drops is None:
             return None
-        if not carrier:
-            found = self._root_verdict(EMPTY_CONTEXT)
+        if not carrier:  # a new trace (the commonest: its verdict is made once)
+            found = _ROOT_DROPPED if drops[_ROOT] else self._root_verdict(EMPTY_CONTEXT)
         else:
             traceparent = carrier.get("traceparent")
             # A likely-kept parent goes the usual way at once, so its carrier is extracted

@@ -66,10 +66,12 @@ def start() -> Any:
     if reading.sources.get("service_name") == "derived":
         os.environ[DERIVED_ENV] = derived  # children report as the same service
 
+    from . import _sigterm_watch
     from .client import TelemetryFlowClient
     from .instrumentation import registry
     from .lifecycle import install
 
+    _sigterm_watch.prepare()  # (before the SDK starts its threads)
     client = TelemetryFlowClient(config).initialize()
     handler = client.handler
     context = registry.PatchContext(

@@ -95,3 +95,77 @@ def test_a_child_that_does_not_arm_stops_writing_into_the_parents_pipe() -> None
         _sigterm_watch._armed.update(saved)
         os.close(read_fd)
         os.close(write_fd)
+
+
+_FD_TABLE_PROBE = """
+import os, sys, threading
+def fd_table_size():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("FDSize:"))
+from telemetryflow_bootstrap import _sigterm_watch
+if sys.argv[1] == "threaded":
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, daemon=True).start()
+before = fd_table_size()
+_sigterm_watch.prepare()
+print(before, fd_table_size(), len(os.listdir("/proc/self/fd")))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= 513,
+                    reason="descriptor limit too low to move a descriptor past 512")
+@pytest.mark.parametrize("threads", ["single", "threaded"])
+def test_prepare_grows_the_descriptor_table_only_while_single_threaded(threads: str) -> None:
+    """``prepare`` (the hook, before the SDK starts threads) grows the table past 512 so
+    that ``arm`` moving its pipe up later does not make the kernel wait for an RCU grace
+    period (3-7 ms per process start, measured). With threads running it would pay that
+    wait itself: it leaves the table alone. Either way it leaves no descriptor open."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _FD_TABLE_PROBE, threads],
+                            capture_output=True, text=True, timeout=60, check=True)
+    before, after, open_fds = map(int, result.stdout.split())
+    assert before < 512
+    assert (after > 512) is (threads == "single"), (before, after)
+    baseline = subprocess.run(
+        [sys.executable, "-c", "import os; print(len(os.listdir('/proc/self/fd')))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert open_fds == int(baseline.stdout)
+
+
+_HOOK_PROBE = """
+import threading
+from telemetryflow_bootstrap import _bootstrap, _sigterm_watch
+seen = []
+prepare = _sigterm_watch.prepare
+def noting_prepare():
+    seen.append(threading.active_count())
+    prepare()
+_sigterm_watch.prepare = noting_prepare
+client = _bootstrap.start()
+assert client is not None
+print(seen, threading.active_count(), min(_sigterm_watch._armed[k] for k in ("read", "write")))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= 513,
+                    reason="descriptor limit too low to move a descriptor past 512")
+def test_the_hook_prepares_the_table_before_the_sdk_starts_any_thread() -> None:
+    """The hook's start calls ``prepare`` once, while the process has one thread; the SDK's
+    threads start after it, and the watcher's pipe lands past 512."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEMETRYFLOW_", "OTEL_"))}
+    env["TELEMETRYFLOW_EXPORTER"] = "console"
+    result = subprocess.run([sys.executable, "-c", _HOOK_PROBE], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    seen, threads, lowest_pipe_fd = result.stdout.rsplit(" ", 2)
+    assert seen.strip() == "[1]"
+    assert int(threads) > 1  # (the SDK's threads, started after prepare)
+    assert int(lowest_pipe_fd) >= 512

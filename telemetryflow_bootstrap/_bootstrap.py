@@ -175,13 +175,16 @@ def _own_checks(reading: Any) -> list[str]:
 
 
 def _report(reading: Any, own: list[str]) -> None:
-    """Print the reading's problems and warnings unless the launcher printed them, and the
-    hook's ``own`` checks (which the launcher does not make: see ``_disabled_names``).
+    """Print the reading's problems and warnings unless a launcher (``cli``, or a strict
+    launch) or a parent process's hook printed them, and the hook's ``own`` checks (which
+    no launcher makes: see ``_disabled_names``). A plain launch leaves all of it to the hook.
 
-    When ``own`` says something, ``REPORTED_ENV`` is set to the digest of everything, so
+    Once something was printed, ``REPORTED_ENV`` is set to the digest of everything, so
     the Python processes this program starts (same environment) do not print it again.
     """
-    lines = [f"{p} (using the default)" for p in reading.problems] + list(reading.warnings)
+    from ._launch import problem_messages
+
+    lines = problem_messages(reading)
     everything = lines + own
     if not everything:
         return
@@ -191,15 +194,12 @@ def _report(reading: Any, own: list[str]) -> None:
     new = own if lines and reported == _digest(lines) else everything
     for line in new:
         _diagnostics.warn(line)
-    if own:
-        os.environ[REPORTED_ENV] = _digest(everything)
+    os.environ[REPORTED_ENV] = _digest(everything)
 
 
 def _digest(lines: list[str]) -> str:
-    try:
-        from ._launch import problems_digest
-    except ImportError:  # pragma: no cover - the launcher module ships with the package
-        return ""
+    from ._launch import problems_digest
+
     return problems_digest(lines)
 
 

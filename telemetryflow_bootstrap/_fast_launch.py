@@ -16,19 +16,21 @@ The option table lives here, not in ``cli``, so both parsers read the same one: 
 command is built from it, and an option added to the click command alone is unknown here,
 which sends its users to click.
 
-Only the standard library, ``_launch`` and the domain layer are imported (checked by
-``tests/unit/test_import_budget.py``).
+Only the standard library and ``_launch`` are imported (checked by
+``tests/unit/test_import_budget.py``); the domain's parser only for a launch that must
+validate before it execs (strict mode, or a switch whose value only the parser reads).
+Otherwise the configuration is validated, and its problems reported once, by the hook in
+the program, which reads the same environment: a plain launch does not pay ~20 ms of
+imports for that.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 from . import _launch
-from .domain.config import load_config
 
 # option, environment variable it sets, metavar, choices (None: free text)
 VALUE_OPTIONS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
@@ -142,6 +144,8 @@ def plan(args: Sequence[str],
     click command prints.
 
     Follows ``cli._cli``: the same ``_launch`` calls in the same order, minus the printing.
+    Like it, it leaves the configuration's problems to the hook to report, and reads them
+    itself only in strict mode (to refuse).
     """
     parsed = parse(args)
     if parsed is None:
@@ -149,17 +153,18 @@ def plan(args: Sequence[str],
     program, disable, options = parsed
     environ = dict(environ)
     env = _launch.child_environment(environ, overrides(environ, disable, options))
-    config, reading = load_config(env)
-    if config.enabled:
-        if not _launch.hook_installed():
-            return None  # cli warns that the install is broken
-        if config.strict and reading.problems:
+    quick = _launch.switches(env)
+    if quick is not None and not quick[1]:
+        enabled = quick[0]
+    else:  # strict, or a switch only the parser can read: validate as cli does
+        from .domain.config import load_config
+
+        config, reading = load_config(env)
+        enabled = config.enabled
+        if enabled and config.strict and reading.problems:
             return None  # cli refuses to start the program
-        messages = _launch.problem_messages(reading)
-        if messages:
-            if not _launch.already_reported(environ, messages):
-                return None  # cli prints the warnings
-            env[_launch.REPORTED_ENV] = _launch.problems_digest(messages)
+    if enabled and not _launch.hook_installed():
+        return None  # cli warns that the install is broken
     return program, env
 
 
@@ -169,10 +174,12 @@ def main() -> None:
     # On Windows click expands wildcards in argv; completion is click's to answer.
     if os.name != "nt" and COMPLETE_VAR not in os.environ:
         # Any failure, "not found" included, is the click command's to redo and report.
-        with contextlib.suppress(Exception):
+        try:
             launch = plan(sys.argv[1:], os.environ)
             if launch is not None:
                 _launch.exec_program(*launch)  # returns only by raising
+        except Exception:
+            pass
     from .cli import main as click_main
 
     click_main()

@@ -5,36 +5,38 @@ the way ``env`` does (``resolve_command``) and replaces itself with it (``exec_p
 the program keeps the launcher's PID, stdin/stdout/stderr and signals, and its exit code is
 the one the caller sees.
 
-The launcher validates the environment and prints each problem once; the hook in the program
-re-reads the same environment and would print the same lines again. To avoid that the
-launcher sets ``REPORTED_ENV`` (``_TELEMETRYFLOW_REPORTED``) to ``problems_digest()`` of the
-messages it printed (``problem_messages()``, without the ``telemetryflow: warning:``
-prefix); the hook (and a nested launcher) compute the digest of their own messages and stay
-silent when it matches. A changed environment gives a different digest, so new problems
-are never hidden. The hook makes one check the launcher leaves to it (names in
-``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS`` that match no instrumentation: see
-``instrumentation._disabled_names``); it prints that line itself and then sets the digest of
-everything, so the Python processes the program starts stay silent.
+The launcher does not print configuration problems: the hook in the program reads the same
+environment and reports each one (``problem_messages()``), then sets ``REPORTED_ENV``
+(``_TELEMETRYFLOW_REPORTED``) to ``problems_digest()`` of what it printed, so the Python
+processes the program starts (same environment, same digest) stay silent. A changed
+environment gives a different digest, so new problems are never hidden. Only a strict
+launch (``TELEMETRYFLOW_STRICT=true``) reads the configuration before exec, to refuse to
+start the program when it has problems.
 
 Only the standard library and the domain layer are imported here: the launcher must stay
 cheap to start and must not load OpenTelemetry into a process that is about to be replaced.
+A plain launch (``_fast_launch``) does not even import the domain's parser, which with
+``dataclasses``, ``typing``, ``re`` and ``urllib.parse`` was most of what the launcher
+process cost before exec (~20 of 24 ms): ``switches`` reads the two settings a launch
+needs, and the variables' OpenTelemetry fallbacks (all ``OTEL_*``) are looked up only when
+such a variable is set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-from .domain.config import load_config
-from .domain.environment import BY_NAME, EnvironmentReading
 from .domain.errors import TelemetryFlowError
 
+TYPE_CHECKING = False  # (typing.TYPE_CHECKING without importing typing: see the module doc)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
+
+    from .domain.environment import EnvironmentReading
 
 REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
 
@@ -43,6 +45,9 @@ _PROG = "telemetryflow-run"
 _DISABLED_VAR = "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"
 # Where a variable's OpenTelemetry fallback spells a value differently.
 _OTEL_SPELLING = {("TELEMETRYFLOW_PROTOCOL", "http"): "http/protobuf"}
+# The words the domain's boolean parser accepts (domain.parsers, compared in a test).
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 class LaunchError(TelemetryFlowError):
@@ -93,7 +98,8 @@ def child_environment(environ: Mapping[str, str], overrides: Mapping[str, str]) 
     included are ignored), so a disabled launcher is indistinguishable from running the
     program directly.
     """
-    if not load_config(environ)[0].enabled:
+    quick = switches(environ)
+    if not (quick[0] if quick is not None else _load_config(environ)[0].enabled):
         return dict(environ)
     env = dict(environ)
     for name, value in overrides.items():
@@ -110,7 +116,7 @@ def _apply_override(env: dict[str, str], name: str, value: str) -> None:
     """An option is the user's last word: an OpenTelemetry fallback already set for the same
     setting gets the same value, so the two never disagree (no "both set and differ" warning)
     and OpenTelemetry's own components see what the option said."""
-    variable = BY_NAME.get(name)
+    variable = _variable(name) if _any_otel(env) else None  # (fallbacks are OTEL_*)
     fallbacks = [f for f in variable.fallbacks if env.get(f, "").strip()] if variable else []
     if fallbacks:
         value = _OTEL_SPELLING.get((name, value), value)
@@ -141,16 +147,55 @@ def disabled_instrumentations(environ: Mapping[str, str], names: Iterable[str]) 
     added = [part.strip() for name in names for part in name.split(",") if part.strip()]
     if not added:
         return None
-    existing = ""
-    for var in (_DISABLED_VAR, *BY_NAME[_DISABLED_VAR].fallbacks):
-        existing = environ.get(var, "")
-        if existing.strip():
-            break
+    existing = environ.get(_DISABLED_VAR, "")
+    if not existing.strip() and _any_otel(environ):
+        for var in _variable(_DISABLED_VAR).fallbacks:
+            existing = environ.get(var, "")
+            if existing.strip():
+                break
     merged: dict[str, None] = {}
     for name in [*existing.split(","), *added]:
         if name.strip():
             merged.setdefault(name.strip(), None)
     return ",".join(merged)
+
+
+def switches(environ: Mapping[str, str]) -> tuple[bool, bool] | None:
+    """``(enabled, strict)`` as ``load_config(environ)`` reads them, without the domain's
+    parser, when each variable deciding them (``TELEMETRYFLOW_ENABLED``,
+    ``OTEL_SDK_DISABLED``, ``TELEMETRYFLOW_STRICT``) is unset, blank or a boolean word;
+    ``None`` otherwise: a malformed value is a problem only the parser reports."""
+    words: dict[str, bool | None] = {}
+    for name in ("TELEMETRYFLOW_ENABLED", "OTEL_SDK_DISABLED", "TELEMETRYFLOW_STRICT"):
+        word = environ.get(name, "").strip().lower()
+        if not word:
+            words[name] = None
+        elif word in _TRUE_WORDS:
+            words[name] = True
+        elif word in _FALSE_WORDS:
+            words[name] = False
+        else:
+            return None
+    enabled = words["TELEMETRYFLOW_ENABLED"]
+    if enabled is None:
+        enabled = not words["OTEL_SDK_DISABLED"]
+    return enabled, bool(words["TELEMETRYFLOW_STRICT"])
+
+
+def _load_config(environ: Mapping[str, str]) -> tuple[Any, Any]:
+    from .domain.config import load_config
+
+    return load_config(environ)
+
+
+def _variable(name: str) -> Any:
+    from .domain.environment import BY_NAME
+
+    return BY_NAME.get(name)
+
+
+def _any_otel(environ: Mapping[str, str]) -> bool:
+    return any(name.startswith("OTEL_") for name in environ)
 
 
 def problem_messages(reading: EnvironmentReading) -> list[str]:
@@ -171,11 +216,6 @@ def problems_digest(lines: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha1("\n".join(lines).encode("utf-8", "backslashreplace")).hexdigest()[:12]
-
-
-def already_reported(environ: Mapping[str, str], lines: Sequence[str]) -> bool:
-    """Whether a launcher up the process tree printed exactly these lines already."""
-    return bool(lines) and environ.get(REPORTED_ENV) == problems_digest(lines)
 
 
 def resolve_command(name: str, path_env: str | None) -> str:
@@ -222,8 +262,10 @@ def exec_program(argv: Sequence[str], env: Mapping[str, str]) -> None:
     path = resolve_command(argv[0], env.get("PATH"))
     # Buffered output written before exec would be lost with the old process image.
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+        try:  # noqa: SIM105 (contextlib would cost the launcher ~3 ms of imports)
             stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
     try:
         os.execve(path, list(argv), dict(env))
     except OSError as exc:  # e.g. no such interpreter in the shebang, or exec format error

@@ -162,7 +162,8 @@ def _cli(ctx: click.Context, program: tuple[str, ...], disable: tuple[str, ...],
     config, reading = load_config(env)
     if config.enabled:
         _check_hook()
-        _report(ctx, reading, strict=config.strict, environ=environ, env=env)
+        if config.strict:
+            _refuse_if_invalid(ctx, reading)
     try:
         _launch.exec_program(program, env)
     except _launch.LaunchError as exc:
@@ -299,28 +300,22 @@ def _check_hook() -> None:
                    "the program runs uninstrumented", err=True)
 
 
-def _report(ctx: click.Context, reading: EnvironmentReading, *, strict: bool,
-            environ: Mapping[str, str], env: dict[str, str]) -> None:
-    """Print each problem once, or refuse to run in strict mode.
+def _refuse_if_invalid(ctx: click.Context, reading: EnvironmentReading) -> None:
+    """Strict mode: a configuration problem stops the launch before the program runs.
 
-    Records what was printed in the program's environment so its hook (and a nested
-    launcher) do not print the same lines a second time.
+    Otherwise the launcher prints nothing about the configuration: the hook in the program
+    reads the same environment and reports each problem once for the whole process tree
+    (see ``_launch``), so a launch does not pay for the parser twice.
     """
-    if strict and reading.problems:
-        for problem in reading.problems:
-            click.echo(f"telemetryflow: error: {problem}", err=True)
-        for warning in reading.warnings:
-            click.echo(f"telemetryflow: warning: {warning}", err=True)
-        click.echo(f"{_PROG}: not starting the program: strict mode "
-                   "(TELEMETRYFLOW_STRICT) makes configuration problems fatal", err=True)
-        ctx.exit(2)
-    messages = _launch.problem_messages(reading)
-    if not messages:
+    if not reading.problems:
         return
-    if not _launch.already_reported(environ, messages):
-        for message in messages:
-            click.echo(f"telemetryflow: warning: {message}", err=True)
-    env[_launch.REPORTED_ENV] = _launch.problems_digest(messages)
+    for problem in reading.problems:
+        click.echo(f"telemetryflow: error: {problem}", err=True)
+    for warning in reading.warnings:
+        click.echo(f"telemetryflow: warning: {warning}", err=True)
+    click.echo(f"{_PROG}: not starting the program: strict mode "
+               "(TELEMETRYFLOW_STRICT) makes configuration problems fatal", err=True)
+    ctx.exit(2)
 
 
 def main(args: Sequence[str] | None = None, prog_name: str | None = _PROG) -> None:

@@ -286,7 +286,7 @@ def _credentials(reading: EnvironmentReading) -> Credentials | None:
     except CredentialsError as exc:
         for problem in exc.problems:
             reading.problems.append(
-                dataclasses.replace(problem, source=_CREDENTIAL_VARS[problem.source])
+                Problem(_CREDENTIAL_VARS[problem.source], problem.shown_value, problem.expected)
             )
         return None
 

@@ -6,16 +6,44 @@ Messages always name the field (or the environment variable it came from), the b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class Problem:
-    """One invalid setting: where it came from, what was given, what is accepted."""
+    """One invalid setting: where it came from, what was given, what is accepted.
 
+    Immutable, compared and hashed by its three fields. (A plain class rather than a frozen
+    dataclass: the launcher imports this module before it execs the program, and importing
+    ``dataclasses`` would add ~12 ms to every launch.)"""
+
+    __slots__ = ("expected", "shown_value", "source")
     source: str
     shown_value: str
     expected: str
+
+    def __init__(self, source: str, shown_value: str, expected: str) -> None:
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "shown_value", shown_value)
+        object.__setattr__(self, "expected", expected)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Problem is immutable: cannot assign to {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Problem is immutable: cannot delete {name!r}")
+
+    def _fields(self) -> tuple[str, str, str]:
+        return self.source, self.shown_value, self.expected
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Problem:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Problem(source={self.source!r}, shown_value={self.shown_value!r}, "
+                f"expected={self.expected!r})")
 
     def __str__(self) -> str:
         return f"{self.source}={self.shown_value}: {self.expected}"

@@ -274,6 +274,23 @@ def test_nested_launchers_report_a_problem_once() -> None:
     assert len(_lines_with("TELEMETRYFLOW_BATCH_MAX_SIZE", proc.stderr)) == 1, proc.stderr
 
 
+@pytest.mark.parametrize("first", ["python", "shell"])
+def test_a_process_tree_reports_a_problem_once(first: str) -> None:
+    """The hook of the first Python process reports the problem (the launcher leaves it
+    to the hook); the Python processes it starts, same environment, stay silent; so does
+    a tree whose first process is not Python."""
+    children = ("import subprocess, sys\n"
+                "for _ in range(2):\n"
+                "    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n")
+    args = ["python", "-c", children] if first == "python" else \
+        ["sh", "-c", f'python -c "{children}"']
+    proc = _run(args, _base_env(TELEMETRYFLOW_BATCH_MAX_SIZE="lots"))
+    assert proc.returncode == 0, proc.stderr
+    lines = _lines_with("TELEMETRYFLOW_BATCH_MAX_SIZE", proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("telemetryflow: warning: TELEMETRYFLOW_BATCH_MAX_SIZE='lots': ")
+
+
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_strict_refuses_to_run_the_program(how: str, tmp_path: Path) -> None:
     """In strict mode a configuration problem exits 2 before the program starts."""

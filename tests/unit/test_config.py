@@ -350,3 +350,22 @@ def test_config_error_message_joins_every_problem() -> None:
     error = ConfigError([Problem("A", "'1'", "expected x"), Problem("B", "'2'", "expected y")])
     assert str(error) == "A='1': expected x; B='2': expected y"
     assert ConfigError("just text").problems == ()
+
+
+def test_a_problem_is_an_immutable_value() -> None:
+    """``Problem`` (a plain class, so the launcher need not import ``dataclasses``) keeps the
+    value semantics it had as a frozen dataclass."""
+    problem = Problem("TELEMETRYFLOW_TIMEOUT", "'soon'", "expected seconds")
+    same = Problem("TELEMETRYFLOW_TIMEOUT", "'soon'", "expected seconds")
+    assert problem == same and hash(problem) == hash(same) and len({problem, same}) == 1
+    assert problem != Problem("TELEMETRYFLOW_TIMEOUT", "'later'", "expected seconds")
+    assert problem != ("TELEMETRYFLOW_TIMEOUT", "'soon'", "expected seconds")
+    assert str(problem) == "TELEMETRYFLOW_TIMEOUT='soon': expected seconds"
+    assert repr(problem) == ("Problem(source='TELEMETRYFLOW_TIMEOUT', shown_value=\"'soon'\", "
+                             "expected='expected seconds')")
+    with pytest.raises(AttributeError):
+        problem.source = "X"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del problem.expected
+    with pytest.raises(AttributeError):
+        problem.extra = 1  # type: ignore[attr-defined]

@@ -9,9 +9,7 @@ import pytest
 
 from telemetryflow_bootstrap import _launch
 from telemetryflow_bootstrap._launch import (
-    REPORTED_ENV,
     LaunchError,
-    already_reported,
     child_environment,
     disabled_instrumentations,
     exec_program,
@@ -157,15 +155,6 @@ def test_problems_digest_is_short_stable_and_content_sensitive() -> None:
     assert digest != problems_digest(["a", "c"])
 
 
-def test_already_reported_matches_only_the_same_lines() -> None:
-    """Lines count as reported only when the recorded digest is theirs."""
-    lines = ["X='1': bad (using the default)"]
-    assert already_reported({REPORTED_ENV: problems_digest(lines)}, lines)
-    assert not already_reported({REPORTED_ENV: problems_digest(["other"])}, lines)
-    assert not already_reported({}, lines)
-    assert not already_reported({REPORTED_ENV: problems_digest([])}, [])
-
-
 def test_resolve_searches_path_in_order(tmp_path: Path) -> None:
     """The first executable match on PATH wins, like ``env``."""
     first, second = tmp_path / "one", tmp_path / "two"
@@ -227,3 +216,44 @@ def test_exec_program_reports_a_missing_program_before_exec(tmp_path: Path) -> N
     with pytest.raises(LaunchError) as info:
         exec_program(["no-such-tool", "--x"], {"PATH": str(tmp_path)})
     assert info.value.exit_code == 127
+
+
+# --- what a plain launch reads without the configuration parser ---------------------------
+
+_SWITCH_VALUES = (None, "", "  ", "true", "FALSE", " yes ", "No", "1", "0", "on", "OFF",
+                  "maybe", "tru", "2", "\u00fces")
+
+
+@pytest.mark.parametrize("enabled", _SWITCH_VALUES)
+@pytest.mark.parametrize("sdk_disabled", _SWITCH_VALUES)
+@pytest.mark.parametrize("strict", (None, "true", "off", "sure"))
+def test_switches_read_what_the_parser_reads(enabled: str | None, sdk_disabled: str | None,
+                                             strict: str | None) -> None:
+    """Where ``switches`` answers, the parser agrees on enabled and strict; it answers
+    whenever each value is unset, blank or a boolean word, and only then."""
+    environ = {name: value for name, value in (("TELEMETRYFLOW_ENABLED", enabled),
+                                               ("OTEL_SDK_DISABLED", sdk_disabled),
+                                               ("TELEMETRYFLOW_STRICT", strict))
+               if value is not None}
+    config, _reading = load_config(environ)
+    quick = _launch.switches(environ)
+    plain = all(v.strip().lower() in ("", "true", "false", "yes", "no", "1", "0", "on", "off")
+                for v in environ.values())
+    assert (quick is not None) is plain
+    if quick is not None:
+        assert quick == (config.enabled, config.strict)
+
+
+def test_switch_words_are_the_parsers() -> None:
+    from telemetryflow_bootstrap.domain import parsers
+
+    assert _launch._TRUE_WORDS == parsers._TRUE
+    assert _launch._FALSE_WORDS == parsers._FALSE
+
+
+def test_every_fallback_is_an_otel_variable() -> None:
+    """The launcher looks fallbacks up only when an ``OTEL_*`` variable is set: that is
+    right only while every fallback is one."""
+    from telemetryflow_bootstrap.domain.environment import VARIABLES
+
+    assert all(f.startswith("OTEL_") for var in VARIABLES for f in var.fallbacks)

@@ -93,6 +93,16 @@ _SAME_AS_CLICK: list[tuple[list[str], dict[str, str]]] = [
     (["python"], _reported_already()),
     (["python"], {"TELEMETRYFLOW_STRICT": "true", "TELEMETRYFLOW_SERVICE_NAME": "s"}),
     (["python"], {"_TELEMETRYFLOW_RUN_COMPLETE": ""}),
+    # Configuration problems: neither launcher prints them (the hook does, once), and the
+    # switches only the parser reads send the fast path through it, to the same answer.
+    (["python"], _BAD_TIMEOUT),
+    (["--service-name", "s\udcff", "python"], {}),  # not printable UTF-8
+    (["python"], {**_BAD_TIMEOUT, REPORTED_ENV: "0123456789ab"}),
+    (["python"], {"TELEMETRYFLOW_ENABLED": "maybe"}),  # a problem: enabled by default
+    (["python"], {"TELEMETRYFLOW_ENABLED": " No "}),
+    (["python"], {"OTEL_SDK_DISABLED": "sometimes"}),
+    (["python"], {"TELEMETRYFLOW_STRICT": "perhaps", **_BAD_TIMEOUT}),
+    (["python"], {"TELEMETRYFLOW_STRICT": "1", "OTEL_SDK_DISABLED": "True", **_BAD_TIMEOUT}),
 ]
 
 
@@ -143,10 +153,9 @@ _LEFT_TO_CLICK: list[tuple[list[str], dict[str, str]]] = [
     (["--", "--help"], {}),
     (["-", "x"], {}),
     (["", "x"], {}),
-    (["python"], _BAD_TIMEOUT),  # the click command prints the warning
-    (["--service-name", "s\udcff", "python"], {}),  # a warning too: not printable UTF-8
-    (["--strict", "python"], _BAD_TIMEOUT),  # ... or refuses to start
-    (["python"], {**_BAD_TIMEOUT, REPORTED_ENV: "0123456789ab"}),
+    (["--strict", "python"], _BAD_TIMEOUT),  # the click command refuses to start
+    (["python"], {"TELEMETRYFLOW_STRICT": " ON ", **_BAD_TIMEOUT}),
+    (["python"], {"TELEMETRYFLOW_STRICT": "yes", "TELEMETRYFLOW_ENABLED": "bogus"}),
 ]
 
 

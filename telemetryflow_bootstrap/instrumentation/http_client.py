@@ -38,7 +38,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
-    attach,
+    Context,
     detach,
     set_value,
 )
@@ -57,8 +57,10 @@ from opentelemetry.semconv.metrics.http_metrics import HTTP_CLIENT_REQUEST_DURAT
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _diagnostics
+from ..infrastructure.current_context import attach, get_current, reset
 from ._http_common import (
     DURATION_BUCKETS,
+    SPAN_KEY,
     ExcludedUrls,
     HeaderCapture,
     http_suppressed,
@@ -153,8 +155,9 @@ class ClientCall:
         self.metric_attributes = metric_attributes
         # The span is current inside the call (hooks the library runs become its children)
         # and the suppression key tells the inner HTTP layers to stand aside.
-        self.context = set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True,
-                                 trace.set_span_in_context(span))
+        # (one copy of the current context with both keys, not set_value's copy per key)
+        self.context = Context(get_current(), **{SPAN_KEY: span,
+                                                 _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True})
         self._start = time.perf_counter()
 
     def inject(self, carrier: Any) -> None:
@@ -266,7 +269,7 @@ def call_traced(telemetry: ClientTelemetry, adapter: Adapter, wrapped: Any, inst
             call.end(exception=exc)
         raise
     finally:
-        detach(token)
+        reset(token)  # (set in this same call: see infrastructure.current_context)
     if call is not None:
         _finish(telemetry, call, adapter.outcome, response)
     return response

@@ -286,8 +286,9 @@ class LazyRootSpan(NonRecordingSpan):
     """The non-recording span of a dropped new trace, whose ids are drawn when something
     first reads its span context (a downstream call propagating it, a log record), not
     before. Why: most unsampled requests never read it, and drawing two ids and building a
-    ``SpanContext`` is a fifth of what such a request costs. Once drawn, the ids never
-    change: every reader, on any thread, sees the same ones."""
+    ``SpanContext`` cost ~0.7 µs of the ~5 µs such a request adds in a hot loop (more in
+    a running server, where that code is cold each time). Once drawn, the ids never change:
+    every reader, on any thread, sees the same ones."""
 
     def __init__(self, ids: Any) -> None:  # (NonRecordingSpan's takes a SpanContext)
         self._ids = ids

@@ -291,6 +291,16 @@ def test_a_process_tree_reports_a_problem_once(first: str) -> None:
     assert lines[0].startswith("telemetryflow: warning: TELEMETRYFLOW_BATCH_MAX_SIZE='lots': ")
 
 
+def test_log_level_off_silences_configuration_warnings() -> None:
+    """The hook reports configuration problems through its diagnostics, so
+    ``TELEMETRYFLOW_LOG_LEVEL=off`` keeps them off the program's stderr (strict mode still
+    refuses: see below)."""
+    proc = _run(["python", _ECHO], _base_env(TELEMETRYFLOW_BATCH_MAX_SIZE="lots",
+                                             TELEMETRYFLOW_LOG_LEVEL="off"))
+    assert proc.returncode == 0, proc.stderr
+    assert "telemetryflow" not in proc.stderr
+
+
 @pytest.mark.parametrize("how", ["env", "option"])
 def test_strict_refuses_to_run_the_program(how: str, tmp_path: Path) -> None:
     """In strict mode a configuration problem exits 2 before the program starts."""

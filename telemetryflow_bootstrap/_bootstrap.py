@@ -175,22 +175,22 @@ def _own_checks(reading: Any) -> list[str]:
 
 
 def _report(reading: Any, own: list[str]) -> None:
-    """Print the reading's problems and warnings unless a launcher (``cli``, or a strict
-    launch) or a parent process's hook printed them, and the hook's ``own`` checks (which
-    no launcher makes: see ``_disabled_names``). A plain launch leaves all of it to the hook.
+    """Print the reading's problems and warnings, and the hook's ``own`` checks (see
+    ``_disabled_names``), unless a parent process's hook printed the same already: the
+    launcher leaves all of it to the hook (see ``_launch``).
 
     Once something was printed, ``REPORTED_ENV`` is set to the digest of everything, so
     the Python processes this program starts (same environment) do not print it again.
     """
+    if not (reading.problems or reading.warnings or own):
+        return
     from ._launch import problem_messages
 
     lines = problem_messages(reading)
     everything = lines + own
-    if not everything:
-        return
     reported = os.environ.get(REPORTED_ENV)
     if reported == _digest(everything):
-        return  # the launcher (or, for own, a parent process's hook) printed all of it
+        return  # a parent process's hook printed all of it
     new = own if lines and reported == _digest(lines) else everything
     for line in new:
         _diagnostics.warn(line)

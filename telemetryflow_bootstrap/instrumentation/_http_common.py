@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -288,31 +287,43 @@ class LazyRootSpan(NonRecordingSpan):
     before. Why: most unsampled requests never read it, and drawing two ids and building a
     ``SpanContext`` cost ~0.7 µs of the ~5 µs such a request adds in a hot loop (more in
     a running server, where that code is cold each time). Once drawn, the ids never change:
-    every reader, on any thread, sees the same ones."""
+    every reader, on any thread, sees the same ones. (Two first readers at once may both
+    draw; ``dict.setdefault``, one step under the GIL, keeps the first. No lock: a fork
+    taken while another thread held one would leave it held in the child.)"""
 
     def __init__(self, ids: Any) -> None:  # (NonRecordingSpan's takes a SpanContext)
         self._ids = ids
-        self._drawn: SpanContext | None = None
 
     @property
     def _context(self) -> SpanContext:  # type: ignore[override]
-        drawn = self._drawn
+        state = self.__dict__
+        drawn = state.get("_drawn")
         if drawn is None:
-            with _DRAWING:  # two first readers at once must not draw two trace ids
-                drawn = self._drawn
-                if drawn is None:
-                    ids = self._ids
-                    trace_id = ids.generate_trace_id()
-                    flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
-                    drawn = self._drawn = SpanContext(trace_id, ids.generate_span_id(), False,
-                                                      flags, None)
-        return drawn
+            ids = self._ids
+            trace_id = ids.generate_trace_id()
+            flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
+            drawn = state.setdefault("_drawn", SpanContext(trace_id, ids.generate_span_id(),
+                                                           False, flags, None))
+        return drawn  # type: ignore[no-any-return]
 
     def get_span_context(self) -> SpanContext:
         return self._context
 
 
-_DRAWING = threading.Lock()
+def _draw_before_fork() -> None:
+    """A forked child inherits the forking thread's context: the current lazy span draws
+    its ids first, so parent and child carry the same trace (drawn apart, they would not)."""
+    try:
+        span = get_current_span(get_current())
+        if type(span) is LazyRootSpan:
+            span.get_span_context()
+    except Exception:  # pragma: no cover - never in the way of a fork
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_draw_before_fork)
+
 
 # (verdicts are never changed: the commonest one, a new trace dropped, is made once)
 _ROOT_DROPPED = Verdict(EMPTY_CONTEXT, None, None, False)

@@ -238,22 +238,16 @@ class SamplerShortcut:
 
     def span(self, verdict: Verdict) -> NonRecordingSpan:
         """The non-recording span ``start_span`` makes when the sampler drops, for a
-        verdict ``decide`` answered (a new trace's ids drawn when first asked for)."""
+        verdict ``decide`` answered (a new trace's ids drawn when first asked for: see
+        ``LazyRootSpan``)."""
         ids = self._tracer.id_generator
         parent_span = verdict.parent_span
-        if parent_span is None:
-            trace_id = verdict.trace_id
-            if trace_id is None:
-                return LazyRootSpan(ids)
-            flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
-            trace_state = None
-        else:
-            trace_id = parent_span.trace_id
-            flags = _NOT_SAMPLED_RANDOM if parent_span.trace_flags.random_trace_id \
-                else _NOT_SAMPLED
-            trace_state = parent_span.trace_state
-        return NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, flags,
-                                            trace_state))
+        if parent_span is None:  # (a ratio's dropped root comes with its trace id drawn)
+            return LazyRootSpan(ids, verdict.trace_id)
+        flags = _NOT_SAMPLED_RANDOM if parent_span.trace_flags.random_trace_id \
+            else _NOT_SAMPLED
+        return NonRecordingSpan(SpanContext(parent_span.trace_id, ids.generate_span_id(),
+                                            False, flags, parent_span.trace_state))
 
     def _root_verdict(self, parent: Context) -> Verdict | None:
         drops = self._drops
@@ -291,8 +285,10 @@ class LazyRootSpan(NonRecordingSpan):
     draw; ``dict.setdefault``, one step under the GIL, keeps the first. No lock: a fork
     taken while another thread held one would leave it held in the child.)"""
 
-    def __init__(self, ids: Any) -> None:  # (NonRecordingSpan's takes a SpanContext)
+    def __init__(self, ids: Any, trace_id: int | None = None) -> None:
+        # (NonRecordingSpan's takes a SpanContext; trace_id: drawn already, for the sampler)
         self._ids = ids
+        self._trace_id = trace_id
 
     @property
     def _context(self) -> SpanContext:  # type: ignore[override]
@@ -300,7 +296,9 @@ class LazyRootSpan(NonRecordingSpan):
         drawn = state.get("_drawn")
         if drawn is None:
             ids = self._ids
-            trace_id = ids.generate_trace_id()
+            trace_id = self._trace_id
+            if trace_id is None:
+                trace_id = ids.generate_trace_id()
             flags = _NOT_SAMPLED_RANDOM if ids.is_trace_id_random() else _NOT_SAMPLED
             drawn = state.setdefault("_drawn", SpanContext(trace_id, ids.generate_span_id(),
                                                            False, flags, None))

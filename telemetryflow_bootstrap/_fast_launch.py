@@ -168,9 +168,10 @@ def plan(args: Sequence[str],
     return program, env
 
 
-def main() -> None:
-    """Console-script entry point: exec the program, else run the click command (which
-    exits with the program's status or its own)."""
+def main(prog_name: str | None = "telemetryflow-run") -> None:
+    """Console-script entry point (and ``python -m telemetryflow_bootstrap``'s, with
+    ``prog_name=None``: click then names it after the module): exec the program, else run
+    the click command (which exits with the program's status or its own)."""
     # On Windows click expands wildcards in argv; completion is click's to answer.
     if os.name != "nt" and COMPLETE_VAR not in os.environ:
         # Any failure, "not found" included, is the click command's to redo and report.
@@ -182,4 +183,4 @@ def main() -> None:
             pass
     from .cli import main as click_main
 
-    click_main()
+    click_main(prog_name=prog_name)

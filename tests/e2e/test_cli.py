@@ -363,6 +363,26 @@ def test_python_dash_m_runs_the_same_cli() -> None:
     assert report["environ"]["PYTHONPATH"] == _HOOK
 
 
+def test_python_dash_m_takes_the_fast_path_and_names_itself_in_help() -> None:
+    """A plain launch through ``-m`` imports no click (as the console script); what goes
+    to click still names the module, not the console script."""
+    true = shutil.which("true")
+    assert true is not None
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "telemetryflow_bootstrap",
+                           true], env=_base_env(), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "telemetryflow_bootstrap._fast_launch" in imported
+    assert "click" not in imported
+    helped = subprocess.run([sys.executable, "-m", "telemetryflow_bootstrap", "--help"],
+                            env=_base_env(), capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("Usage: python -m telemetryflow_bootstrap"), helped.stdout
+
+
 def test_launcher_does_not_import_opentelemetry() -> None:
     """Importing the CLI loads neither OpenTelemetry, grpc, wrapt nor protobuf."""
     code = ("import telemetryflow_bootstrap.cli, sys; print(sorted(m for m in sys.modules "

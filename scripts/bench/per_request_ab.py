@@ -9,8 +9,10 @@ thread's CPU; it prints the median difference per request. Between processes a b
 varies by 10-20% on a shared machine, far more than an unsampled request adds: measured this
 way the bare part cancels out, which is what the unsampled/sampled ratio needs. The
 exporter thread's work is not counted (per_request.py and server_load.py count every
-thread). opentelemetry-instrument's Flask patch adds request hooks to the application
-itself, so it cannot be switched off batch by batch: theirs is not measured here.
+thread). The "floor" row times a minimal hand-written wrapper the same way: a lower bound
+for what counting an unsampled request can cost in Python. opentelemetry-instrument's Flask
+patch adds request hooks to the application itself, so it cannot be switched off batch by
+batch: theirs is not measured here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ except ImportError:  # run as a script
 APP = str(common.APPS / "bench_flask_ab.py")
 UNSAMPLED_TARGET = 0.1  # unsampled / sampled added cost (issue 8)
 RATES = {"sampled (rate 1)": "1", "rate 0.1": "0.1", "unsampled (rate 0)": "0"}
+# A minimal hand-written wrapper (bench_flask_ab.py --floor): what counting an unsampled
+# request could cost at least, measured the same way.
+FLOOR = "floor: minimal wrapper"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         base = common.ours(receiver.grpc_endpoint, TELEMETRYFLOW_PROCESS_SPAN="false")
         variants = [base.with_env(name, TELEMETRYFLOW_SAMPLE_RATE=rate)
                     for name, rate in RATES.items()]
+        variants.append(base.with_env(FLOOR, TELEMETRYFLOW_SAMPLE_RATE="0"))
         program = [APP, "--pairs", str(args.pairs), "--batch-size", str(args.batch_size)]
 
         def measure(v: common.Variant) -> float:
-            out = common.run(v, program, timeout=300)[1].stdout
+            extra = ["--floor"] if v.name == FLOOR else []
+            out = common.run(v, [*program, *extra], timeout=300)[1].stdout
             return float(json.loads(out.strip().splitlines()[-1])["added_us"])
 
         results = common.rounds(variants, measure, args.runs, warmup=args.warmup,
@@ -62,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{common.fmt_ratio(common.ratio(unsampled, sampled), UNSAMPLED_TARGET)}")
     print(f"- rate 0.1/sampled: {common.fmt_ratio(common.ratio(added['rate 0.1'], sampled))} "
           f"(0.1 sampled + 0.9 unsampled would be {common.fmt_ratio(mixed / sampled)})")
+    print(f"- floor/sampled: {common.fmt_ratio(common.ratio(added[FLOOR], sampled))} (a "
+          "start time, a context set, the status, the body's end; no histogram, route, "
+          "ids or checks)")
     return 0
 
 

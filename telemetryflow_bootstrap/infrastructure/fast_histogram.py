@@ -19,14 +19,15 @@ both paths field by field, so an SDK upgrade that changes these internals fails 
 The attribute values must be ``str`` or ``int`` (never ``bool`` or ``float``: ``1``,
 ``1.0`` and ``True`` share a cache key here but not in the SDK). Our callers build them so.
 
-Points that offer no exemplar (the commonest: an unsampled request, or no span at all under
-the default trace-based filter) are not aggregated one by one but queued and aggregated
-``_BATCH`` at a time, by whichever thread fills the batch, and by every collection of the
-provider's readers before it reads anything (each reader's collect callback is wrapped
-once). Why: in a running program one aggregation costs 5-9 µs of CPU (its code and data are
-cold again by the next request), a batch of them ~1 µs each. A point lands in the same
-collection as without the queue; a collection running at the very moment a point is queued
-may leave it for the next one, as a point recorded a moment later would be.
+Points are not aggregated one by one but queued and aggregated ``_BATCH`` at a time, by
+whichever thread fills the batch, and by every collection of the provider's readers before
+it reads anything (each reader's collect callback is wrapped once). Why: in a running
+program one aggregation costs 5-9 µs of CPU (its code and data are cold again by the next
+request), a batch of them ~1 µs each. A point that offers an exemplar (a sampled request's,
+under the default trace-based filter) is queued with its time and context and offered to
+the reservoir in the same order, so the exemplars collected are the same. A point lands in
+the same collection as without the queue; a collection running at the very moment a point
+is queued may leave it for the next one, as a point recorded a moment later would be.
 """
 
 from __future__ import annotations
@@ -95,6 +96,18 @@ class _Value:
         self.value = value
 
 
+class _Offered:
+    """A queued point that offers an exemplar: what its ``Measurement`` needs besides the
+    attributes (rebuilt from the cache key, as they were when recorded)."""
+
+    __slots__ = ("context", "time_unix_nano", "value")
+
+    def __init__(self, value: float, time_unix_nano: int, context: Any) -> None:
+        self.value = value
+        self.time_unix_nano = time_unix_nano
+        self.context = context
+
+
 class _Targets:
     """Where one attribute set's points go: for each reader and view, the view match, the
     table its aggregation sits in and that aggregation."""
@@ -139,7 +152,7 @@ class FastHistogram:
             key = tuple(attributes.items()) if attributes else ()
             found = self._cache.get(key)
         except (AttributeError, TypeError):  # not a mapping, an unhashable value: the SDK's
-            histogram.record(amount, attributes, context)
+            self._sdk_record(amount, attributes, context)
             return
         if found is None or found.storages is not self._consumer._reader_storages:
             self._record_and_resolve(key, amount, attributes, context)
@@ -159,25 +172,36 @@ class FastHistogram:
         else:
             sample = self._filter.should_sample(amount, time_ns(), attributes,
                                                 context or get_current())
-        if not sample:
-            pending = self._pending
+        pending = self._pending
+        if sample:  # (as the SDK: an empty Context means the current one)
+            pending.append((_Offered(amount, time_ns(), context or get_current()), key, found))
+        else:
             pending.append((amount, key, found))
-            if len(pending) >= _BATCH:
-                self.flush()
-            return
-        # (as the SDK: an empty Context means the current one)
-        self._aggregate(Measurement(amount, time_ns(), histogram, context or get_current(),
-                                    attributes), True, key, found)
+        if len(pending) >= _BATCH:
+            self.flush()
 
     def flush(self) -> None:
         """Aggregate the queued points now (collections do this first)."""
         pending = self._pending
+        histogram = self._histogram
         while True:
             try:
-                amount, key, found = pending.popleft()
+                point, key, found = pending.popleft()
             except IndexError:  # (another thread may be taking points too)
                 return
-            self._aggregate(_Value(amount), False, key, found)
+            if type(point) is _Offered:  # the Measurement the SDK would have made then
+                self._aggregate(Measurement(point.value, point.time_unix_nano, histogram,
+                                            point.context, dict(key)), True, key, found)
+            else:
+                self._aggregate(_Value(point), False, key, found)
+
+    def _sdk_record(self, amount: float, attributes: Any, context: Any) -> None:
+        """``histogram.record``, after the queued points: the SDK must see points in the
+        order they came, or after a delta collection, with a cardinality limit, the sets
+        that come first would not be the ones that get the new slots."""
+        if self._pending:
+            self.flush()
+        self._histogram.record(amount, attributes, context)
 
     def _aggregate(self, point: Any, sample: bool, key: tuple[tuple[str, Any], ...],
                    found: _Targets) -> None:
@@ -198,7 +222,7 @@ class FastHistogram:
     def _record_and_resolve(self, key: tuple[tuple[str, Any], ...], amount: float,
                             attributes: dict[str, Any] | None, context: Any) -> None:
         """The SDK's own record (which creates the aggregations), then find them."""
-        self._histogram.record(amount, attributes, context)
+        self._sdk_record(amount, attributes, context)
         if key in self._cache and self._cache[key] is None:
             return  # known not to qualify
         try:

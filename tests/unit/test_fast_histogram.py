@@ -662,6 +662,72 @@ def test_histogram_without_advisory_boundaries() -> None:
 # --- exemplars --------------------------------------------------------------------------
 
 
+def _counting_offers(pair: Pair, attributes: dict[str, Any]) -> list[int]:
+    """Count the exemplar offers the fast side's aggregations of ``attributes`` get (a
+    pass-through counter around each reservoir's own ``offer``)."""
+    found = pair.fast.recorder._cache[tuple(attributes.items())]
+    offers = [0]
+    for _match, _table, aggregation, _reset in found.targets:
+        reservoir = aggregation._reservoir
+        offer = reservoir.offer
+
+        def counted(*args: Any, offer: Any = offer, **kwargs: Any) -> None:
+            offers[0] += 1
+            offer(*args, **kwargs)
+
+        reservoir.offer = counted
+    return offers
+
+
+@pytest.mark.parametrize("temporality", ["cumulative", "delta"])
+def test_only_the_last_exemplar_point_per_bucket_is_offered(temporality: str) -> None:
+    """Under the trace-based filter the default reservoir keeps the last point offered per
+    bucket, so only that one is offered: 2 offers for 60 sampled points in two buckets
+    (one batch), 4 once 120 span two batches, and the same exemplars (value, time, span)
+    as the SDK offering every one."""
+    pair = Pair(lambda: [delta_reader() if temporality == "delta" else InMemoryMetricReader()])
+    for points_recorded, offers_expected in ((60, 2), (120, 4)):
+        with TRACER.start_as_current_span("first"):
+            # (after a delta collection a set's next point makes the new aggregation and
+            # the one after finds it: the offers counted are the new reservoir's)
+            pair.record(0.5, GET_USER)
+            pair.fast.recorder.flush()
+            pair.record(0.5, GET_USER)
+        offers = _counting_offers(pair, GET_USER)
+        for i in range(points_recorded // 2):
+            with TRACER.start_as_current_span(f"request {i}"):
+                pair.record(0.25 + i / 1000, GET_USER)
+                pair.record(7.0 + i / 1000, GET_USER)
+        got = points(pair.collect_one())  # (checks the fast side against the SDK)
+        assert offers[0] == offers_expected
+        last = points_recorded // 2 - 1
+        assert [e["value"] for e in got[attributes_key(GET_USER)]["exemplars"]] == [
+            ("float", 0.25 + last / 1000), ("float", 7.0 + last / 1000)]
+
+
+@pytest.mark.parametrize("setup", ["always-on filter", "two views, other boundaries"])
+def test_every_exemplar_point_is_offered_where_the_last_one_is_not_enough(setup: str) -> None:
+    """An always-on filter offers points without a span too (an offer without one keeps
+    the earlier offer's span ids), and views with other boundaries bucket differently:
+    there every point is offered, as by the SDK."""
+    if setup == "always-on filter":
+        pair = Pair(exemplar_filter=AlwaysOnExemplarFilter())
+    else:
+        pair = Pair(views=[View(instrument_name=NAME, name="a"),
+                           View(instrument_name=NAME, name="b",
+                                aggregation=ExplicitBucketHistogramAggregation((1.0, 9.0)))])
+    with TRACER.start_as_current_span("first"):
+        pair.record(0.5, GET_USER)
+    offers = _counting_offers(pair, GET_USER)
+    for i in range(10):
+        with TRACER.start_as_current_span(f"request {i}"):
+            pair.record(0.25 + i / 1000, GET_USER)
+        pair.record(0.75, GET_USER)  # (no span: offered under always-on only)
+    pair.collect_one()
+    targets = len(pair.fast.recorder._cache[tuple(GET_USER.items())].targets)
+    assert offers[0] == (20 if setup == "always-on filter" else 10 * targets)
+
+
 @pytest.mark.parametrize("temporality", ["cumulative", "delta"])
 def test_exemplars_of_a_sampled_current_span(temporality: str) -> None:
     pair = Pair(lambda: [delta_reader() if temporality == "delta" else InMemoryMetricReader()])

@@ -108,12 +108,14 @@ class _Offered:
     """A queued point that offers an exemplar: what its ``Measurement`` needs besides the
     attributes (rebuilt from the cache key, as they were when recorded)."""
 
-    __slots__ = ("context", "time_unix_nano", "value")
+    __slots__ = ("bucket", "context", "time_unix_nano", "value")
 
-    def __init__(self, value: float, time_unix_nano: int, context: Any) -> None:
+    def __init__(self, value: float, time_unix_nano: int, context: Any,
+                 bucket: int | None) -> None:
         self.value = value
         self.time_unix_nano = time_unix_nano
         self.context = context
+        self.bucket = bucket  # (its bucket where only the last per bucket is offered)
 
 
 class _Targets:
@@ -187,10 +189,13 @@ class FastHistogram:
                                                 context or get_current())
         pending = self._pending
         if sample:  # (as the SDK: an empty Context means the current one)
-            offered = _Offered(amount, time_ns(), context or get_current())
             latest = found.latest
-            if latest is not None:  # (set before it is queued: see _last_offers_only)
-                latest[bisect_left(found.bounds, amount)] = offered  # type: ignore[arg-type]
+            if latest is None:
+                offered = _Offered(amount, time_ns(), context or get_current(), None)
+            else:  # (noted before it is queued: see _last_offers_only)
+                bucket = bisect_left(found.bounds, amount)  # type: ignore[arg-type]
+                offered = latest[bucket] = _Offered(amount, time_ns(),
+                                                    context or get_current(), bucket)
             pending.append((offered, key, found))
         else:
             pending.append((amount, key, found))
@@ -208,8 +213,7 @@ class FastHistogram:
                 return
             if type(point) is _Offered:
                 latest = found.latest
-                if latest is not None and \
-                        latest.get(bisect_left(found.bounds, point.value)) is not point:
+                if latest is not None and latest.get(point.bucket) is not point:
                     # a later point takes its bucket's exemplar: this one only counts
                     self._aggregate(_Value(point.value), False, key, found)
                     continue

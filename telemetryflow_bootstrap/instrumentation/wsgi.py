@@ -47,7 +47,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 
 from .. import _diagnostics
 from ..infrastructure.current_context import attach as _attach
-from ..infrastructure.current_context import reset as _detach
+from ..infrastructure.current_context import reset as _reset
 from ..infrastructure.fast_histogram import FastHistogram
 from ..middleware import (
     _GETTER,
@@ -140,7 +140,7 @@ class WSGIServer:
             request.finish(error)
             raise
         finally:
-            _detach(token)
+            _reset(token)
         return _ResponseBody(body, request)
 
 
@@ -194,7 +194,7 @@ class _ResponseBody:
             self._request.error = error
             raise
         finally:
-            _detach(token)
+            _reset(token)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)

@@ -1,17 +1,21 @@
 """A Flask app timing its own requests through the Flask test client (for scripts/bench).
 
     python tests/apps/bench_flask.py --route hello|outbound [--upstream URL]
-        [--batches N] [--batch-size N] [--warmup N]
+        [--batches N] [--batch-size N] [--warmup N] [--freeze]
 
 ``/hello`` returns a constant; ``/outbound`` makes one ``requests.get`` to ``--upstream``
 (a local HTTP server). Prints one JSON line: the median over batches of the wall µs and
 the process-CPU µs per request, and every batch's values. Knows nothing of any
 instrumentation: run it bare, under telemetryflow-run or under opentelemetry-instrument.
+``--freeze`` calls ``gc.freeze()`` after the warm-up (scripts/bench/instructions.py: a full
+collection then walks only what the measured requests made, so its cost grows with their
+number instead of landing wherever the collector's counters happen to fall).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -25,6 +29,7 @@ parser.add_argument("--upstream", default="")
 parser.add_argument("--batches", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=50)
 parser.add_argument("--warmup", type=int, default=200)
+parser.add_argument("--freeze", action="store_true", help="gc.freeze() after the warm-up")
 args = parser.parse_args()
 
 app = flask.Flask(__name__)
@@ -59,6 +64,8 @@ def batch(n: int) -> tuple[float, float]:
 
 if args.warmup:
     batch(args.warmup)
+if args.freeze:
+    gc.freeze()
 batches = [batch(args.batch_size) for _ in range(args.batches)]
 print(json.dumps({"route": args.route,
                   "median_us": statistics.median(b[0] for b in batches),

@@ -9,6 +9,11 @@ replaced to the instance, as a method lookup on the class would have, and calls
 the wrapper bodies are unchanged). ``functools.update_wrapper`` gives it the method's name,
 docstring and ``__wrapped__`` (``inspect.signature`` follows it); a coroutine method gets a
 coroutine wrapper, so ``inspect.iscoroutinefunction`` still says so.
+
+``stand_aside``: a check asked before anything else, at every call; when true, the method it
+replaced runs directly. Why: an HTTP layer under another's span (urllib3 under requests)
+only ever stands aside, and paying for its wrapper's frames and a second packing of the
+arguments on every call added ~2 µs to each ``requests`` call for nothing.
 """
 
 from __future__ import annotations
@@ -27,15 +32,17 @@ _ours: dict[int, weakref.ref[Callable[..., Any]]] = {}
 _MAX_DEPTH = 32  # wrappers of wrappers looked through (and a guard against cycles)
 
 
-def wrap_once(owner: type, name: str, wrapper: Wrapper) -> Callable[..., Any] | None:
+def wrap_once(owner: type, name: str, wrapper: Wrapper,
+              stand_aside: Callable[[], bool] | None = None) -> Callable[..., Any] | None:
     """Wrap ``owner.name`` (where the class itself defines it) unless one of our wrappers
-    is there already, under others or not; returns the new method, None when already done."""
+    is there already, under others or not; returns the new method, None when already done.
+    ``stand_aside``: see the module."""
     current = vars(owner).get(name)
     if current is None:
         raise AttributeError(f"{owner.__qualname__}.{name} not found")
     if _find_ours(current) is not None:
         return None
-    method = _method(current, wrapper)
+    method = _method(current, wrapper, stand_aside)
     setattr(owner, name, method)
     return method
 
@@ -59,17 +66,34 @@ def wrapper_of(method: Callable[..., Any]) -> Wrapper:
     return method._telemetryflow_wrapper  # type: ignore[attr-defined,no-any-return]
 
 
-def _method(current: Any, wrapper: Wrapper) -> Callable[..., Any]:
+def _method(current: Any, wrapper: Wrapper,
+            stand_aside: Callable[[], bool] | None) -> Callable[..., Any]:
     get = getattr(current, "__get__", None)
     if get is None:  # not a descriptor: a plain callable stored on the class
         def get(instance: Any, owner: Any, current: Any = current) -> Any:
             return functools.partial(current, instance)
 
     if inspect.iscoroutinefunction(current):
-        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await wrapper(get(self, type(self)), self, args, kwargs)
+        if stand_aside is None:
+            async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+                return await wrapper(get(self, type(self)), self, args, kwargs)
+        else:
+            async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+                if stand_aside():
+                    return await get(self, type(self))(*args, **kwargs)
+                return await wrapper(get(self, type(self)), self, args, kwargs)
+    elif stand_aside is None:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            return wrapper(get(self, type(self)), self, args, kwargs)
+    elif inspect.isfunction(current):  # (called as the class would: no bound method made)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            if stand_aside():
+                return current(self, *args, **kwargs)
+            return wrapper(get(self, type(self)), self, args, kwargs)
     else:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            if stand_aside():
+                return get(self, type(self))(*args, **kwargs)
             return wrapper(get(self, type(self)), self, args, kwargs)
 
     functools.update_wrapper(method, current)

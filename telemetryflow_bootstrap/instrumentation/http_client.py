@@ -254,9 +254,9 @@ def _prepare(telemetry: ClientTelemetry, adapter: Adapter, instance: Any,
 
 def call_traced(telemetry: ClientTelemetry, adapter: Adapter, wrapped: Any, instance: Any,
                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The synchronous wrapper body the libraries share."""
-    if http_suppressed():
-        return wrapped(*args, **kwargs)
+    """The synchronous wrapper body the libraries share, installed with
+    ``wrap_once(..., stand_aside=http_suppressed)``: under another layer's span (or while
+    instrumentation is suppressed) the library runs without it."""
     try:
         call, new_args, new_kwargs, token = _prepare(telemetry, adapter, instance, args, kwargs)
     except Exception as exc:
@@ -279,8 +279,6 @@ async def call_traced_async(telemetry: ClientTelemetry, adapter: Adapter, wrappe
                             instance: Any, args: tuple[Any, ...],
                             kwargs: dict[str, Any]) -> Any:
     """``call_traced`` for coroutine functions (httpx ``AsyncClient.send``)."""
-    if http_suppressed():
-        return await wrapped(*args, **kwargs)
     try:
         call, new_args, new_kwargs, token = _prepare(telemetry, adapter, instance, args, kwargs)
     except Exception as exc:

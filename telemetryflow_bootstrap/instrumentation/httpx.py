@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
@@ -52,8 +53,8 @@ def patch(module: Any, context: Any) -> None:
                          kwargs: dict[str, Any]) -> Any:
         return await call_traced_async(telemetry, adapter, wrapped, instance, args, kwargs)
 
-    wrap_once(module.Client, "send", send)
-    wrap_once(module.AsyncClient, "send", send_async)
+    wrap_once(module.Client, "send", send, stand_aside=http_suppressed)
+    wrap_once(module.AsyncClient, "send", send_async, stand_aside=http_suppressed)
 
 
 class _HttpxAdapter(Adapter):

@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
@@ -52,7 +53,7 @@ def patch(module: Any, context: Any) -> None:
     def send(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return call_traced(telemetry, adapter, wrapped, instance, args, kwargs)
 
-    wrap_once(module.Session, "send", send)
+    wrap_once(module.Session, "send", send, stand_aside=http_suppressed)
 
 
 class _RequestsAdapter(Adapter):

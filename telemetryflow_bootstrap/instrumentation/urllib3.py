@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
     Adapter,
@@ -56,7 +57,7 @@ def patch(module: Any, context: Any) -> None:
                 kwargs: dict[str, Any]) -> Any:
         return call_traced(telemetry, adapter, wrapped, instance, args, kwargs)
 
-    wrap_once(module.HTTPConnectionPool, "urlopen", urlopen)
+    wrap_once(module.HTTPConnectionPool, "urlopen", urlopen, stand_aside=http_suppressed)
 
 
 class _Urllib3Adapter(Adapter):

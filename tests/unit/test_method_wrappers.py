@@ -158,3 +158,59 @@ def test_a_callable_stored_on_the_class_that_is_no_descriptor() -> None:
     client = client_type("a")
     assert client.handle(5) == ("a", 5)
     assert calls[0][1] is client
+
+
+@pytest.mark.parametrize("kind", ["function", "static", "not a descriptor"])
+def test_stand_aside_runs_the_original_directly_with_the_same_outcome(kind: str) -> None:
+    """``stand_aside`` true: the wrapper is not called and the method it replaced gets the
+    very arguments; false: the wrapper runs. Results and exceptions pass through either way,
+    for a plain function, a staticmethod and a callable that is no descriptor alike."""
+
+    class Callable_:
+        def __call__(self, instance: Any, request: Any, *, timeout: float = 1.0) -> Any:
+            if request == "boom":
+                raise KeyError(request)
+            return (instance.name, request, timeout)
+
+    client_type = _fresh_class()
+    if kind == "static":
+        def static_send(request: Any, *, timeout: float = 1.0) -> Any:
+            if request == "boom":
+                raise KeyError(request)
+            return ("static", request, timeout)
+
+        client_type.send = staticmethod(static_send)  # type: ignore[method-assign]
+    elif kind == "not a descriptor":
+        client_type.send = Callable_()  # type: ignore[method-assign]
+    calls: list[tuple[Any, ...]] = []
+    aside = [True]
+    mw.wrap_once(client_type, "send", _recording(calls), stand_aside=lambda: aside[0])
+    client = client_type("a")
+    expected_name = "static" if kind == "static" else "a"
+    assert client.send("r", timeout=3.0) == (expected_name, "r", 3.0)
+    with pytest.raises(KeyError):
+        client.send("boom")
+    assert calls == []
+    aside[0] = False
+    assert client.send("r") == (expected_name, "r", 1.0)
+    assert len(calls) == 1 and calls[0][1] is client and calls[0][2] == ("r",)
+    assert mw.our_wrapper(client_type, "send") is not None
+
+
+def test_stand_aside_on_a_coroutine_method() -> None:
+    client_type = _fresh_class()
+    calls: list[tuple[Any, ...]] = []
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        calls.append(args)
+        return await wrapped(*args, **kwargs)
+
+    aside = [True]
+    mw.wrap_once(client_type, "send_async", wrapper, stand_aside=lambda: aside[0])
+    assert inspect.iscoroutinefunction(client_type.send_async)
+    assert asyncio.run(client_type("a").send_async("r")) == ("a", "r")
+    assert calls == []
+    aside[0] = False
+    assert asyncio.run(client_type("a").send_async("q")) == ("a", "q")
+    assert calls == [("q",)]

@@ -236,6 +236,21 @@ class SamplerShortcut:
         # span instead: it goes the usual way.
         return found if found is not None and tracer._is_enabled() else None
 
+    def decide_child(self, parent: Context) -> Verdict | None:
+        """The verdict on a span started in ``parent`` (a client call's: the current
+        context), when known without its attributes, else ``None``; as ``decide``, a new
+        trace's id is drawn only when the verdict depends on it."""
+        tracer = self._tracer
+        sampler = getattr(tracer, "sampler", None)
+        if sampler is not self._sampler:
+            self._drops, self._root = _plan(tracer, sampler, self._draws_ids)
+            self._sampler = sampler
+        drops = self._drops
+        if drops is None:
+            return None
+        found = self._verdict_under(parent, drops)
+        return found if found is not None and tracer._is_enabled() else None
+
     def span(self, verdict: Verdict) -> NonRecordingSpan:
         """The non-recording span ``start_span`` makes when the sampler drops, for a
         verdict ``decide`` answered (a new trace's ids drawn when first asked for: see

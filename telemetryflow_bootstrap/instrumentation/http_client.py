@@ -63,6 +63,7 @@ from ._http_common import (
     SPAN_KEY,
     ExcludedUrls,
     HeaderCapture,
+    SamplerShortcut,
     http_suppressed,
     redact_url,
 )
@@ -85,7 +86,7 @@ class ClientTelemetry:
     per-request path only reads attributes."""
 
     __slots__ = ("_duration", "_excluded", "_leaf", "_library", "_request_headers",
-                 "_response_headers", "_tracer")
+                 "_response_headers", "_shortcut", "_tracer")
 
     def __init__(self, context: Any, library: str) -> None:
         from ..infrastructure.fast_histogram import fast_histogram
@@ -96,6 +97,10 @@ class ClientTelemetry:
         # A client span has no children of its own spans: the cheap leaf span (None: a
         # tracer that is not the SDK's, then tracer.start_span as usual).
         self._leaf = LeafTracer.for_tracer(self._tracer)
+        # A call the sampler drops (sample rate 0, an unsampled request's call) skips the
+        # span's attributes: the verdict is known beforehand (see SamplerShortcut).
+        self._shortcut = SamplerShortcut(self._tracer, draws_ids=self._leaf is not None) \
+            if self._leaf is not None else None
         meter = context.meter
         # Same name, unit, description and advisory in every library: the SDK hands back the
         # one instrument instead of registering a conflicting second one.
@@ -111,26 +116,39 @@ class ClientTelemetry:
     def begin(self, method: str, url: str, scheme: str, host: str | None, port: int | None,
               headers: Any = None) -> ClientCall | None:
         """Start the span for one request; None when the URL is excluded."""
-        full = redact_url(url)
-        if self._excluded and self._excluded.matches(full):
+        excluded = self._excluded
+        if excluded and excluded.matches(redact_url(url)):
             return None
         if port is None:
             port = _DEFAULT_PORTS.get(scheme)
         known = method if method in _KNOWN_METHODS else _OTHER
-        attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_FULL: full}
         metric_attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_SCHEME: scheme}
         if host:
             host = host.rpartition("@")[2]  # never userinfo, whatever a layer handed us
-            attributes[SERVER_ADDRESS] = metric_attributes[SERVER_ADDRESS] = host
+            metric_attributes[SERVER_ADDRESS] = host
         if port is not None:
-            attributes[SERVER_PORT] = metric_attributes[SERVER_PORT] = port
+            metric_attributes[SERVER_PORT] = port
+        trace_id = None
+        shortcut = self._shortcut
+        if shortcut is not None:
+            verdict = shortcut.decide_child(get_current())
+            if verdict is not None:
+                if not verdict.sampled:
+                    return ClientCall(self, shortcut.span(verdict), metric_attributes, False)
+                trace_id = verdict.trace_id
+        attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_FULL: redact_url(url)}
+        if host:
+            attributes[SERVER_ADDRESS] = host
+        if port is not None:
+            attributes[SERVER_PORT] = port
         if known is _OTHER:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
         if self._request_headers and headers is not None:
             attributes.update(self._request_headers.attributes(_header_items(headers)))
         name = "HTTP" if known is _OTHER else method
         leaf = self._leaf
-        span = (leaf.start(name, SpanKind.CLIENT, attributes, shared=False) if leaf is not None
+        span = (leaf.start(name, SpanKind.CLIENT, attributes, shared=False, trace_id=trace_id)
+                if leaf is not None
                 else self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
         return ClientCall(self, span, metric_attributes)
 
@@ -144,14 +162,16 @@ class ClientTelemetry:
 
 
 class ClientCall:
-    """One request in flight: its span, metric attributes and start time."""
+    """One request in flight: its span, metric attributes and start time. ``recording``
+    False: a span the sampler dropped, which nothing is set on."""
 
-    __slots__ = ("_start", "_telemetry", "context", "metric_attributes", "span")
+    __slots__ = ("_recording", "_start", "_telemetry", "context", "metric_attributes", "span")
 
     def __init__(self, telemetry: ClientTelemetry, span: Any,
-                 metric_attributes: dict[str, Any]) -> None:
+                 metric_attributes: dict[str, Any], recording: bool = True) -> None:
         self._telemetry = telemetry
         self.span = span
+        self._recording = recording
         self.metric_attributes = metric_attributes
         # The span is current inside the call (hooks the library runs become its children)
         # and the suppression key tells the inner HTTP layers to stand aside.
@@ -170,6 +190,9 @@ class ClientCall:
         elapsed = time.perf_counter() - self._start
         span = self.span
         metric_attributes = self.metric_attributes
+        if not self._recording:
+            self._record(elapsed, metric_attributes, status, exception)
+            return
         try:
             error_type = None
             if status is not None:
@@ -202,6 +225,23 @@ class ClientCall:
                 duration.record(elapsed, metric_attributes)
             except Exception as exc:
                 self._telemetry.warn(exc)
+
+    def _record(self, elapsed: float, metric_attributes: dict[str, Any], status: int | None,
+                exception: BaseException | None) -> None:
+        """``end`` for a dropped span: the duration point alone, with the same attributes."""
+        duration = self._telemetry._duration
+        if duration is None:
+            return
+        try:
+            if status is not None:
+                metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
+            if exception is not None:
+                metric_attributes[ERROR_TYPE] = type(exception).__qualname__
+            elif status is not None and status >= 400:
+                metric_attributes[ERROR_TYPE] = str(status)
+            duration.record(elapsed, metric_attributes)
+        except Exception as exc:
+            self._telemetry.warn(exc)
 
 
 def _header_items(headers: Any) -> Mapping[str, Any] | Iterable[tuple[str, Any]]:

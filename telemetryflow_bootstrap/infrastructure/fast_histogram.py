@@ -23,9 +23,13 @@ Points are not aggregated one by one but queued and aggregated ``_BATCH`` at a t
 whichever thread fills the batch, and by every collection of the provider's readers before
 it reads anything (each reader's collect callback is wrapped once). Why: in a running
 program one aggregation costs 5-9 µs of CPU (its code and data are cold again by the next
-request), a batch of them ~1 µs each. A point that offers an exemplar (a sampled request's,
-under the default trace-based filter) is queued with its time and context and offered to
-the reservoir in the same order, so the exemplars collected are the same. A point lands in
+request), a batch of them ~1 µs each. A batch's points that offer no exemplar are added to
+their set's aggregation together, under its lock, exactly as its ``aggregate`` adds one
+(sum in the order they came, min, max, bucket count): ~0.2 µs a point instead of ~2 (the
+SDK's call, its lock and our loop around it, per point). A point that offers an exemplar
+(a sampled request's, under the default trace-based filter) is queued with its time and
+context and offered to the reservoir in the same order, so the exemplars collected are the
+same. A point lands in
 the same collection as without the queue; a collection running at the very moment a point
 is queued may leave it for the next one, as a point recorded a moment later would be.
 """
@@ -70,6 +74,8 @@ _CACHE_LIMIT = 2000  # attribute sets remembered per histogram (the SDK's defaul
 _NEEDED = ("_measurement_consumer", "_is_enabled")
 _CONSUMER_NEEDED = ("_reader_storages", "_sdk_config")
 _MATCH_NEEDED = ("_attributes_aggregation", "_lock", "_reset_on_collect", "_view")
+_AGGREGATION_NEEDED = ("_lock", "_value", "_sum", "_min", "_max", "_record_min_max",
+                       "_boundaries", "_get_empty_bucket_counts")
 _TRACE_BASED, _ALWAYS_ON, _ALWAYS_OFF, _OTHER_FILTER = range(4)
 _NEVER, _AGAIN = object(), object()  # what _resolve answers besides targets
 _BATCH = 64  # queued points aggregated at once (a collection takes them all before)
@@ -132,6 +138,18 @@ class _Targets:
         self.targets = targets
         self.bounds = bounds
         self.latest: dict[int, _Offered] | None = {} if bounds is not None else None
+
+
+class _Plain:
+    """The values of one flush that offer no exemplar, for one target (see ``flush``)."""
+
+    __slots__ = ("keys", "storages", "target", "values")
+
+    def __init__(self, target: tuple[Any, Any, Any, bool], storages: Any) -> None:
+        self.target = target
+        self.storages = storages
+        self.values: list[float] = []
+        self.keys: list[tuple[tuple[str, Any], ...]] = []
 
 
 class FastHistogram:
@@ -206,22 +224,51 @@ class FastHistogram:
         """Aggregate the queued points now (collections do this first)."""
         pending = self._pending
         histogram = self._histogram
+        # per aggregation, the values (and their sets) that offer no exemplar, added
+        # together (see module) and before its next exemplar point, so that its sum adds up
+        # in the order the points came (two sets may share one: a view keeping fewer keys)
+        plain: dict[int, _Plain] = {}
         while True:
             try:
                 point, key, found = pending.popleft()
             except IndexError:  # (another thread may be taking points too)
-                return
+                break
             if type(point) is _Offered:
                 latest = found.latest
                 if latest is not None and latest.get(point.bucket) is not point:
-                    # a later point takes its bucket's exemplar: this one only counts
-                    self._aggregate(_Value(point.value), False, key, found)
+                    point = point.value  # a later point takes its bucket's exemplar
+                else:
+                    for target in found.targets:
+                        waiting = plain.pop(id(target[2]), None)
+                        if waiting is not None:
+                            self._add(waiting)
+                    # the Measurement the SDK would have made when it was recorded
+                    self._aggregate(Measurement(point.value, point.time_unix_nano, histogram,
+                                                point.context, dict(key)), True, key, found)
                     continue
-                # the Measurement the SDK would have made when it was recorded
-                self._aggregate(Measurement(point.value, point.time_unix_nano, histogram,
-                                            point.context, dict(key)), True, key, found)
-            else:
-                self._aggregate(_Value(point), False, key, found)
+            for target in found.targets:
+                group = plain.get(id(target[2]))
+                if group is None:
+                    group = plain[id(target[2])] = _Plain(target, found.storages)
+                group.values.append(point)
+                group.keys.append(key)
+        for group in plain.values():
+            self._add(group)
+
+    def _add(self, group: _Plain) -> None:
+        """A group's values into its aggregation, as ``_aggregate`` adds them one by one."""
+        match, table, aggregation, reset = group.target
+        if reset:  # delta: as _aggregate
+            with match._lock:
+                if match._attributes_aggregation is table:
+                    _add_values(aggregation, group.values)
+                    return
+            alone = _Targets(group.storages, [group.target], None)
+            # collected since: point by point, the SDK's way
+            for value, key in zip(group.values, group.keys, strict=True):
+                self._aggregate(_Value(value), False, key, alone)
+        else:
+            _add_values(aggregation, group.values)
 
     def _sdk_record(self, amount: float, attributes: Any, context: Any) -> None:
         """``histogram.record``, after the queued points: the SDK must see points in the
@@ -286,7 +333,8 @@ class FastHistogram:
                 aggregation = table.get(_hash_attributes(kept))
                 if aggregation is None:
                     return _AGAIN
-                if type(aggregation) is not _ExplicitBucketHistogramAggregation:
+                if type(aggregation) is not _ExplicitBucketHistogramAggregation or \
+                        not all(hasattr(aggregation, name) for name in _AGGREGATION_NEEDED):
                     return _NEVER  # a view that aggregates otherwise
                 targets.append((match, table, aggregation, bool(match._reset_on_collect)))
         return _Targets(storages, targets, self._last_offers_only(targets))
@@ -316,6 +364,24 @@ class FastHistogram:
                 return None
             bounds = mine
         return bounds
+
+
+def _add_values(aggregation: Any, values: list[float]) -> None:
+    """``aggregation.aggregate(point, False)`` for each value in turn (the SDK's
+    explicit-bucket histogram, opentelemetry-sdk 1.45), under its lock once."""
+    with aggregation._lock:
+        counts = aggregation._value
+        if counts is None:
+            counts = aggregation._value = aggregation._get_empty_bucket_counts()
+        bounds = aggregation._boundaries
+        total = aggregation._sum
+        for value in values:
+            total += value
+            counts[bisect_left(bounds, value)] += 1
+        aggregation._sum = total
+        if aggregation._record_min_max:
+            aggregation._min = min(aggregation._min, min(values))
+            aggregation._max = max(aggregation._max, max(values))
 
 
 def _drains_first(reader: Any, consumer: Any) -> bool:

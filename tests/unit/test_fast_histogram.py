@@ -17,6 +17,7 @@ the first version), and the one documented limit: attribute values other than st
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import inspect
 import logging
@@ -475,6 +476,49 @@ def test_delta_points_recorded_right_after_a_collection_land_in_the_next() -> No
         totals += total_count(collected)
         assert total_count(collected) == 2
     assert totals == 40
+
+
+def test_a_delta_collection_between_queueing_and_adding_loses_and_doubles_nothing() -> None:
+    """Points popped for adding together when a delta collection has swapped the table
+    meanwhile (another thread collecting: here the SDK's collection run without our drain
+    first): they go the SDK's way, point by point, into the next collection, and the
+    following points take the fast way again."""
+    reader = delta_reader()
+    side = _Side(fast=True, readers=[reader], views=(), exemplar_filter=None, bounds=BOUNDS,
+                 provider_kwargs={})
+    fast = side.recorder
+    values = (0.5, 3.0, 7.0, 1e9, 0.0)
+    for value in values:  # the first resolves the set; the rest are queued
+        fast.record(value, GET_USER)
+    queued = len(fast._pending)
+    assert queued == len(values) - 1
+    points_before = list(fast._pending)
+    fast._pending.clear()
+    # a collection that does not drain first: it swaps the delta table
+    first = fast._consumer.collect(reader)
+    fast._pending.extend(points_before)
+    calls = side.sdk_calls
+    fast.flush()
+    assert side.sdk_calls == calls  # (the fallback is the view match's own, not record)
+    second = reader.get_metrics_data()
+
+    def data_points(data: Any) -> list[Any]:
+        return [p for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
+                for m in sm.metrics for p in m.data.data_points]
+
+    assert [p.count for p in data_points(first)] == [1]  # the point that resolved the set
+    [point] = data_points(second)
+    assert point.count == queued and point.sum == sum(values[1:])
+    assert point.min == 0.0 and point.max == 1e9
+    expected_buckets = [0] * (len(point.explicit_bounds) + 1)
+    for value in values[1:]:
+        expected_buckets[bisect.bisect_left(point.explicit_bounds, value)] += 1
+    assert list(point.bucket_counts) == expected_buckets
+    # the set's next points: resolved again, then the fast way (queued, drained on collect)
+    for value in values:
+        fast.record(value, GET_USER)
+    assert len(fast._pending) > 0
+    assert sum(p.count for p in data_points(reader.get_metrics_data())) == len(values)
 
 
 def test_cumulative_and_delta_readers_on_one_provider() -> None:

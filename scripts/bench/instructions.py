@@ -10,7 +10,11 @@ within ~0.02% run after run. Each variant runs ``tests/apps/bench_flask.py`` twi
 ``valgrind --tool=callgrind``, with N1 and then N2 measured requests after the same warm-up
 (and ``gc.freeze()``, so a full collection's cost grows with the requests made instead of
 landing wherever the collector's counters fall); (count(N2) - count(N1)) / (N2 - N1) is one
-request: start-up, warm-up and exit cancel out.
+request: start-up, warm-up and exit cancel out. ``requests`` reads the proxy settings from
+the environment at every call, at a cost that grows with the number of variables (~30k
+instructions each here); the telemetry settings of one variant would count against it, so
+every variant starts with as many variables as the largest, padded with inert ones. What a
+launcher itself adds (``PYTHONPATH`` ...) is counted: that is its cost.
 
 Counted twice: the main thread alone (it serves the requests; what a request's latency
 pays) and every thread of the program's process (an exporter's worker too; its work is
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     routes = list(ROUTES) if args.route == "all" else [args.route]
     with common.otlp_receiver() as receiver, upstream_server() as upstream, \
             concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        vs = variants(receiver.grpc_endpoint, venv)
+        vs = _same_size_environments(variants(receiver.grpc_endpoint, venv))
         for route in routes:
             futures = {v.name: pool.submit(per_request, v, route, upstream) for v in vs}
             counted = {name: f.result() for name, f in futures.items()}
@@ -138,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                                       for name in counted})
             print()
     return 0
+
+
+def _same_size_environments(vs: list[common.Variant]) -> list[common.Variant]:
+    """The variants with as many environment variables each (see the module)."""
+    size = max(len(v.env) for v in vs)
+    return [common.Variant(v.name, v.python, list(v.prefix),
+                           {**v.env, **{f"_BENCH_PAD_{i}": "1"
+                                        for i in range(size - len(v.env))}}, v.baseline)
+            for v in vs]
 
 
 def _overhead(vs: list[common.Variant], counted: dict[str, tuple[float, float]], name: str,

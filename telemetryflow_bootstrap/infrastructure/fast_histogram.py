@@ -29,9 +29,9 @@ their set's aggregation together, under its lock, exactly as its ``aggregate`` a
 SDK's call, its lock and our loop around it, per point). A point that offers an exemplar
 (a sampled request's, under the default trace-based filter) is queued with its time and
 context and offered to the reservoir in the same order, so the exemplars collected are the
-same. A point lands in
-the same collection as without the queue; a collection running at the very moment a point
-is queued may leave it for the next one, as a point recorded a moment later would be.
+same. A point lands in the same collection as without the queue; a collection running at
+the very moment a point is queued (or a batch is being added) may leave it for the next
+one, as a point recorded a moment later would be.
 """
 
 from __future__ import annotations

@@ -214,11 +214,7 @@ class SamplerShortcut:
         it); a kept one only for a root whose id was drawn. Nothing else is drawn, so the
         caller may still decide not to start a span at all (an excluded URL)."""
         tracer = self._tracer
-        sampler = getattr(tracer, "sampler", None)
-        if sampler is not self._sampler:
-            self._drops, self._root = _plan(tracer, sampler, self._draws_ids)
-            self._sampler = sampler
-        drops = self._drops
+        drops = self._current_drops()
         if drops is None:
             return None
         if not carrier:  # a new trace (the commonest: its verdict is made once)
@@ -240,16 +236,20 @@ class SamplerShortcut:
         """The verdict on a span started in ``parent`` (a client call's: the current
         context), when known without its attributes, else ``None``; as ``decide``, a new
         trace's id is drawn only when the verdict depends on it."""
+        drops = self._current_drops()
+        if drops is None:
+            return None
+        found = self._verdict_under(parent, drops)
+        return found if found is not None and self._tracer._is_enabled() else None
+
+    def _current_drops(self) -> tuple[bool, ...] | None:
+        """The plan for the tracer's sampler now (made again when it was replaced)."""
         tracer = self._tracer
         sampler = getattr(tracer, "sampler", None)
         if sampler is not self._sampler:
             self._drops, self._root = _plan(tracer, sampler, self._draws_ids)
             self._sampler = sampler
-        drops = self._drops
-        if drops is None:
-            return None
-        found = self._verdict_under(parent, drops)
-        return found if found is not None and tracer._is_enabled() else None
+        return self._drops
 
     def span(self, verdict: Verdict) -> NonRecordingSpan:
         """The non-recording span ``start_span`` makes when the sampler drops, for a

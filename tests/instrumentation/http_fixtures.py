@@ -94,6 +94,22 @@ def echo_server() -> Iterator[EchoServer]:
     server.server_close()
 
 
+@pytest.fixture
+def w3c_propagation() -> Iterator[None]:
+    """The launcher's default propagators (W3C trace context and baggage), whatever another
+    test left as the global one."""
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(
+        [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    yield
+    propagate.set_global_textmap(previous)
+
+
 def refused_url() -> str:
     """A loopback URL where nothing listens (the port was free a moment ago)."""
     with socket.socket() as probe:

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from opentelemetry import context as context_api
-from opentelemetry import propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,7 +35,6 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
 from telemetryflow_bootstrap.infrastructure.leaf_spans import LeafTracer
@@ -50,9 +45,10 @@ from telemetryflow_bootstrap.instrumentation.registry import PatchContext
 from telemetryflow_bootstrap.instrumentation.requests import _RequestsAdapter
 
 from ..e2e.launcher import LAUNCHER, REPO, python, receiver_env
-from .http_fixtures import EchoServer, echo_server
+from .http_fixtures import EchoServer, echo_server, w3c_propagation
+from .id_fixtures import Seeded, Sequential
 
-__all__ = ["echo_server"]
+__all__ = ["echo_server", "w3c_propagation"]
 
 CLIENT_DURATION = "http.client.request.duration"
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
@@ -61,48 +57,7 @@ RATE_0 = ParentBased(TraceIdRatioBased(0.0))  # what TELEMETRYFLOW_SAMPLE_RATE=0
 RATE_1 = ParentBased(ALWAYS_ON)
 
 
-@pytest.fixture(autouse=True)
-def _w3c_propagation() -> Iterator[None]:
-    previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(CompositePropagator(
-        [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
-    yield
-    propagate.set_global_textmap(previous)
-
-
-class _Sequential(IdGenerator):
-    """Ids in a known order: two tracers asked the same things make the same ids."""
-
-    def __init__(self, random_ids: bool = True) -> None:
-        self._next = 0x100
-        self._random = random_ids
-
-    def generate_span_id(self) -> int:
-        self._next += 1
-        return self._next
-
-    def generate_trace_id(self) -> int:
-        self._next += 1
-        return (0xABC << 64) | self._next
-
-    def is_trace_id_random(self) -> bool:
-        return self._random
-
-
-class _Seeded(IdGenerator):
-    """Seeded random ids over the whole range (a ratio looks at the low 64 bits)."""
-
-    def __init__(self, seed: int) -> None:
-        self._random = random.Random(seed)
-
-    def generate_span_id(self) -> int:
-        return self._random.getrandbits(64) or 1
-
-    def generate_trace_id(self) -> int:
-        return self._random.getrandbits(128) or 1
-
-    def is_trace_id_random(self) -> bool:
-        return True
+pytestmark = pytest.mark.usefixtures("w3c_propagation")
 
 
 def _parent(kind: str) -> Any:
@@ -110,7 +65,7 @@ def _parent(kind: str) -> Any:
     if kind == "none":
         return context_api.Context()
     if kind == "lazy root":  # an unsampled request's own span (a new trace, dropped)
-        return trace.set_span_in_context(LazyRootSpan(_Sequential()))
+        return trace.set_span_in_context(LazyRootSpan(Sequential()))
     remote = kind.startswith("remote")
     flags = TraceFlags.SAMPLED if kind.endswith(" sampled") else TraceFlags.DEFAULT
     if "random" in kind:
@@ -137,8 +92,8 @@ def test_decide_child_makes_the_span_start_span_makes(sampler: Any, parent: str,
     ``start_span`` gives a CLIENT span in the same context with the same ids (trace id,
     span id, flags, trace state); where the SDK keeps the span the shortcut never says
     "dropped"."""
-    sdk = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
-    ours = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
+    sdk = TracerProvider(sampler=sampler, id_generator=Sequential(random_ids))
+    ours = TracerProvider(sampler=sampler, id_generator=Sequential(random_ids))
     expected = sdk.get_tracer("t").start_span("GET", _parent(parent), SpanKind.CLIENT,
                                               {"a": 1})
     shortcut = SamplerShortcut(ours.get_tracer("t"), draws_ids=True)
@@ -160,8 +115,8 @@ def test_a_client_root_at_a_ratio_is_decided_on_the_id_start_span_would_draw(
     """A call with no span around it, under a ratio: the shortcut draws the trace id once;
     a drop is ``start_span``'s dropped span, a keep is started by the leaf tracer with that
     id. Call by call both tracers (same seeded ids) agree, and both verdicts occur."""
-    sdk = TracerProvider(sampler=sampler, id_generator=_Seeded(11)).get_tracer("t")
-    ours = TracerProvider(sampler=sampler, id_generator=_Seeded(11)).get_tracer("t")
+    sdk = TracerProvider(sampler=sampler, id_generator=Seeded(11)).get_tracer("t")
+    ours = TracerProvider(sampler=sampler, id_generator=Seeded(11)).get_tracer("t")
     leaf = LeafTracer.for_tracer(ours)
     assert leaf is not None
     shortcut = SamplerShortcut(ours, draws_ids=True)
@@ -236,8 +191,8 @@ def test_at_rate_one_half_the_sampled_calls_are_exported_and_every_call_counts(
     the ids and halve the rate); a call is exported exactly when it says sampled; every call
     gets its duration point, with the same attributes either way."""
     sampler = ParentBasedTraceIdRatio(0.5)
-    client = _Client(sampler, _Seeded(5))
-    sdk = TracerProvider(sampler=sampler, id_generator=_Seeded(5)).get_tracer("t")
+    client = _Client(sampler, Seeded(5))
+    sdk = TracerProvider(sampler=sampler, id_generator=Seeded(5)).get_tracer("t")
     before = len(echo_server.seen)
     for _ in range(60):
         expected = sdk.start_span("GET", context_api.Context(), SpanKind.CLIENT).get_span_context()

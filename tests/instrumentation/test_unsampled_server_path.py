@@ -56,7 +56,8 @@ from telemetryflow_bootstrap.middleware import (
 )
 
 from ..e2e.launcher import LAUNCHER, REPO, python, receiver_env
-from .http_fixtures import EchoServer, echo_server
+from .http_fixtures import EchoServer, echo_server, w3c_propagation
+from .id_fixtures import Seeded, Sequential
 from .server_fixtures import DJANGO_SETTINGS, configure_django, no_client_spans
 
 with warnings.catch_warnings():  # starlette 1.x nags about httpx → httpx2
@@ -69,7 +70,7 @@ with warnings.catch_warnings():  # starlette 1.x nags about httpx → httpx2
 
     from telemetryflow_bootstrap.middleware import FastAPITelemetryMiddleware
 
-__all__ = ["echo_server"]
+__all__ = ["echo_server", "w3c_propagation"]
 
 DURATION = "http.server.request.duration"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -116,14 +117,7 @@ def telemetry(sampler: Sampler, *, id_generator: IdGenerator | None = None,
     return Telemetry(exporter, reader, tracer_provider, context)
 
 
-@pytest.fixture(autouse=True)
-def _w3c_propagation() -> Iterator[None]:
-    """The launcher's default propagators, whatever another test left as the global one."""
-    previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(CompositePropagator(
-        [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
-    yield
-    propagate.set_global_textmap(previous)
+pytestmark = pytest.mark.usefixtures("w3c_propagation")
 
 
 def _injected() -> dict[str, str]:
@@ -445,25 +439,6 @@ def test_sdk_span_metrics_still_count_dropped_spans(monkeypatch: pytest.MonkeyPa
 
 # ----- the shortcut's span is start_span's -----------------------------------------------
 
-class _Sequential(IdGenerator):
-    """Ids in a known order, so two tracers given the same requests make the same ids."""
-
-    def __init__(self, random: bool = True) -> None:
-        self._next = 0x100
-        self._random = random
-
-    def generate_span_id(self) -> int:
-        self._next += 1
-        return self._next
-
-    def generate_trace_id(self) -> int:
-        self._next += 1
-        return (0xABC << 64) | self._next
-
-    def is_trace_id_random(self) -> bool:
-        return self._random
-
-
 _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
 
@@ -496,8 +471,8 @@ def test_shortcut_makes_the_span_start_span_makes(sampler, headers, shortcut, ra
     """Two tracers with the same sampler and id sequence, one asked through the shortcut,
     the other through ``start_span``: where the shortcut answers, the spans' contexts are
     equal (trace id, span id, flags, trace state, not remote); elsewhere it stays out."""
-    sdk = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
-    ours = TracerProvider(sampler=sampler, id_generator=_Sequential(random_ids))
+    sdk = TracerProvider(sampler=sampler, id_generator=Sequential(random_ids))
+    ours = TracerProvider(sampler=sampler, id_generator=Sequential(random_ids))
     parent = _PROPAGATOR.extract(headers)
     expected = sdk.get_tracer("t").start_span("GET", parent, SpanKind.SERVER, {"a": 1})
     shortcut_for = SamplerShortcut(ours.get_tracer("t"))
@@ -510,23 +485,6 @@ def test_shortcut_makes_the_span_start_span_makes(sampler, headers, shortcut, ra
         assert span.get_span_context() == expected.get_span_context()
         assert span.get_span_context().trace_state == expected.get_span_context().trace_state
         assert not span.is_recording()
-
-
-class _Seeded(IdGenerator):
-    """Random ids from a seeded generator: two tracers with the same seed draw the same
-    ids, spread over the whole range (a ratio sampler looks at the low 64 bits)."""
-
-    def __init__(self, seed: int) -> None:
-        self._random = random.Random(seed)
-
-    def generate_span_id(self) -> int:
-        return self._random.getrandbits(64) or 1
-
-    def generate_trace_id(self) -> int:
-        return self._random.getrandbits(128) or 1
-
-    def is_trace_id_random(self) -> bool:
-        return True
 
 
 _RATIO_SAMPLERS = [ParentBasedTraceIdRatio(0.5), TraceIdRatioBased(0.3),
@@ -547,8 +505,8 @@ def test_a_ratio_root_is_decided_on_the_id_start_span_would_draw(sampler, header
     the trace id, the span id and the flags; and both verdicts occur."""
     from telemetryflow_bootstrap.infrastructure.leaf_spans import LeafTracer
 
-    sdk = TracerProvider(sampler=sampler, id_generator=_Seeded(7)).get_tracer("t")
-    ours = TracerProvider(sampler=sampler, id_generator=_Seeded(7)).get_tracer("t")
+    sdk = TracerProvider(sampler=sampler, id_generator=Seeded(7)).get_tracer("t")
+    ours = TracerProvider(sampler=sampler, id_generator=Seeded(7)).get_tracer("t")
     leaf = LeafTracer.for_tracer(ours)
     assert leaf is not None
     shortcut_for = SamplerShortcut(ours, draws_ids=True)

@@ -84,16 +84,19 @@ def test_a_subclass_calling_super_goes_through_the_wrapper_with_its_own_instance
     assert calls[0][1] is sub
 
 
-def test_a_coroutine_method_stays_a_coroutine_function() -> None:
-    client_type = _fresh_class()
-    calls: list[tuple[Any, ...]] = []
-
+def _recording_async(calls: list[tuple[Any, ...]]) -> mw.Wrapper:
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
         calls.append(args)
         return await wrapped(*args, **kwargs)
 
-    mw.wrap_once(client_type, "send_async", wrapper)
+    return wrapper
+
+
+def test_a_coroutine_method_stays_a_coroutine_function() -> None:
+    client_type = _fresh_class()
+    calls: list[tuple[Any, ...]] = []
+    mw.wrap_once(client_type, "send_async", _recording_async(calls))
     assert inspect.iscoroutinefunction(client_type.send_async)
     assert asyncio.run(client_type("a").send_async("r")) == ("a", "r")
     assert calls == [("r",)]
@@ -200,14 +203,9 @@ def test_stand_aside_runs_the_original_directly_with_the_same_outcome(kind: str)
 def test_stand_aside_on_a_coroutine_method() -> None:
     client_type = _fresh_class()
     calls: list[tuple[Any, ...]] = []
-
-    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
-        calls.append(args)
-        return await wrapped(*args, **kwargs)
-
     aside = [True]
-    mw.wrap_once(client_type, "send_async", wrapper, stand_aside=lambda: aside[0])
+    mw.wrap_once(client_type, "send_async", _recording_async(calls),
+                 stand_aside=lambda: aside[0])
     assert inspect.iscoroutinefunction(client_type.send_async)
     assert asyncio.run(client_type("a").send_async("r")) == ("a", "r")
     assert calls == []

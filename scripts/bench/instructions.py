@@ -9,12 +9,16 @@ count does not depend on what else the machine is doing: the same command counts
 within ~0.02% run after run. Each variant runs ``tests/apps/bench_flask.py`` twice under
 ``valgrind --tool=callgrind``, with N1 and then N2 measured requests after the same warm-up
 (and ``gc.freeze()``, so a full collection's cost grows with the requests made instead of
-landing wherever the collector's counters fall); (count(N2) - count(N1)) / (N2 - N1) is one
-request: start-up, warm-up and exit cancel out. ``requests`` reads the proxy settings from
-the environment at every call, at a cost that grows with the number of variables (~30k
-instructions each here); the telemetry settings of one variant would count against it, so
-every variant starts with as many variables as the largest, padded with inert ones. What a
-launcher itself adds (``PYTHONPATH`` ...) is counted: that is its cost.
+landing wherever the collector's counters fall). The main thread's count is taken between
+two markers the app sets around its measured requests (``--mark``: callgrind dumps its
+counts when ``os.getloadavg`` is called), divided by N2: start-up, warm-up and exit are left
+out (an exit flush exports whatever spans are left, on the main thread, a varying amount).
+Every thread's count is (count(N2) - count(N1)) / (N2 - N1) over the whole runs.
+``requests`` reads the proxy settings from the environment at every call, at a cost that
+grows with the number of variables (~30k instructions each here); the telemetry settings of
+one variant would count against it, so every variant starts with as many variables as the
+largest, padded with inert ones. What a launcher itself adds (``PYTHONPATH`` ...) is
+counted: that is its cost.
 
 Counted twice: the main thread alone (it serves the requests; what a request's latency
 pays) and every thread of the program's process (an exporter's worker too; its work is
@@ -56,35 +60,41 @@ ROUTES = {
     "outbound": (50, 50, 250),
 }
 _TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
-_DUMP = re.compile(r"^cg\.(\d+)-(\d+)$")
+# cg.PID-THREAD at exit; cg.PID.N-THREAD at the Nth marker (the counts since the last dump)
+_DUMP = re.compile(r"^cg\.(\d+)(?:\.(\d+))?-(\d+)$")
+_MARKER = "os_getloadavg"  # the C function behind os.getloadavg (bench_flask.py --mark)
 
 
 def count(variant: common.Variant, program: list[str]) -> tuple[int, int]:
-    """(main thread, all threads) instructions of the program's process, run under
-    callgrind. The launchers exec the program, so it keeps the launcher's pid: its dumps
-    (one per thread) are written last and replace the launcher's."""
+    """(main thread between the markers, all threads) instructions of the program's
+    process, run under callgrind. The launchers exec the program, so it keeps the
+    launcher's pid: its dumps are written last and replace the launcher's."""
     with tempfile.TemporaryDirectory(prefix="tf-callgrind-") as tmp:
         cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
-               "--separate-threads=yes", f"--callgrind-out-file={tmp}/cg.%p",
-               *variant.command(program)]
+               "--separate-threads=yes", f"--dump-before={_MARKER}",
+               f"--callgrind-out-file={tmp}/cg.%p", *variant.command(program)]
         done = subprocess.run(cmd, env={**variant.env, "PYTHONHASHSEED": "0"},
                               cwd=str(common.REPO), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=3600)
         if done.returncode != 0:
             raise common.CommandFailed(f"{variant.name}: {' '.join(cmd)} exited "
                                        f"{done.returncode}:\n{done.stderr[-2000:]}")
-        threads: dict[int, dict[int, int]] = {}
+        # pid -> thread -> dump number (0: at exit) -> count
+        dumps: dict[int, dict[int, dict[int, int]]] = {}
         for path in Path(tmp).iterdir():
             found = _DUMP.match(path.name)
             total = _TOTAL.search(path.read_text(errors="replace"))
             if found and total:
-                threads.setdefault(int(found[1]), {})[int(found[2])] = int(total[1])
-    if not threads:
-        raise common.CommandFailed(f"{variant.name}: callgrind wrote no counts")
-    # the program's process: the one whose main thread ran the most (a helper process, if
-    # any, runs less)
-    program_threads = max(threads.values(), key=lambda t: t.get(1, 0))
-    return program_threads.get(1, 0), sum(program_threads.values())
+                dumps.setdefault(int(found[1]), {}).setdefault(int(found[3]), {})[
+                    int(found[2] or 0)] = int(total[1])
+    # the program's process: the one whose main thread dumped at the markers
+    marked = [threads for threads in dumps.values() if len(threads.get(1, {})) >= 3]
+    if len(marked) != 1:
+        raise common.CommandFailed(f"{variant.name}: expected one process with two marker "
+                                   f"dumps, found {len(marked)}")
+    (threads,) = marked
+    main = threads[1]
+    return main[max(main)], sum(sum(parts.values()) for parts in threads.values())
 
 
 def per_request(variant: common.Variant, route: str, upstream: str) -> tuple[float, float]:
@@ -92,11 +102,11 @@ def per_request(variant: common.Variant, route: str, upstream: str) -> tuple[flo
 
     def program(n: int) -> list[str]:
         return [APP, "--route", route, "--upstream", upstream, "--batches", "1",
-                "--batch-size", str(n), "--warmup", str(warmup), "--freeze"]
+                "--batch-size", str(n), "--warmup", str(warmup), "--freeze", "--mark"]
 
-    main1, all1 = count(variant, program(n1))
-    main2, all2 = count(variant, program(n2))
-    return (main2 - main1) / (n2 - n1), (all2 - all1) / (n2 - n1)
+    _window1, all1 = count(variant, program(n1))
+    window2, all2 = count(variant, program(n2))
+    return window2 / n2, (all2 - all1) / (n2 - n1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     venv = common.maybe_anchor(args)
     print(common.header("Per-request cost, Flask test client, counted (instructions per "
                         "request)", venv))
-    print("\nEach cell: (count with N2 requests - count with N1) / (N2 - N1), one process "
-          "each, under callgrind; the counts repeat run after run, so one run is enough. "
+    print("\nEach cell, under callgrind: main thread, its count over the N2 measured "
+          "requests / N2; all threads, (count of the run with N2 requests - the run with "
+          "N1) / (N2 - N1). The counts repeat run after run, so one run is enough. "
           "overhead = variant - its venv's bare python. /outbound includes a real loopback "
           "HTTP call.\n")
     jobs = args.jobs or os.cpu_count() or 1

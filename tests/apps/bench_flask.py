@@ -1,7 +1,7 @@
 """A Flask app timing its own requests through the Flask test client (for scripts/bench).
 
     python tests/apps/bench_flask.py --route hello|outbound [--upstream URL]
-        [--batches N] [--batch-size N] [--warmup N] [--freeze]
+        [--batches N] [--batch-size N] [--warmup N] [--freeze] [--mark]
 
 ``/hello`` returns a constant; ``/outbound`` makes one ``requests.get`` to ``--upstream``
 (a local HTTP server). Prints one JSON line: the median over batches of the wall µs and
@@ -9,7 +9,10 @@ the process-CPU µs per request, and every batch's values. Knows nothing of any
 instrumentation: run it bare, under telemetryflow-run or under opentelemetry-instrument.
 ``--freeze`` calls ``gc.freeze()`` after the warm-up (scripts/bench/instructions.py: a full
 collection then walks only what the measured requests made, so its cost grows with their
-number instead of landing wherever the collector's counters happen to fall).
+number instead of landing wherever the collector's counters happen to fall). ``--mark``
+calls ``os.getloadavg()`` right before and right after the measured batches: a C function
+nothing else here calls, which instructions.py has callgrind dump its counts at, so the
+measured requests are counted apart from start-up and exit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import time
 
@@ -30,6 +34,8 @@ parser.add_argument("--batches", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=50)
 parser.add_argument("--warmup", type=int, default=200)
 parser.add_argument("--freeze", action="store_true", help="gc.freeze() after the warm-up")
+parser.add_argument("--mark", action="store_true",
+                    help="call os.getloadavg() around the measured batches (instructions.py)")
 args = parser.parse_args()
 
 app = flask.Flask(__name__)
@@ -66,7 +72,11 @@ if args.warmup:
     batch(args.warmup)
 if args.freeze:
     gc.freeze()
+if args.mark:
+    os.getloadavg()
 batches = [batch(args.batch_size) for _ in range(args.batches)]
+if args.mark:
+    os.getloadavg()
 print(json.dumps({"route": args.route,
                   "median_us": statistics.median(b[0] for b in batches),
                   "median_cpu_us": statistics.median(b[1] for b in batches),

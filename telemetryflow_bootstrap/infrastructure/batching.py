@@ -5,7 +5,8 @@ thread, so a program exiting with the backend down waits for the exporter's retr
 a warning for every item dropped from a full queue (a flood); and it starts a worker thread
 at construction, before the program needs one. Here:
 
-- ``emit`` is a deque append (the hot path); the worker thread starts on first use.
+- ``emit`` is a deque append (the hot path); the worker thread starts on first use, and
+  first runs ``prepare`` (the exporter's imports: see ``exporters.LazyExporter.warm_up``).
 - ``flush(timeout)``/``shutdown(timeout)`` never block the caller past ``timeout``; the
   export runs on the worker, with instrumentation suppressed so our own traffic is never
   traced.
@@ -48,8 +49,10 @@ class BatchQueue:
         max_batch_size: int,
         schedule_delay_ms: int,
         on_shutdown: Callable[[], None] | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self._export = export
+        self._prepare = prepare
         self._signal = signal
         self._max_queue_size = max_queue_size
         self._max_batch_size = max_batch_size
@@ -120,6 +123,11 @@ class BatchQueue:
     def _run(self) -> None:
         # This thread only ever exports: suppress instrumentation for its whole life.
         attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        if self._prepare is not None:
+            try:
+                self._prepare()  # (the exporter's imports, before the first export needs them)
+            except Exception as exc:
+                _diagnostics.debug(f"{self._signal} export preparation raised {exc!r}")
         while True:
             with self._cond:
                 if (

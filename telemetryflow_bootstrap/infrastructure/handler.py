@@ -236,13 +236,15 @@ class TelemetryCommandHandler:
                config: TelemetryConfig) -> BatchQueue:
         return BatchQueue(export, signal=signal, max_queue_size=config.max_queue_size,
                           max_batch_size=config.batch_max_size,
-                          schedule_delay_ms=config.batch_timeout_ms, on_shutdown=lazy.shutdown)
+                          schedule_delay_ms=config.batch_timeout_ms, on_shutdown=lazy.shutdown,
+                          prepare=lazy.warm_up)
 
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:
         given = self._overrides.span_exporter
         lazy = LazyExporter(lambda: given if given is not None else factory.create_span_exporter(),
-                            "traces")
+                            "traces", None if given is not None else
+                            lambda: factory.warm_up(SignalType.TRACES))
         queue = self._queue("spans", _export_function(lazy, SpanExportResult.SUCCESS, "spans"),
                             lazy, config)
         self._span_queue = queue
@@ -277,7 +279,8 @@ class TelemetryCommandHandler:
 
         given = self._overrides.log_exporter
         lazy = LazyExporter(lambda: given if given is not None else factory.create_log_exporter(),
-                            "logs")
+                            "logs", None if given is not None else
+                            lambda: factory.warm_up(SignalType.LOGS))
         queue = self._queue("logs", _export_function(lazy, LogRecordExportResult.SUCCESS, "logs"),
                             lazy, config)
         self._log_queue = queue

@@ -65,9 +65,10 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 from .. import _diagnostics
+from ..infrastructure.current_context import get_current
 
 # The top-level names of the loggers that our export machinery writes to.
 _EXPORT_LOGGERS = ("opentelemetry", "telemetryflow", "grpc", "urllib3.connectionpool")
@@ -137,7 +138,9 @@ def _on_export_thread() -> bool:
 
 
 def _suppressed() -> bool:
-    return bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY) or get_value("suppress_instrumentation"))
+    current = get_current()  # (one lookup for both keys: this runs for every record)
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+                or current.get("suppress_instrumentation"))
 
 
 def _is_export_noise(record: logging.LogRecord) -> bool:

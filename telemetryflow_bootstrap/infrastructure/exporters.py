@@ -83,10 +83,10 @@ class OTLPExporterFactory:
 
             return ConsoleSpanExporter(fmt=self._config.console_format)
         if self._config.protocol is Protocol.GRPC:
-            from .span_exporters import grpc_span_exporter
+            from .otlp_exporters import grpc_span_exporter
 
             return grpc_span_exporter(**self._grpc_kwargs(SignalType.TRACES))
-        from .span_exporters import http_span_exporter
+        from .otlp_exporters import http_span_exporter
 
         return http_span_exporter(**self._http_kwargs(SignalType.TRACES))
 
@@ -113,14 +113,12 @@ class OTLPExporterFactory:
 
             return ConsoleLogExporter(fmt=self._config.console_format)
         if self._config.protocol is Protocol.GRPC:
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+            from .otlp_exporters import grpc_log_exporter
 
-            return OTLPLogExporter(**self._grpc_kwargs(SignalType.LOGS))
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-            OTLPLogExporter as HTTPLogExporter,
-        )
+            return grpc_log_exporter(**self._grpc_kwargs(SignalType.LOGS))
+        from .otlp_exporters import http_log_exporter
 
-        return HTTPLogExporter(**self._http_kwargs(SignalType.LOGS))
+        return http_log_exporter(**self._http_kwargs(SignalType.LOGS))
 
     def _grpc_kwargs(self, signal: SignalType) -> dict[str, Any]:
         import grpc

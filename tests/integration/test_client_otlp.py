@@ -329,3 +329,17 @@ def test_a_batch_our_encoder_refuses_still_arrives(
     spans = {s.name: s for s in otlp_receiver.wait_for_spans(2)}
     assert spans["fine"].attributes == {"n": 1, "s": "x"}
     assert spans["huge"].attributes == {"s": "y"}
+
+
+@pytest.mark.parametrize("protocol", _PROTOCOLS)
+def test_a_log_batch_our_encoder_refuses_still_arrives(
+        protocol: str, connect: Callable[..., TelemetryFlowClient],
+        otlp_receiver: OTLPReceiver) -> None:
+    """Likewise for logs: the exporter's own encoder sends a batch ours gives up on."""
+    client = connect(protocol)
+    client.log_info("fine", {"n": 1, "s": "x"})
+    client.log_info("huge", {"n": 1 << 70, "s": "y"})
+    assert client.flush(5.0)
+    logs = {log.body: log for log in otlp_receiver.wait_for_logs(2)}
+    assert logs["fine"].attributes == {"n": 1, "s": "x"}
+    assert logs["huge"].attributes == {"s": "y"}

@@ -30,7 +30,7 @@ from telemetryflow_bootstrap.client import TelemetryFlowClient
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
 from telemetryflow_bootstrap.domain.errors import BuilderError, ConfigError
 from telemetryflow_bootstrap.domain.signals import Protocol, SignalType
-from telemetryflow_bootstrap.infrastructure import span_exporters
+from telemetryflow_bootstrap.infrastructure import otlp_exporters
 from telemetryflow_bootstrap.infrastructure.console import (
     ConsoleLogExporter,
     ConsoleMetricExporter,
@@ -43,12 +43,12 @@ _ROOT = Path(__file__).resolve().parents[2]
 _KEY_ID, _SECRET = "tfk_factory-key", "tfs_factory-secret"
 
 _SDK_CLASSES = {
-    (Protocol.GRPC, SignalType.TRACES): (span_exporters, "grpc_span_exporter"),
+    (Protocol.GRPC, SignalType.TRACES): (otlp_exporters, "grpc_span_exporter"),
     (Protocol.GRPC, SignalType.METRICS): (grpc_metrics, "OTLPMetricExporter"),
-    (Protocol.GRPC, SignalType.LOGS): (grpc_logs, "OTLPLogExporter"),
-    (Protocol.HTTP, SignalType.TRACES): (span_exporters, "http_span_exporter"),
+    (Protocol.GRPC, SignalType.LOGS): (otlp_exporters, "grpc_log_exporter"),
+    (Protocol.HTTP, SignalType.TRACES): (otlp_exporters, "http_span_exporter"),
     (Protocol.HTTP, SignalType.METRICS): (http_metrics, "OTLPMetricExporter"),
-    (Protocol.HTTP, SignalType.LOGS): (http_logs, "OTLPLogExporter"),
+    (Protocol.HTTP, SignalType.LOGS): (otlp_exporters, "http_log_exporter"),
 }
 _CREATE = {SignalType.TRACES: "create_span_exporter", SignalType.METRICS: "create_metric_exporter",
            SignalType.LOGS: "create_log_exporter"}
@@ -326,6 +326,9 @@ def test_real_sdk_exporters_accept_what_the_factory_passes(protocol: str, endpoi
         if signal is SignalType.TRACES:  # ours: the SDK's class with our encoder
             sdk = grpc_traces if config.protocol is Protocol.GRPC else http_traces
             assert type(exporter).__mro__[1] is sdk.OTLPSpanExporter
+        elif signal is SignalType.LOGS:  # (likewise)
+            sdk = grpc_logs if config.protocol is Protocol.GRPC else http_logs
+            assert type(exporter).__mro__[1] is sdk.OTLPLogExporter
         else:
             assert type(exporter) is getattr(module, name)
         exporter.shutdown()

@@ -35,6 +35,7 @@ from .. import _diagnostics
 from .signal_masks import start_quietly
 
 ExportFunction = Callable[[Sequence[Any]], bool]
+_PREPARATION_WAIT = 1.0  # seconds a program may wait, once, for the exporter's imports
 
 
 class BatchQueue:
@@ -68,6 +69,9 @@ class BatchQueue:
 
     def _init_state(self) -> None:
         self._queue: collections.deque[Any] = collections.deque()
+        # Until the worker has run ``prepare``: see _wait_for_preparation.
+        self._preparing = self._prepare is not None
+        self._prepared = threading.Event()
         self._cond = threading.Condition(threading.Lock())
         self._flush_waiters: list[threading.Event] = []
         self._worker: threading.Thread | None = None
@@ -92,10 +96,28 @@ class BatchQueue:
         queue.append(item)
         if self._worker is None:
             self._start_worker()
+        elif self._preparing and len(queue) >= self._max_queue_size // 2:
+            self._wait_for_preparation()
         elif len(queue) >= self._max_batch_size and not self._wake_pending:
             self._wake_pending = True  # one wake-up per batch, not a lock per emit
             with self._cond:
                 self._cond.notify()
+
+    def _wait_for_preparation(self) -> None:
+        """The queue is half full and the worker is still importing the exporter: wait for
+        it (once, at most ``_PREPARATION_WAIT``) instead of dropping what comes next.
+
+        Why: a thread that keeps the GIL busy (a program logging or tracing in a tight loop)
+        slows the worker's import down to seconds, since each of its file reads waits for
+        the GIL again: measured, over 5 s for a program logging at full speed, against
+        ~0.2 s with the program waiting. The queue was full long before, and ~90% of such a
+        burst was lost. Waiting here hands the worker the GIL: the program pauses once,
+        for about as long as the import takes on its own, and loses nothing. Only ever
+        before the first export; a full queue after that drops as always."""
+        if threading.current_thread() is self._worker:
+            return
+        self._prepared.wait(_PREPARATION_WAIT)
+        self._preparing = False  # (waited once: from now on, a full queue drops)
 
     def _drop(self, count: int, why: str) -> None:
         # On the hot path when the backend cannot keep up: count, and only look at the clock
@@ -128,6 +150,9 @@ class BatchQueue:
                 self._prepare()  # (the exporter's imports, before the first export needs them)
             except Exception as exc:
                 _diagnostics.debug(f"{self._signal} export preparation raised {exc!r}")
+            finally:
+                self._preparing = False
+                self._prepared.set()
         while True:
             with self._cond:
                 if (
@@ -156,8 +181,13 @@ class BatchQueue:
         while queue and (first or everything or len(queue) >= self._max_batch_size):
             first = False
             batch = []
-            while queue and len(batch) < self._max_batch_size:
-                batch.append(queue.popleft())
+            while len(batch) < self._max_batch_size:
+                try:
+                    batch.append(queue.popleft())
+                except IndexError:  # (emptied meanwhile: a shutdown past its timeout)
+                    break
+            if not batch:
+                break
             try:
                 ok = self._export(batch)
             except Exception as exc:

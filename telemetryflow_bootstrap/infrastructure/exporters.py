@@ -1,9 +1,10 @@
 """``OTLPExporterFactory``: span, metric and log exporters from a ``TelemetryConfig``.
 
 The OTLP exporters (and with them grpc, protobuf, requests) are imported only inside the
-``create_*`` methods. The handler wraps each in a ``LazyExporter`` so that the import happens
-on the export worker thread at the first export, off the program's start-up path — and again,
-freshly, in a forked child, so no gRPC channel is ever shared across a fork.
+``create_*`` and ``warm_up`` methods. The handler wraps each in a ``LazyExporter`` so that
+the import happens on the export worker thread once the first item is queued, off the
+program's start-up path (a program that never emits never imports them) — and the build
+again, freshly, in a forked child, so no gRPC channel is ever shared across a fork.
 """
 
 from __future__ import annotations
@@ -21,16 +22,12 @@ from ..domain.signals import ExporterKind, Protocol, SignalType
 
 _HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
                SignalType.LOGS: "/v1/logs"}
-# What each create_* imports (see ``warm_up``): per signal, (gRPC, HTTP) modules. The HTTP
+# What create_metric_exporter imports (see ``warm_up``): (gRPC, HTTP) modules. The HTTP
 # exporters import requests only when built.
 _STACKS = {
-    SignalType.TRACES: (("opentelemetry.exporter.otlp.proto.grpc.trace_exporter",),
-                        ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "requests")),
     SignalType.METRICS: (("opentelemetry.exporter.otlp.proto.grpc.metric_exporter",),
                          ("opentelemetry.exporter.otlp.proto.http.metric_exporter",
                           "requests")),
-    SignalType.LOGS: (("opentelemetry.exporter.otlp.proto.grpc._log_exporter",),
-                      ("opentelemetry.exporter.otlp.proto.http._log_exporter", "requests")),
 }
 
 
@@ -66,15 +63,22 @@ class OTLPExporterFactory:
         return {"headers": self._config.get_auth_headers(), "timeout": self._config.timeout}
 
     def warm_up(self, signal: SignalType) -> None:
-        """Import the exporter stack ``create_*`` will use for ``signal`` (grpc or requests,
-        protobuf: ~0.2 s), without building anything: no channel, no thread, so nothing
-        that a fork could not copy. The console exporter needs nothing."""
+        """Import what ``create_*`` will need for ``signal`` (grpc or requests, protobuf,
+        the exporter and our encoder: ~0.2 s) and make the exporter class, without building
+        an exporter: no channel, no thread, so nothing that a fork could not copy. The
+        console exporter needs nothing."""
         if self.kind(signal) is not ExporterKind.OTLP:
             return
-        import importlib
+        grpc = self._config.protocol is Protocol.GRPC
+        if signal is SignalType.METRICS:
+            import importlib
 
-        for module in _STACKS[signal][self._config.protocol is not Protocol.GRPC]:
-            importlib.import_module(module)
+            for module in _STACKS[signal][not grpc]:
+                importlib.import_module(module)
+            return
+        from . import otlp_exporters
+
+        otlp_exporters.exporter_class(signal.value, grpc=grpc)
 
     def create_span_exporter(self) -> Any:
         kind = self.kind(SignalType.TRACES)
@@ -213,26 +217,31 @@ class LazyExporter:
         if real is not None and self._pid == os.getpid():
             return real
         with self._lock:
-            if self._real is None or self._pid != os.getpid():
-                if self._failed_build:
-                    return None
-                try:
-                    self._real = self._build()
-                    self._pid = os.getpid()
-                except Exception as exc:
-                    from .. import _diagnostics
+            return self._get_locked()
 
-                    self._failed_build = True
-                    _diagnostics.warn(f"cannot create the {self._signal} exporter: {exc}")
-                    return None
-            return self._real
+    def _get_locked(self) -> Any:
+        if self._real is None or self._pid != os.getpid():
+            if self._failed_build:
+                return None
+            try:
+                self._real = self._build()
+                self._pid = os.getpid()
+            except Exception as exc:
+                from .. import _diagnostics
+
+                self._failed_build = True
+                _diagnostics.warn(f"cannot create the {self._signal} exporter: {exc}")
+                return None
+        return self._real
 
     def warm_up(self) -> None:
-        """Do the slow part of the build (the imports) now, on the calling thread (the export
-        worker, when the first item is queued), so that the first export does not start with
-        it. Why: a program that goes on queueing items while the worker imports fills the
-        queue, and what comes next is dropped; with its thread busy, the import takes seconds
-        (below). Under the build's lock, so that a fork waits for it as for a build.
+        """Build the exporter now, on the calling thread (the export worker, when the first
+        item is queued), its imports first (``warm_up``, given): the first export then
+        only encodes and sends. Why: a program that goes on queueing items while the worker
+        imports fills the queue, and what comes next is dropped; with the program's thread
+        busy, the import takes seconds (below). Building does not reach the backend (a
+        channel connects at its first call). Under the build's lock, so that a fork waits
+        for it as for any build.
 
         Each of the import's file reads gives up the GIL, and a thread that wants it back
         waits for the holder's switch interval (5 ms) when the program's thread is busy
@@ -248,6 +257,7 @@ class LazyExporter:
                 from .. import _diagnostics
 
                 _diagnostics.debug(f"{self._signal} exporter warm-up failed: {exc!r}")
+            self._get_locked()
 
     def _reset_lock_in_child(self) -> None:
         self._lock = threading.Lock()

@@ -41,6 +41,16 @@ def http_log_exporter(**kwargs: Any) -> Any:
     return _http_class(_LOGS)(**kwargs)
 
 
+def exporter_class(signal: str, *, grpc: bool) -> type:
+    """The exporter class for ``signal`` ("traces" or "logs"), made (and its stack imported)
+    without building an exporter (see ``exporters.OTLPExporterFactory.warm_up``)."""
+    if grpc:
+        return _grpc_class(signal)
+    import requests  # noqa: F401  (the HTTP exporters import it when built)
+
+    return _http_class(signal)
+
+
 def _encoded(encoder: Any, items: Sequence[Any]) -> bytes | None:
     try:
         return encoder.encode(items)  # type: ignore[no-any-return]

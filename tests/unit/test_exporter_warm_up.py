@@ -1,19 +1,22 @@
-"""The exporter's imports happen when the first item is queued, not at the first export
-(``LazyExporter.warm_up``, ``BatchQueue(prepare=)``, ``OTLPExporterFactory.warm_up``)."""
+"""The exporter is made (imports and all) when the first item is queued, not at the first
+export (``LazyExporter.warm_up``, ``BatchQueue(prepare=)``, ``OTLPExporterFactory.warm_up``),
+and a program filling the queue meanwhile waits for it once instead of losing items."""
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from telemetryflow_bootstrap import _diagnostics
-from telemetryflow_bootstrap.infrastructure import exporters
+from telemetryflow_bootstrap.infrastructure import batching, exporters
 from telemetryflow_bootstrap.infrastructure.batching import BatchQueue
 from telemetryflow_bootstrap.infrastructure.exporters import LazyExporter
 
@@ -27,18 +30,26 @@ def _switch_interval_restored() -> Iterator[None]:
     _diagnostics.reset_for_tests()
 
 
-def test_warm_up_runs_under_the_build_lock_with_a_short_switch_interval() -> None:
-    seen: list[tuple[bool, float]] = []
-    lazy = LazyExporter(lambda: "exporter", "items",
-                        lambda: seen.append((lazy._lock.locked(), sys.getswitchinterval())))
+def test_warm_up_imports_then_builds_under_the_build_lock_with_a_short_switch_interval(
+        ) -> None:
+    seen: list[tuple[str, bool, float]] = []
+
+    def build() -> str:
+        seen.append(("build", lazy._lock.locked(), sys.getswitchinterval()))
+        return "exporter"
+
+    lazy = LazyExporter(build, "items", lambda: seen.append(
+        ("imports", lazy._lock.locked(), sys.getswitchinterval())))
     sys.setswitchinterval(0.005)
 
     lazy.warm_up()
 
-    assert seen == [(True, exporters._WARM_UP_SWITCH_INTERVAL)]
+    short = exporters._WARM_UP_SWITCH_INTERVAL
+    assert seen == [("imports", True, short), ("build", True, short)]
     assert sys.getswitchinterval() == 0.005
-    assert lazy.built is None  # warmed, not built
+    assert lazy.built == "exporter"
     assert lazy.get() == "exporter"
+    assert len(seen) == 2  # built once
 
 
 def test_a_switch_interval_changed_during_the_warm_up_is_left_as_set() -> None:
@@ -63,7 +74,7 @@ def test_a_shorter_switch_interval_than_ours_is_kept() -> None:
     assert sys.getswitchinterval() == shorter
 
 
-def test_a_failing_warm_up_leaves_the_build_to_report() -> None:
+def test_a_failing_import_still_lets_the_build_run_and_report() -> None:
     def fail() -> None:
         raise ImportError("no module named grpc")
 
@@ -73,7 +84,20 @@ def test_a_failing_warm_up_leaves_the_build_to_report() -> None:
     lazy.warm_up()  # does not raise
 
     assert sys.getswitchinterval() == 0.005
-    assert lazy.get() == "exporter"
+    assert lazy.built == "exporter"
+
+
+def test_a_build_failing_during_the_warm_up_is_reported_once(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def build() -> str:
+        raise ValueError("bad certificate")
+
+    lazy = LazyExporter(build, "items", lambda: None)
+
+    lazy.warm_up()
+
+    assert lazy.get() is None
+    assert capsys.readouterr().err.count("cannot create the items exporter: bad certificate") == 1
 
 
 def test_warm_up_does_nothing_once_built_or_without_a_warm_up() -> None:
@@ -164,3 +188,99 @@ def test_the_console_exporter_needs_no_warm_up() -> None:
                           capture_output=True, text=True, check=True)
 
     assert json.loads(done.stdout) == {"before": [], "after": []}
+
+
+def test_a_producer_waits_once_for_the_preparation_at_half_a_queue_and_loses_nothing(
+        ) -> None:
+    release = threading.Event()
+    exported: list[Any] = []
+    queue = BatchQueue(lambda batch: exported.extend(batch) or True, signal="items",
+                       max_queue_size=10, max_batch_size=4, schedule_delay_ms=10_000,
+                       prepare=lambda: release.wait(10.0))
+    emitted: list[int] = []
+
+    def produce() -> None:
+        for i in range(12):
+            queue.emit(i)
+            emitted.append(i)
+
+    producer = threading.Thread(target=produce)
+    try:
+        producer.start()
+        deadline = time.monotonic() + 5.0
+        while queue.queued < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert emitted == [0, 1, 2, 3]  # the fifth (half the queue) waits for prepare
+        assert queue.queued == 5
+        release.set()
+        producer.join(5.0)
+        assert emitted == list(range(12))
+        assert queue.shutdown(5.0)
+    finally:
+        release.set()
+    assert queue.dropped == 0
+    assert sorted(exported) == list(range(12))
+
+
+def test_a_preparation_that_does_not_end_costs_one_bounded_wait_then_drops_as_usual(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batching, "_PREPARATION_WAIT", 0.3)
+    release = threading.Event()
+    queue = BatchQueue(lambda batch: True, signal="items", max_queue_size=10,
+                       max_batch_size=4, schedule_delay_ms=10_000,
+                       prepare=lambda: release.wait(10.0))
+    try:
+        started = time.monotonic()
+        for i in range(30):
+            queue.emit(i)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        queue.shutdown(5.0)
+
+    assert 0.3 <= waited < 3.0  # one wait, not one per item
+    assert queue.dropped == 20
+
+
+def test_items_queued_by_the_preparation_itself_never_wait() -> None:
+    holder: list[BatchQueue] = []
+
+    def prepare() -> None:
+        for i in range(8):  # past half the queue, on the worker thread
+            holder[0].emit(f"from prepare {i}")
+
+    exported: list[Any] = []
+    queue = BatchQueue(lambda batch: exported.extend(batch) or True, signal="items",
+                       max_queue_size=10, max_batch_size=100, schedule_delay_ms=10_000,
+                       prepare=prepare)
+    holder.append(queue)
+    queue.emit("first")
+    assert queue.flush(5.0)
+    queue.shutdown(5.0)
+
+    assert exported == ["first"] + [f"from prepare {i}" for i in range(8)]
+
+
+class _EmptiedWhileRead(collections.deque):  # type: ignore[type-arg]
+    """A queue that says it holds items, then is found empty: what a shutdown past its
+    timeout does when it clears the queue while the worker takes a batch from it."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return 1_000
+
+
+def test_a_queue_emptied_while_the_worker_takes_a_batch_ends_the_drain_quietly(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    exported: list[Any] = []
+    queue = BatchQueue(lambda batch: exported.append(list(batch)) or True, signal="items",
+                       max_queue_size=10, max_batch_size=4, schedule_delay_ms=10_000)
+    queue._queue = _EmptiedWhileRead()
+
+    queue._drain(everything=True)  # (the worker's step; it raised IndexError before)
+
+    assert exported == []
+    assert "Traceback" not in capfd.readouterr().err

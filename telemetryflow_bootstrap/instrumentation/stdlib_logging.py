@@ -69,6 +69,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 from .. import _diagnostics
 from ..infrastructure.current_context import get_current
+from ..infrastructure.direct_logs import DirectLogs
 
 # The top-level names of the loggers that our export machinery writes to.
 _EXPORT_LOGGERS = ("opentelemetry", "telemetryflow", "grpc", "urllib3.connectionpool")
@@ -198,6 +199,7 @@ class _BridgeHandler(logging.Handler):
         self._provider = logger_provider
         self._sdk = sdk  # the TelemetryCommandHandler: after its shutdown we stop exporting
         self._loggers: dict[str, Any] = {}
+        self._emitters: dict[str, Callable[[int, Any, str, Any, dict[str, Any]], None]] = {}
         self._closed = False
         self._failure_reported = False
 
@@ -240,13 +242,27 @@ class _BridgeHandler(logging.Handler):
         exc_info = record.exc_info
         if exc_info and exc_info[0] is not None:
             _exception_attributes(exc_info, attributes)
-        self._logger_for(record.name).emit(
-            timestamp=int(record.created * 1e9),
-            severity_number=_severity(record.levelno),
-            severity_text=record.levelname,
-            body=_body(record),
-            attributes=attributes,
-        )
+        self._emitter_for(record.name)(int(record.created * 1e9), _severity(record.levelno),
+                                       record.levelname, _body(record), attributes)
+
+    def _emitter_for(self, name: str) -> Callable[[int, Any, str, Any, dict[str, Any]], None]:
+        """What emits a record of logger ``name``: straight into our queue where the SDK
+        logger's chain is ours alone (``DirectLogs``), else its ``emit``."""
+        emitter = self._emitters.get(name)
+        if emitter is None:
+            logger = self._logger_for(name)
+            direct = DirectLogs.for_logger(logger)
+            if direct is not None:
+                emitter = direct.emit
+            else:
+                def emitter(timestamp: int, severity_number: Any, severity_text: str,
+                            body: Any, attributes: dict[str, Any], _emit: Any = logger.emit
+                            ) -> None:
+                    _emit(timestamp=timestamp, severity_number=severity_number,
+                          severity_text=severity_text, body=body, attributes=attributes)
+            if len(self._emitters) < _MAX_LOGGERS:
+                self._emitters[name] = emitter
+        return emitter
 
     def _logger_for(self, name: str) -> Any:
         logger = self._loggers.get(name)

@@ -183,3 +183,27 @@ def test_a_child_forked_before_the_first_record_exports_its_own(otlp_receiver):
     assert child.resource["process.pid"] == int(child.body.rsplit(" ", 1)[1])
     assert parent.resource["process.pid"] == int(parent.body.rsplit(" ", 1)[1])
     assert child.resource["process.pid"] != parent.resource["process.pid"]
+
+
+_DIRECT = """
+import logging
+from telemetryflow_bootstrap.instrumentation import stdlib_logging
+logging.getLogger("shop.direct").warning("straight to the queue %s", 7)
+emitter = stdlib_logging._bridge._emitters["shop.direct"]
+print(type(getattr(emitter, "__self__", None)).__name__)
+"""
+
+
+def test_records_take_the_direct_path_into_the_queue_and_arrive_whole(otlp_receiver):
+    """Under the launcher the bridge's logger chain is ours alone, so records skip the SDK's
+    emit chain (``DirectLogs``) and still arrive with every field."""
+    proc = run(python("-c", _DIRECT), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["DirectLogs"]
+    log = otlp_receiver.wait_for_logs(1, body="straight to the queue 7")[0]
+    assert (log.severity_number, log.severity_text) == (13, "WARNING")
+    assert log.scope_name == "shop.direct"
+    assert log.attributes["code.function.name"] == "<module>"
+    assert log.attributes["thread.name"] == "MainThread"
+    assert log.observed_time_ns >= log.time_ns > 0
+    assert log.resource["service.name"] == "python"

@@ -1,7 +1,6 @@
-"""Per-record cost of stdlib ``logging`` records exported as OpenTelemetry logs, and how many
-of a burst arrive.
+"""Per-record cost of stdlib ``logging`` records exported as OpenTelemetry logs.
 
-    .venv/bin/python scripts/bench/log_records.py [--runs N] [--records N] [--burst N]
+    .venv/bin/python scripts/bench/log_records.py [--runs N] [--records N]
 
 The program, run by this very file in a child process (``--child``), knows nothing of any
 instrumentation: ``logging.basicConfig`` with a format and a stream to ``/dev/null`` (as a
@@ -12,10 +11,6 @@ program configures its logging), then ``logger.info("user %s did %s", i, "thing"
   every record of the batch is exported (and paid for) inside the window, and a batch that
   fits both queues (2048) means nothing is dropped. Process CPU (all threads: the exporter
   too) and main-thread CPU per record, median over processes of each one's fastest batch.
-* **burst**: ``--burst`` records in a tight loop right from the start, then exit: the share
-  the receiver got. A program that logs faster than the exporter ships fills the queue; the
-  rest is dropped (and counted). Here the exporter's own speed, and when it gets going,
-  decide what survives.
 * **hot path** (ours only): in one process, a record with our bridge minus one without it,
   against the same record handed to the SDK's own ``LoggingHandler`` on the same provider:
   what the bridge costs the program's thread against the raw SDK call it stands for.
@@ -23,7 +18,7 @@ program configures its logging), then ``logger.info("user %s did %s", i, "thing"
 Variants: bare, ours (``telemetryflow-run``), bare (otel venv), theirs
 (``opentelemetry-instrument`` with ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true``,
 which makes it export logging records). Both export over OTLP/gRPC to a real receiver on
-loopback that this script starts.
+loopback that this script starts. (How much of a burst of records arrives: ``burst.py``.)
 """
 
 from __future__ import annotations
@@ -50,7 +45,7 @@ def _program_logging() -> object:
 
 def _child(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--child", choices=("paced", "burst"), required=True)
+    p.add_argument("--child", choices=("paced",), required=True)
     p.add_argument("--records", type=int, default=1000)
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--warmup", type=int, default=300)
@@ -66,10 +61,6 @@ def _child(argv: list[str]) -> int:
         time.sleep(settle)  # the exporter ships this batch now
         return wall / n * 1e6, (time.process_time() - cpu) / n * 1e6, main / n * 1e6
 
-    if args.child == "burst":
-        batch(args.records, 0.0)
-        print(json.dumps({"logged": args.records}))
-        return 0
     if args.warmup:
         batch(args.warmup, args.settle)
     batches = [batch(args.records, args.settle) for _ in range(args.batches)]
@@ -151,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=1000,
                    help="records per paced batch (default 1000: fits both queues of 2048)")
     p.add_argument("--batches", type=int, default=5, help="paced batches per process")
-    p.add_argument("--burst", type=int, default=20000, help="records of the burst")
     args = p.parse_args(argv)
     venv = common.maybe_anchor(args)
     print(common.header("stdlib logging records exported as OpenTelemetry logs", venv))
@@ -189,24 +179,6 @@ def main(argv: list[str] | None = None) -> int:
             main_only = common.ratio(by_main["ours"].overhead, by_main["theirs"].overhead)
             print(f"\n- ours/theirs overhead: all threads {common.fmt_ratio(every)}; "
                   f"main thread {common.fmt_ratio(main_only)}")
-        print()
-
-        burst = [SCRIPT, "--child", "burst", "--records", str(args.burst)]
-        shares: dict[str, list[float]] = {v.name: [] for v in vs if v.baseline}
-
-        def measure_burst(v: common.Variant) -> float:
-            receiver.clear()
-            common.run(v, burst, timeout=300)
-            if v.baseline:
-                receiver.wait_for(lambda _: False, 0.5)  # (late arrivals)
-                shares[v.name].append(len(receiver.logs()) / args.burst)
-            return 0.0
-
-        common.rounds(vs, measure_burst, args.runs, warmup=0, label="burst")
-        print(f"### Burst: {args.burst} records in a tight loop from the start, then exit\n")
-        print(common.table(["variant", "received (median share)", "min", "max"],
-                           [[name, f"{common.median(vals):.1%}", f"{min(vals):.1%}",
-                             f"{max(vals):.1%}"] for name, vals in shares.items()]))
         print()
 
         hot: dict[str, list[float]] = {"ours": [], "none": [], "sdk": []}

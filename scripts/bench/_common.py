@@ -347,6 +347,19 @@ def run_peak_rss(variant: Variant, args: Sequence[str], *,
     return elapsed, int(text[-1])
 
 
+def json_runs(variant: Variant, args: Sequence[str], runs: int, *, label: str,
+              timeout: float = 300) -> dict[str, list[float]]:
+    """Run ``python ARGS`` as ``variant`` ``runs`` times; each run prints one JSON object of
+    numbers as its last line: every key's values, run by run."""
+    values: dict[str, list[float]] = {}
+    for i in range(runs):
+        log(f"{label}: run {i + 1}/{runs}")
+        out = run(variant, args, timeout=timeout)[1].stdout
+        for key, value in json.loads(out.strip().splitlines()[-1]).items():
+            values.setdefault(key, []).append(float(value))
+    return values
+
+
 def rounds(variants: Sequence[Variant], measure: Callable[[Variant], float], runs: int, *,
            warmup: int = 1, label: str = "", between: Callable[[], None] | None = None,
            ) -> dict[str, list[float]]:

@@ -267,12 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                          "—" if theirs is None else f"+{theirs.overhead:.2f}",
                          common.fmt_ratio(r, TARGET if theirs else None)])
 
-        hot = {"patched": [], "unpatched": [], "raw": []}
-        for i in range(args.runs):
-            common.log(f"hot path: run {i + 1}/{args.runs}")
-            out = common.run(vs[1], [SCRIPT, "--child", "hot-path"], timeout=300)[1].stdout
-            for key, value in json.loads(out.strip().splitlines()[-1]).items():
-                hot[key].append(float(value))
+        hot = common.json_runs(vs[1], [SCRIPT, "--child", "hot-path"], args.runs,
+                               label="hot path")
     added = common.median(hot["patched"]) - common.median(hot["unpatched"])
     raw = common.median(hot["raw"])
     print("### Our hot path vs the raw SDK calls it stands for (main-thread CPU µs)\n")

@@ -181,12 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"main thread {common.fmt_ratio(main_only)}")
         print()
 
-        hot: dict[str, list[float]] = {"ours": [], "none": [], "sdk": []}
-        for i in range(args.runs):
-            common.log(f"hot path: run {i + 1}/{args.runs}")
-            out = common.run(vs[1], [SCRIPT, "--child", "hot-path"], timeout=300)[1].stdout
-            for key, value in json.loads(out.strip().splitlines()[-1]).items():
-                hot[key].append(float(value))
+        hot = common.json_runs(vs[1], [SCRIPT, "--child", "hot-path"], args.runs,
+                               label="hot path")
     added = common.median(hot["ours"]) - common.median(hot["none"])
     raw = common.median(hot["sdk"]) - common.median(hot["none"])
     print("### Our bridge vs the SDK's LoggingHandler (main-thread CPU µs per record)\n")

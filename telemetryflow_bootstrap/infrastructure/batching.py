@@ -155,6 +155,10 @@ class BatchQueue:
                 self._prepared.set()
         while True:
             with self._cond:
+                # A wake-up sent while we were exporting found nobody waiting: it is lost.
+                # Clear its flag before looking at the queue, or the next full batch would
+                # not wake us (we would sleep the whole delay while the queue fills).
+                self._wake_pending = False
                 if (
                     not self._stopping
                     and not self._flush_waiters

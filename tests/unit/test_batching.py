@@ -119,6 +119,42 @@ def test_items_added_during_an_export_wait_for_a_full_batch_or_the_delay(
     assert sum(batches) == 200 + 3 * min(len(batches), 20)
 
 
+def test_a_full_batch_reached_during_an_export_still_wakes_the_worker_later(
+        queues: Callable[..., BatchQueue]) -> None:
+    """A wake-up sent while the worker was busy exporting (nobody waiting: it is lost) must
+    not keep the next full batch from waking it. Before the fix the worker slept the whole
+    schedule delay while the queue filled and dropped: the program's burst lost ~80%."""
+    first = threading.Event()
+    holder: list[BatchQueue] = []
+    exported: list[list[Any]] = []
+
+    def export(batch: Sequence[Any]) -> bool:
+        exported.append(list(batch))
+        if len(exported) == 1:
+            for item in ("b1", "b2", "b3", "b4"):  # a full batch while the export runs
+                holder[0].emit(item)
+            first.set()
+        return True
+
+    queue = queues(export, max_queue_size=100, max_batch_size=4, schedule_delay_ms=60_000)
+    holder.append(queue)
+    for item in ("a1", "a2", "a3", "a4"):
+        queue.emit(item)
+    assert first.wait(2.0)
+    deadline = time.monotonic() + 2.0
+    while len(exported) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # (the worker is waiting again, for the next full batch)
+    for item in ("c1", "c2", "c3", "c4"):
+        queue.emit(item)
+    deadline = time.monotonic() + 2.0
+    while len(exported) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert exported == [["a1", "a2", "a3", "a4"], ["b1", "b2", "b3", "b4"],
+                        ["c1", "c2", "c3", "c4"]]
+
+
 def test_items_are_exported_after_the_schedule_delay(queues: Callable[..., BatchQueue]) -> None:
     """An incomplete batch is exported once the schedule delay has passed."""
     recorder = Recorder()

@@ -169,7 +169,7 @@ print(json.dumps({"before": before, "after": loaded()}))
     ("grpc", "TRACES", "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "grpc"),
     ("http/protobuf", "LOGS", "opentelemetry.exporter.otlp.proto.http._log_exporter",
      "requests"),
-    ("http/protobuf", "METRICS", "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    ("http/protobuf", "TRACES", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
      "requests"),
 ])
 def test_the_factory_warm_up_imports_the_signals_exporter_stack(
@@ -183,8 +183,9 @@ def test_the_factory_warm_up_imports_the_signals_exporter_stack(
     assert transport in modules["after"]
 
 
-def test_the_console_exporter_needs_no_warm_up() -> None:
-    done = subprocess.run([sys.executable, "-c", _IMPORTED, "grpc", "console", "LOGS"],
+@pytest.mark.parametrize(("exporter", "signal"), [("console", "LOGS"), ("otlp", "METRICS")])
+def test_the_console_exporter_and_metrics_need_no_warm_up(exporter: str, signal: str) -> None:
+    done = subprocess.run([sys.executable, "-c", _IMPORTED, "grpc", exporter, signal],
                           capture_output=True, text=True, check=True)
 
     assert json.loads(done.stdout) == {"before": [], "after": []}

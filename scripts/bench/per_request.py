@@ -5,7 +5,8 @@
 ``tests/apps/bench_flask.py`` serves ``/hello`` (a constant) and ``/outbound`` (one
 ``requests.get`` to a stdlib HTTP server this script runs on loopback) and drives itself with
 the Flask test client: after a warm-up it times batches of requests and prints the median µs
-per request. Each variant's process is started ``--runs`` times, interleaved with the
+per request (after the warm-up it idles ``SETTLE`` seconds: see there). Each variant's
+process is started ``--runs`` times, interleaved with the
 others; the table shows the median over those processes. Both launchers export over
 OTLP/gRPC to a real receiver on loopback, so export work happens during the measurement.
 Also: sample rates 0 and 0.1 for both (TELEMETRYFLOW_SAMPLE_RATE; OTEL_TRACES_SAMPLER=
@@ -28,6 +29,12 @@ except ImportError:  # run as a script
     import _common as common  # type: ignore[no-redef]
 
 APP = str(common.APPS / "bench_flask.py")
+# Seconds the app idles between its warm-up and its measured batches, as a server between
+# start-up and load: our export thread imports and builds the exporter (~0.2 s of CPU, once)
+# when the first span is queued, and with the program busy that import crawls on for
+# seconds; without the pause it fell inside the measured batches, +15-30 µs a request that
+# a running server never pays. (Theirs builds it at start-up: the pause changes nothing.)
+SETTLE = 1.0
 TARGETS = {"hello": 0.35, "outbound": 0.5}  # ours/theirs per-request overhead
 UNSAMPLED_TARGET = 0.1  # ours unsampled overhead / ours sampled overhead
 ROUTES = {
@@ -99,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         vs = variants(receiver.grpc_endpoint, venv)
         for route, (batches, size, warmup) in ROUTES.items():
             program = [APP, "--route", route, "--upstream", upstream, "--batches",
-                       str(batches), "--batch-size", str(size), "--warmup", str(warmup)]
+                       str(batches), "--batch-size", str(size), "--warmup", str(warmup),
+                       "--settle", str(SETTLE)]
 
             cpu: dict[str, list[float]] = {v.name: [] for v in vs}
 

@@ -9,11 +9,9 @@ again, freshly, in a forked child, so no gRPC channel is ever shared across a fo
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..domain.config import TelemetryConfig
@@ -157,24 +155,6 @@ def _pinned_ca_session(ca_file: str) -> Any:
     return _PinnedCASession()
 
 
-_WARM_UP_SWITCH_INTERVAL = 0.0005  # seconds (see LazyExporter.warm_up)
-
-
-@contextlib.contextmanager
-def _short_switch_interval() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    if previous <= _WARM_UP_SWITCH_INTERVAL:
-        yield
-        return
-    sys.setswitchinterval(_WARM_UP_SWITCH_INTERVAL)
-    shortened = sys.getswitchinterval()  # (as stored: whole microseconds)
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == shortened:
-            sys.setswitchinterval(previous)
-
-
 class LazyExporter:
     """Builds the real exporter at first use, and again after a fork (fresh channel/session).
 
@@ -225,18 +205,21 @@ class LazyExporter:
         item is queued), its imports first (``warm_up``, given): the first export then
         only encodes and sends. Why: a program that goes on queueing items while the worker
         imports fills the queue, and what comes next is dropped; with the program's thread
-        busy, the import takes seconds (below). Building does not reach the backend (a
-        channel connects at its first call). Under the build's lock, so that a fork waits
-        for it as for any build.
+        busy, the import takes seconds, each of its file reads waiting for the GIL again
+        (3.8 s instead of 0.18 s, measured). The queue makes a program that fills it that
+        fast wait for this, once (``BatchQueue._wait_for_preparation``); a program that is
+        busy but queues little lets it take its time, which keeps it from slowing the
+        program's requests meanwhile. Building does not reach the backend (a channel
+        connects at its first call). Under the build's lock, so that a fork waits for it as
+        for any build.
 
-        Each of the import's file reads gives up the GIL, and a thread that wants it back
-        waits for the holder's switch interval (5 ms) when the program's thread is busy
-        computing: measured, 3.8 s instead of 0.18 s. The interval is shortened while this
-        runs (to 0.5 ms), and put back unless someone else changed it meanwhile."""
+        (Shortening the GIL switch interval while this runs made it finish in 0.5 s under a
+        busy program, but then its ~0.2 s of CPU landed on the program's first requests:
+        +100 µs of wall time each in per_request.py's hello route.)"""
         warm_up = self._warm_up
         if warm_up is None or self.built is not None:
             return
-        with self._lock, _short_switch_interval():
+        with self._lock:
             try:
                 warm_up()
             except Exception as exc:  # the build reports what is wrong, once

@@ -33,6 +33,8 @@ parser.add_argument("--upstream", default="")
 parser.add_argument("--batches", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=50)
 parser.add_argument("--warmup", type=int, default=200)
+parser.add_argument("--settle", type=float, default=0.0,
+                    help="seconds to sleep after the warm-up, before the measured batches")
 parser.add_argument("--freeze", action="store_true", help="gc.freeze() after the warm-up")
 parser.add_argument("--mark", action="store_true",
                     help="call os.getloadavg() around the measured batches (instructions.py)")
@@ -70,6 +72,8 @@ def batch(n: int) -> tuple[float, float]:
 
 if args.warmup:
     batch(args.warmup)
+if args.settle:
+    time.sleep(args.settle)
 if args.freeze:
     gc.freeze()
 if args.mark:

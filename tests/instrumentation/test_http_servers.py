@@ -263,6 +263,30 @@ def test_generic_wsgi_middleware_ends_span_on_close(server_telemetry):
     assert span.attributes["http.response.status_code"] == 201
 
 
+@pytest.mark.parametrize("shape", ["list", "generator"])
+@pytest.mark.parametrize("pull", ["for", "next"])
+def test_generic_wsgi_body_ends_span_after_the_last_chunk(server_telemetry, shape, pull):
+    """The body's chunks pass through unchanged and the span ends when they run out, whether
+    the server loops over the body or calls ``next`` on it without ``iter`` first."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"a", b"b"] if shape == "list" else (c for c in (b"a", b"b"))
+
+    wrapped = TelemetryWSGIMiddleware(app, client=server_telemetry.context)
+    body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/", "SERVER_NAME": "h",
+                    "SERVER_PORT": "80", "wsgi.url_scheme": "http"},
+                   lambda status, headers, exc_info=None: None)
+    if pull == "for":
+        chunks = list(body)
+    else:
+        chunks = [next(body), next(body)]
+        assert server_telemetry.spans() == []
+        with pytest.raises(StopIteration):
+            next(body)
+    assert chunks == [b"a", b"b"]
+    assert server_telemetry.one_server_span().attributes["http.response.status_code"] == 200
+
+
 def test_failing_instrumentation_serves_the_request_uninstrumented(server_telemetry):
     """If our span cannot be started the application still answers, unchanged, and the
     failure is reported (once a minute)."""

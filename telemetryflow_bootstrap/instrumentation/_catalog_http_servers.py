@@ -20,4 +20,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
                     "starlette", ">=0.27"),
     Instrumentation("fastapi", ("fastapi",), f"{_PACKAGE}.starlette:patch_fastapi",
                     "fastapi", ">=0.100"),
+    # Servers: any other application they serve (see _served_app).
+    Instrumentation("gunicorn", ("gunicorn.workers.base",), f"{_PACKAGE}.gunicorn:patch",
+                    "gunicorn", ">=21"),
+    Instrumentation("uvicorn", ("uvicorn.config",), f"{_PACKAGE}.uvicorn:patch",
+                    "uvicorn", ">=0.23"),
+    Instrumentation("wsgiref", ("wsgiref.simple_server",), f"{_PACKAGE}.wsgiref:patch"),
 )

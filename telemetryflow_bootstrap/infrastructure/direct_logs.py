@@ -13,6 +13,11 @@ provider's only processor is our ``BatchLogProcessor``; a processor added since,
 disabled logger, or an SDK of another shape go through ``Logger.emit`` as always. Tests
 compare what both paths queue, field by field, so an SDK upgrade that changes this chain
 fails there.
+
+One addition: ``dropped``, the attributes the caller already left out (the logging bridge
+bounds a record's attributes itself, silently: see ``stdlib_logging``), joins the record's
+dropped count, exported as ``dropped_attributes_count``. ``Logger.emit`` has no way to take
+it.
 """
 
 from __future__ import annotations
@@ -70,9 +75,10 @@ class DirectLogs:
         return cls(logger, processors[0])
 
     def emit(self, timestamp: int, severity_number: Any, severity_text: str, body: Any,
-             attributes: dict[str, Any]) -> None:
+             attributes: dict[str, Any], dropped: int = 0) -> None:
         """``logger.emit(timestamp=, severity_number=, severity_text=, body=, attributes=)``
-        for records carrying no ``exception`` (the bridge writes its attributes itself)."""
+        for records carrying no ``exception`` (the bridge writes its attributes itself),
+        with ``dropped`` attributes counted as dropped (see module)."""
         logger = self._logger
         if logger._multi_log_record_processor is not self._chain or \
                 self._chain._log_record_processors is not self._processors:
@@ -93,6 +99,8 @@ class DirectLogs:
         if bounded.dropped > 0:
             warnings.warn("Log record attributes were dropped due to limits",
                           LogRecordDroppedAttributesWarning, stacklevel=2)
+        if dropped:  # (after the warning: the caller left these out on purpose)
+            bounded.dropped += dropped
         record = LogRecord(timestamp=timestamp, severity_number=severity_number,
                            severity_text=severity_text, body=body, attributes=bounded)
         record.context = Context()  # (as BatchLogProcessor.on_emit: the ids are kept)

@@ -8,11 +8,17 @@ Produces
 
     - severity number from ``levelno`` (custom levels land inside the nearest band, e.g. 25 →
       INFO3), severity text = ``levelname``; timestamp = ``record.created``
-    - body: ``record.getMessage()``; a mapping logged without arguments stays structured
+    - body: ``record.getMessage()``; a mapping logged without arguments stays structured;
+      with bad %-arguments the template, and for a message whose ``__str__`` raises
+      ``<unprintable TYPE>`` (the program's handlers report that record as a logging error)
     - ``code.function.name``, ``code.file.path``, ``code.line.number``, ``code.stacktrace``
       (``stack_info=True``), ``thread.id``, ``thread.name``
     - ``exception.type``, ``exception.message``, ``exception.stacktrace`` from ``exc_info``
-    - ``extra=`` fields whose values are str/bool/int/float, under their own names
+    - ``extra=`` fields whose values are str/bool/int/float, under their own names, in the
+      order the record got them; past the SDK's attribute count limit
+      (``OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT``, default 128) our own attributes above are
+      kept, then the first extras, and the rest are counted in the record's
+      ``dropped_attributes_count`` (one warning per process, never one per record)
     - trace id, span id and flags of the span current where the record was logged
 
     Every ``LogRecord`` also gets ``otelTraceID``, ``otelSpanID``, ``otelServiceName`` and
@@ -50,13 +56,28 @@ Hazards handled
       are shown.
     - Another library may wrap ``callHandlers`` after us (Sentry does): ours is never
       wrapped in twice, and stays in their chain, inert, if we are uninstalled.
+    - ``logging.shutdown()`` and ``logging.config.dictConfig``/``fileConfig`` (Django's
+      ``setup()``, uvicorn) close every handler the logging module knows of, ours included,
+      while the program goes on logging: ``close`` therefore does not stop the export; only
+      our own lifecycle does (a new bridge installed, the SDK shut down at exit). At
+      interpreter exit our flush (an ``atexit`` function registered after the SDK imported
+      ``logging``) runs before the logging module's own ``atexit`` shutdown, which has
+      nothing of ours to flush; records logged by the program's ``atexit`` functions (run
+      before ours) are exported.
     - Nothing here raises into the program: a record we cannot convert is reported once and
       skipped; the program's handlers have already seen it.
+    - Not handled: when one of the program's handlers fails, the stdlib's
+      ``--- Logging error ---`` report shows the call stack from the first frame outside the
+      logging package's directory, which is our ``callHandlers`` wrapper; so the report also
+      lists our frame and the logging frames above it (four more, for ``logger.warning``).
+      Only a wrapper that lies about its file name, or a handler in ``root.handlers`` (see
+      above), would hide them.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 import traceback
@@ -149,15 +170,25 @@ def _is_export_noise(record: logging.LogRecord) -> bool:
     return record.name.startswith(_EXPORT_LOGGERS) and (_on_export_thread() or _suppressed())
 
 
+def _text(value: Any) -> str:
+    """``str(value)``, or a placeholder when its ``__str__`` raises: the program's handlers
+    report such a record as a logging error; the export keeps it, with everything else the
+    record says, instead of adding a complaint of ours to the program's stderr."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__qualname__}>"
+
+
 def _any_value(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (str, bool, int, float, bytes)):
         return value
     if depth < _MAX_BODY_DEPTH:
         if isinstance(value, Mapping):
-            return {str(k): _any_value(v, depth + 1) for k, v in value.items()}
+            return {_text(k): _any_value(v, depth + 1) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [_any_value(v, depth + 1) for v in value]
-    return str(value)
+    return _text(value)
 
 
 def _body(record: logging.LogRecord) -> Any:
@@ -167,7 +198,49 @@ def _body(record: logging.LogRecord) -> Any:
     try:
         return record.getMessage()
     except Exception:  # bad %-args: the program's handlers report it; we keep the template
-        return str(msg)
+        return _text(msg)
+
+
+def _in_record_order(fields: dict[str, Any], names: set[str]) -> list[str] | set[str]:
+    """``names`` in the order ``fields`` got them. From the end, stopping once all are found:
+    extras come after the standard fields (only a formatter's ``message``/``asctime`` or a
+    filter's own fields come later), so this looks at a few keys, not all ~30."""
+    if len(names) < 2:
+        return names
+    ordered: list[str] = []
+    for key in reversed(fields):
+        if key in names:
+            ordered.append(key)
+            if len(ordered) == len(names):
+                break
+    ordered.reverse()
+    return ordered
+
+
+def _add_extras(attributes: dict[str, Any], fields: dict[str, Any], names: set[str],
+                limit: int | None) -> int:
+    """Add the record's ``extra=`` fields (``names``, a subset of ``fields``) of simple types
+    after ``attributes``, up to ``limit`` attributes in all; return how many did not fit.
+
+    In the record's own order, so that which extras a limit keeps does not depend on set
+    iteration order (string hashes differ per process). Bounding here rather than in the
+    SDK: its ``BoundedAttributes`` logs a warning per attribute past the limit and its
+    record a ``warnings.warn``, both on the program's thread and stderr, and it drops the
+    oldest, i.e. our code and exception attributes and the first extras."""
+    room = len(fields) if limit is None else limit - len(attributes)
+    dropped = 0
+    for key in _in_record_order(fields, names):
+        if not key or key[0] == "_" or key in attributes:
+            continue  # (private and empty names; ours win a clash)
+        value = fields[key]
+        if not isinstance(value, (str, bool, int, float)):
+            continue
+        if room <= 0:
+            dropped += 1
+            continue
+        attributes[key] = value
+        room -= 1
+    return dropped
 
 
 def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> None:
@@ -176,10 +249,8 @@ def _exception_attributes(exc_info: Any, attributes: dict[str, Any]) -> None:
     qualname = getattr(exc_type, "__qualname__", str(exc_type))
     attributes["exception.type"] = (qualname if module in ("builtins", "", None)
                                     else f"{module}.{qualname}")
-    try:
-        attributes["exception.message"] = str(exc_value) if exc_value is not None else ""
-    except Exception:  # an exception whose __str__ fails still has a type and a trace
-        attributes["exception.message"] = f"<unprintable {qualname}>"
+    # (an exception whose __str__ fails still has a type and a trace)
+    attributes["exception.message"] = _text(exc_value) if exc_value is not None else ""
     attributes["exception.stacktrace"] = "".join(
         traceback.format_exception(exc_type, exc_value, exc_tb))
 
@@ -190,7 +261,9 @@ class _BridgeHandler(logging.Handler):
     A real ``logging.Handler`` (level, filters, and it can be added to any logger by hand),
     but installed through ``callHandlers`` rather than ``root.handlers`` (see the module
     docstring). ``handle`` takes no lock: the SDK's emit is thread-safe, and a lock here
-    would serialise every thread that logs.
+    would serialise every thread that logs. Being a ``Handler`` it is in the logging
+    module's list of handlers, which ``logging.shutdown()`` and ``dictConfig`` close: see
+    ``close``.
     """
 
     def __init__(self, logger_provider: Any, level: int = logging.NOTSET,
@@ -199,9 +272,16 @@ class _BridgeHandler(logging.Handler):
         self._provider = logger_provider
         self._sdk = sdk  # the TelemetryCommandHandler: after its shutdown we stop exporting
         self._loggers: dict[str, Any] = {}
-        self._emitters: dict[str, Callable[[int, Any, str, Any, dict[str, Any]], None]] = {}
-        self._closed = False
+        self._emitters: dict[str, Callable[[int, Any, str, Any, dict[str, Any], int], None]] = {}
+        # The SDK's attribute count limit (None: unlimited, or not an SDK provider).
+        self._max_attributes: int | None = getattr(
+            getattr(logger_provider, "_log_record_limits", None), "max_log_record_attributes",
+            None)
+        # Set by our lifecycle only (never by ``close``: see there). Not ``_closed``, which
+        # ``logging.Handler.close`` sets.
+        self._stopped = False
         self._failure_reported = False
+        self._limit_reported = False
 
     def handle(self, record: logging.LogRecord) -> Any:
         checked = self.filter(record)
@@ -210,7 +290,7 @@ class _BridgeHandler(logging.Handler):
         return checked
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _guard.active or self._closed:
+        if _guard.active or self._stopped:
             return
         if _suppressed() or (record.name.startswith(_EXPORT_LOGGERS) and _on_export_thread()):
             return
@@ -226,26 +306,34 @@ class _BridgeHandler(logging.Handler):
             _guard.active = False
 
     def _export(self, record: logging.LogRecord) -> None:
-        fields = record.__dict__
         attributes: dict[str, Any] = {
-            key: fields[key] for key in fields.keys() - _STANDARD_ATTRIBUTES
-            if not key.startswith("_") and isinstance(fields[key], (str, bool, int, float))
-        }
-        ours = {"code.function.name": record.funcName, "code.file.path": record.pathname,
-                "code.line.number": record.lineno, "thread.id": record.thread,
-                "thread.name": record.threadName}
+            "code.function.name": record.funcName, "code.file.path": record.pathname,
+            "code.line.number": record.lineno, "thread.id": record.thread,
+            "thread.name": record.threadName}
         if record.stack_info:
-            ours["code.stacktrace"] = record.stack_info
-        if None in ours.values():  # logging.logThreads = False, hand-made records
-            ours = {key: value for key, value in ours.items() if value is not None}
-        attributes.update(ours)
+            attributes["code.stacktrace"] = record.stack_info
+        if None in attributes.values():  # logging.logThreads = False, hand-made records
+            attributes = {key: value for key, value in attributes.items() if value is not None}
         exc_info = record.exc_info
         if exc_info and exc_info[0] is not None:
             _exception_attributes(exc_info, attributes)
+        fields = record.__dict__
+        extras = fields.keys() - _STANDARD_ATTRIBUTES
+        limit = self._max_attributes
+        dropped = _add_extras(attributes, fields, extras, limit) if extras else 0
+        if limit is not None and len(attributes) > limit:  # a limit under our own count
+            dropped += len(attributes) - limit
+            attributes = dict(itertools.islice(attributes.items(), limit))
+        if dropped and not self._limit_reported:
+            self._limit_reported = True
+            _diagnostics.warn(
+                f"a log record had more than {limit} attributes; the rest are dropped and "
+                "counted on each such record (OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT)")
         self._emitter_for(record.name)(int(record.created * 1e9), _severity(record.levelno),
-                                       record.levelname, _body(record), attributes)
+                                       record.levelname, _body(record), attributes, dropped)
 
-    def _emitter_for(self, name: str) -> Callable[[int, Any, str, Any, dict[str, Any]], None]:
+    def _emitter_for(self, name: str
+                     ) -> Callable[[int, Any, str, Any, dict[str, Any], int], None]:
         """What emits a record of logger ``name``: straight into our queue where the SDK
         logger's chain is ours alone (``DirectLogs``), else its ``emit``."""
         emitter = self._emitters.get(name)
@@ -256,8 +344,9 @@ class _BridgeHandler(logging.Handler):
                 emitter = direct.emit
             else:
                 def emitter(timestamp: int, severity_number: Any, severity_text: str,
-                            body: Any, attributes: dict[str, Any], _emit: Any = logger.emit
-                            ) -> None:
+                            body: Any, attributes: dict[str, Any], dropped: int,
+                            _emit: Any = logger.emit) -> None:
+                    # (``Logger.emit`` cannot take ``dropped``: on this path it is lost)
                     _emit(timestamp=timestamp, severity_number=severity_number,
                           severity_text=severity_text, body=body, attributes=attributes)
             if len(self._emitters) < _MAX_LOGGERS:
@@ -293,8 +382,14 @@ class _BridgeHandler(logging.Handler):
         pass  # the lifecycle flushes the SDK (bounded); logging.shutdown() must not block
 
     def close(self) -> None:
-        self._closed = True
+        """The logging module's close, which must not stop the export: ``logging.shutdown()``
+        and ``dictConfig``/``fileConfig`` call it on every handler it knows of, then the
+        program logs on. Our lifecycle calls ``_stop``."""
         super().close()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self.close()
 
 
 # ----- installing -------------------------------------------------------------------------
@@ -359,7 +454,7 @@ def install_bridge(logger_provider: Any, level: str | int = "info",
         _ensure_call_handlers_wrapped()
         previous, _bridge = _bridge, handler
     if previous is not None:
-        previous.close()
+        previous._stop()
     return handler
 
 
@@ -427,7 +522,7 @@ def install_correlated_basic_config() -> None:
 
 
 def _uninstall() -> None:
-    """Undo every install (tests): the stdlib functions back, our handler closed."""
+    """Undo every install (tests): the stdlib functions back, our handler stopped."""
     global _bridge, _original_call_handlers, _our_call_handlers, _original_basic_config
     with _lock:
         if _our_call_handlers is not None and logging.Logger.callHandlers is _our_call_handlers:
@@ -442,4 +537,4 @@ def _uninstall() -> None:
         _original_basic_config = None
         bridge, _bridge = _bridge, None
     if bridge is not None:
-        bridge.close()
+        bridge._stop()

@@ -207,3 +207,72 @@ def test_records_take_the_direct_path_into_the_queue_and_arrive_whole(otlp_recei
     assert log.attributes["thread.name"] == "MainThread"
     assert log.observed_time_ns >= log.time_ns > 0
     assert log.resource["service.name"] == "python"
+
+
+@pytest.mark.parametrize("how", ["dictConfig", "fileConfig", "shutdown"])
+def test_records_keep_arriving_after_logging_is_reconfigured_or_shut_down(otlp_receiver, how):
+    """dictConfig/fileConfig (Django's setup(), uvicorn) and logging.shutdown() close every
+    handler the logging module knows of, the bridge included: records logged after them, up
+    to an atexit function of the program's, still arrive, and the output is unchanged."""
+    plain = subprocess.run(python(app("logs_reconfigured_app.py"), how), env=clean_env(),
+                           capture_output=True, text=True, timeout=60)
+    proc = run(python(app("logs_reconfigured_app.py"), how), receiver_env(otlp_receiver))
+    assert proc.returncode == plain.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == (plain.stdout, plain.stderr)
+    expected = [f"before {how}", f"after {how}", f"info after {how}",
+                f"from an atexit function after {how}"]
+    otlp_receiver.wait_for_logs(1, body=expected[-1])
+    assert sorted(lg.body for lg in otlp_receiver.logs()) == sorted(expected)
+
+
+_MANY_EXTRAS = """
+import logging
+logging.basicConfig()
+for n in range(2):
+    logging.getLogger("app").warning("many extras %d", n,
+                                     extra={f"k{i}": i for i in range(130)})
+"""
+
+
+def test_extras_past_the_attribute_limit_are_cut_quietly_and_the_first_kept(otlp_receiver):
+    """A record with more extra= fields than the attribute limit (128) arrives with our
+    code/thread attributes and its first extras, the same ones every run; the program's
+    stderr gets one telemetryflow line for it, however many records, and no SDK warning."""
+    plain = subprocess.run(python("-c", _MANY_EXTRAS), env=clean_env(), capture_output=True,
+                           text=True, timeout=60)
+    proc = run(python("-c", _MANY_EXTRAS), receiver_env(otlp_receiver))
+    assert proc.returncode == plain.returncode == 0, proc.stderr
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("telemetryflow")]
+    program = [line for line in proc.stderr.splitlines() if not line.startswith("telemetryflow")]
+    assert program == plain.stderr.splitlines()
+    assert len(ours) == 1 and "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT" in ours[0], proc.stderr
+    logs = otlp_receiver.wait_for_logs(2)
+    for log in logs:
+        assert log.attributes["code.function.name"] == "<module>"
+        assert log.attributes["thread.name"] == "MainThread"
+        extras = [key for key in log.attributes if key.startswith("k")]
+        assert len(log.attributes) == 128
+        assert sorted(extras, key=lambda k: int(k[1:])) == [f"k{i}" for i in range(len(extras))]
+
+
+_UNPRINTABLE = """
+import logging
+logging.basicConfig()
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("nope")
+logging.getLogger("app").warning(Unprintable())
+logging.getLogger("app").warning("bad %s %s", "one")
+"""
+
+
+def test_records_the_program_cannot_format_arrive_and_add_nothing_to_stderr(otlp_receiver):
+    """A message whose __str__ raises, and one with bad %-arguments, are reported by the
+    program's own handler as usual ("--- Logging error ---"), with no telemetryflow line
+    added; they arrive with a placeholder body and the template."""
+    proc = run(python("-c", _UNPRINTABLE), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("--- Logging error ---") == 2
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("telemetryflow")]
+    logs = otlp_receiver.wait_for_logs(2)
+    assert sorted(lg.body for lg in logs) == ["<unprintable Unprintable>", "bad %s %s"]

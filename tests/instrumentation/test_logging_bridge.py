@@ -11,13 +11,14 @@ import sys
 import textwrap
 import threading
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits, LogRecordProcessor
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.infrastructure.batching import BatchLogProcessor, BatchQueue
 from telemetryflow_bootstrap.instrumentation import (
     _process_level,
     contrib,
@@ -239,6 +241,89 @@ def test_non_formattable_message_is_exported_as_its_template(exported, capsys):
     _logger("badargs").warning("%d items", "many")
     assert _only(exported).log_record.body == "%d items"
     assert "--- Logging error ---" in capsys.readouterr().err
+
+
+class _Unprintable:
+    """A message object whose text cannot be had."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("nope")
+
+
+def test_an_unprintable_message_is_exported_with_a_placeholder_and_nothing_said(exported,
+                                                                                capsys):
+    """A message (or a value inside a mapping message) whose __str__ raises is exported with
+    a placeholder, adding nothing to stderr but the program's own handler's report."""
+    logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
+    _logger("unprintable").warning(_Unprintable())
+    _logger("unprintable").warning({"user": _Unprintable(), _Unprintable(): 1})
+    bodies = [r.log_record.body for r in exported.get_finished_logs()]
+    assert bodies == ["<unprintable _Unprintable>",
+                      {"user": "<unprintable _Unprintable>", "<unprintable _Unprintable>": 1}]
+    err = capsys.readouterr().err
+    assert err.count("--- Logging error ---") == 1
+    assert not [line for line in err.splitlines() if line.startswith("telemetryflow")]
+    assert _diagnostics.recorded() == []
+
+
+def _limited(max_attributes: int, ours_alone: bool):
+    """A provider with an attribute limit whose chain is ours alone (the direct path) or
+    ours plus an in-memory exporter (the SDK's emit), and what our queue holds."""
+    queue = BatchQueue(lambda batch: True, signal="logs", max_queue_size=100,
+                       max_batch_size=100, schedule_delay_ms=600_000)
+    provider = LoggerProvider(shutdown_on_exit=False,
+                              log_record_limits=LogRecordLimits(max_attributes=max_attributes))
+    provider.add_log_record_processor(BatchLogProcessor(queue))
+    if not ours_alone:
+        provider.add_log_record_processor(SimpleLogRecordProcessor(InMemoryLogRecordExporter()))
+    return provider, queue._queue
+
+
+@pytest.mark.parametrize("ours_alone", [True, False], ids=["direct", "sdk-emit"])
+def test_extras_past_the_limit_keep_ours_and_the_first_ones_quietly(restore_logging,
+                                                                   ours_alone):
+    """Past the attribute limit our code/thread/exception attributes and the record's first
+    extras (in the order given) are kept, the rest counted as dropped on the direct path;
+    neither the SDK's warnings nor its per-attribute log records appear, and one
+    telemetryflow warning covers every such record."""
+    provider, queued = _limited(10, ours_alone)
+    stdlib_logging.install_bridge(provider, "debug")
+    sdk_logs = _Collect()
+    logging.getLogger("opentelemetry").addHandler(sdk_logs)
+    extra = {f"k{i}": i for i in (7, 3, 11, 0, 5, 9, 1)}  # not sorted: the given order counts
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                try:
+                    raise PaymentError("declined")
+                except PaymentError:
+                    _logger("limits").exception("many", extra=extra)
+    finally:
+        logging.getLogger("opentelemetry").removeHandler(sdk_logs)
+    assert caught == [] and sdk_logs.records == []
+    assert sum("more than 10 attributes" in m for _, m in _diagnostics.recorded()) == 1
+    assert len(queued) == 2
+    for record in queued:
+        attributes = record.log_record.attributes
+        assert list(attributes)[:8] == [
+            "code.function.name", "code.file.path", "code.line.number", "thread.id",
+            "thread.name", "exception.type", "exception.message", "exception.stacktrace"]
+        assert list(attributes)[8:] == ["k7", "k3"]
+        assert record.dropped_attributes == (5 if ours_alone else 0)
+
+
+def test_a_limit_under_our_own_attributes_keeps_the_first_of_ours(restore_logging):
+    """Even a limit smaller than our own attributes is applied here, quietly and counted,
+    never left to the SDK."""
+    provider, queued = _limited(2, ours_alone=True)
+    stdlib_logging.install_bridge(provider, "debug")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _logger("tiny").info("few", extra={"shop": "eu"})
+    (record,) = queued
+    assert list(record.log_record.attributes) == ["code.function.name", "code.file.path"]
+    assert record.dropped_attributes == 4
 
 
 # ----- what is exported ------------------------------------------------------------------------
@@ -521,6 +606,45 @@ def test_configured_output_is_unchanged(program):
     assert plain.stderr == bridged.stderr
     assert plain.stderr.strip()
     assert bridged.stdout.startswith(plain.stdout)
+
+
+@pytest.mark.parametrize("program", [
+    """\
+    import logging.config
+    logging.basicConfig()
+    logging.getLogger("app").warning("before")
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": ["e"]},
+        "handlers": {"e": {"class": "logging.StreamHandler"}}})
+    logging.getLogger("app").warning("after")
+    """,
+    """\
+    import io, logging.config
+    logging.basicConfig()
+    logging.getLogger("app").warning("before")
+    logging.config.fileConfig(io.StringIO(
+        "[loggers]\\nkeys=root\\n[handlers]\\nkeys=e\\n[formatters]\\nkeys=\\n"
+        "[logger_root]\\nlevel=INFO\\nhandlers=e\\n"
+        "[handler_e]\\nclass=StreamHandler\\nargs=(sys.stderr,)\\n"),
+        disable_existing_loggers=False)
+    logging.getLogger("app").warning("after")
+    """,
+    """\
+    logging.basicConfig()
+    logging.getLogger("app").warning("before")
+    logging.shutdown()
+    logging.getLogger("app").warning("after")
+    """,
+], ids=["dictConfig", "fileConfig", "shutdown"])
+def test_export_goes_on_after_logging_closes_its_handlers(program):
+    """dictConfig, fileConfig and logging.shutdown() close every handler the logging
+    module knows of, the bridge included: records logged after them are still exported, and
+    the output is what it is without the bridge."""
+    plain, bridged = _run_both(program)
+    assert plain.returncode == bridged.returncode == 0, bridged.stderr
+    assert plain.stderr == bridged.stderr
+    assert plain.stderr.startswith("WARNING:app:before\n") and plain.stderr.endswith("after\n")
+    assert bridged.stdout == plain.stdout + "exported: ['before', 'after']\n"
 
 
 # ----- correlation fields ----------------------------------------------------------------------

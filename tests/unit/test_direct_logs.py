@@ -121,6 +121,26 @@ def test_dropped_attributes_warn_on_both_paths(queued):
     assert len(caught) == 2
 
 
+def test_attributes_the_caller_left_out_join_the_dropped_count(queued):
+    """With ``dropped``, the direct path queues what the SDK queues for the full attributes
+    (the same kept, the same dropped count, the same encoding), and warns of nothing."""
+    provider, records = queued  # (a limit of 4 attributes)
+    full = {f"k{i}": i for i in range(7)}
+    logger = provider.get_logger("app")
+    direct = DirectLogs.for_logger(logger)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
+        logger.emit(timestamp=1, severity_number=SeverityNumber.INFO, severity_text="INFO",
+                    body="x", attributes=dict(full))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        direct.emit(1, SeverityNumber.INFO, "INFO", "x",
+                    {key: full[key] for key in ("k3", "k4", "k5", "k6")}, dropped=3)
+    sdk, ours = records.popleft(), records.popleft()
+    assert sdk.dropped_attributes == 3
+    _same(sdk, ours)
+
+
 def test_the_sdk_logger_metrics_count_both(queued, monkeypatch):
     provider, records = queued
     logger = provider.get_logger("app")

@@ -8,16 +8,31 @@ for exit 2 on configuration problems). Kept tiny: the work is in the package.
 """
 
 
+_SAID = "_TELEMETRYFLOW_SAID"  # the last line below, so child processes don't repeat it
+
+
+def _telemetryflow_say_once(line):
+    """One line per process tree: a program's child processes (a Pool's workers, the
+    resource tracker, a subprocess) inherit the environment, and would each print it."""
+    import os
+    import sys
+
+    if os.environ.get(_SAID) == line:
+        return
+    sys.stderr.write(line + "\n")
+    os.environ[_SAID] = line
+
+
 def _telemetryflow_start():
     import sys
 
     try:
         from telemetryflow_bootstrap._bootstrap import StrictModeError, start
     except Exception as exc:
-        sys.stderr.write(
+        _telemetryflow_say_once(
             "telemetryflow: instrumentation disabled: cannot import telemetryflow_bootstrap "
             f"in {sys.executable} ({type(exc).__name__}: {exc}); install it in that "
-            "environment\n"
+            "environment"
         )
         return
     try:
@@ -29,7 +44,8 @@ def _telemetryflow_start():
 
         os._exit(2)
     except Exception as exc:
-        sys.stderr.write(f"telemetryflow: instrumentation disabled: {type(exc).__name__}: {exc}\n")
+        _telemetryflow_say_once(
+            f"telemetryflow: instrumentation disabled: {type(exc).__name__}: {exc}")
 
 
 def _telemetryflow_chain():

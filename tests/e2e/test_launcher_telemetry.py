@@ -269,12 +269,14 @@ def test_strict_mode_in_the_hook_exits_2(tmp_path):
 
 def test_interpreter_without_the_package_runs_uninstrumented(otlp_receiver, tmp_path):
     """A target interpreter that cannot import telemetryflow_bootstrap (another venv) runs the
-    program uninstrumented after one clear line."""
+    program uninstrumented after one clear line: one for the whole process tree, not one
+    per Python process the program starts (here two children)."""
     other = tmp_path / "other-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
-    proc = run(
-        [str(other / "bin" / "python"), "-c", "print('still runs')"], receiver_env(otlp_receiver)
-    )
+    code = ("import subprocess, sys\n"
+            "for _ in range(2): subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"
+            "print('still runs')")
+    proc = run([str(other / "bin" / "python"), "-c", code], receiver_env(otlp_receiver))
     assert proc.returncode == 0
     assert proc.stdout.strip() == "still runs"
     lines = [line for line in proc.stderr.splitlines() if line.startswith("telemetryflow:")]

@@ -105,8 +105,12 @@ def test_every_framework_gets_exactly_one_server_span(results, scenario):
     """Whether the frameworks were imported before or after arming, and even armed twice and
     patched again by hand, each request makes exactly one route-named SERVER span."""
     assert results[scenario]["spans"] == _ALL
-    assert results[scenario]["status"] == {"flask": "applied", "django": "applied",
-                                           "starlette": "applied", "fastapi": "applied"}
+    status = results[scenario]["status"]
+    frameworks = {name: status.get(name) for name in ("flask", "django", "starlette", "fastapi")}
+    assert frameworks == {"flask": "applied", "django": "applied", "starlette": "applied",
+                          "fastapi": "applied"}
+    # (the servers' patches: armed until their module is imported, never failed)
+    assert {status[name] for name in ("gunicorn", "uvicorn", "wsgiref")} <= {"armed", "applied"}
 
 
 def test_disabled_by_name_leaves_the_framework_alone(results):

@@ -66,6 +66,7 @@ def start() -> Any:
     if reading.sources.get("service_name") == "derived":
         os.environ[DERIVED_ENV] = derived  # children report as the same service
 
+    _quiet_sdk_loggers()  # (before the SDK is imported: it logs at import, see there)
     from . import _sigterm_watch
     from .client import TelemetryFlowClient
     from .instrumentation import registry
@@ -85,7 +86,6 @@ def start() -> Any:
     from .instrumentation import _process_level
 
     armed += len(_process_level.install(context))
-    _quiet_sdk_loggers()
     open_spans = _track_open_spans(handler)
     parent = context_from_environment(os.environ)
     process_span = _start_process_span(config, handler, parent, program)
@@ -115,6 +115,8 @@ def _start_process_span(config: Any, handler: Any, parent: Any, program: str) ->
     wanted = config.process_span
     if wanted is None:
         wanted = program not in _SERVERS
+    if _is_multiprocessing_worker():
+        wanted = False  # (whatever the inherited setting: it was meant for the program)
     if not wanted or handler.tracer_provider is None:
         if parent is not None:
             context.attach(parent)
@@ -129,7 +131,11 @@ def _start_process_span(config: Any, handler: Any, parent: Any, program: str) ->
 def _quiet_sdk_loggers() -> None:
     """The OpenTelemetry SDK and exporters log through ``logging``: when the backend is down
     that is a retry warning per batch, which would land in the program's logs or, through
-    logging's last resort, flood its stderr. Route them to our rate-limited diagnostics."""
+    logging's last resort, flood its stderr. Route them to our rate-limited diagnostics
+    (which mask secrets). Installed before the SDK is imported: importing its logs module
+    parses OTEL_RESOURCE_ATTRIBUTES (a default argument ``Resource.create({})``) and
+    complains about a malformed pair, which our reader reports already, in our words, or
+    ignores because TELEMETRYFLOW_RESOURCE_ATTRIBUTES overrides it: that one is debug."""
     import logging
 
     class _ToDiagnostics(logging.Handler):
@@ -138,7 +144,11 @@ def _quiet_sdk_loggers() -> None:
                 message = record.getMessage()
             except Exception:
                 return
-            if record.levelno >= logging.WARNING:
+            if record.name == "opentelemetry.sdk.resources" and str(record.msg).startswith(
+                "Invalid key value resource attribute pair"
+            ):
+                _diagnostics.debug(f"{record.name}: {message}")
+            elif record.levelno >= logging.WARNING:
                 _diagnostics.warn_every_minute(
                     f"{record.name}:{record.msg}", f"{record.name}: {message}"
                 )
@@ -161,6 +171,18 @@ def _is_the_launcher() -> bool:
         return True
     code = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else ""
     return code.startswith("from multiprocessing.resource_tracker import")
+
+
+def _is_multiprocessing_worker() -> bool:
+    """A process multiprocessing started to run work (spawn, ``--multiprocessing-fork``)
+    or to fork the processes that do (the forkserver). Like a server's worker it gets no
+    process span: its work is the tasks it runs, each in the trace that submitted it (see
+    ``instrumentation.multiprocessing``), and a span for its whole life would be a trace of
+    its own (spawn) or hold every task of every request (forkserver)."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    code = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else ""
+    return code.startswith(("from multiprocessing.spawn import",
+                            "from multiprocessing.forkserver import"))
 
 
 def _own_checks(reading: Any) -> list[str]:
@@ -207,7 +229,9 @@ def _startup_line(config: Any, armed: int) -> str:
     signals = " ".join(s.value for s in config.enabled_signals) or "no signals"
     kinds = {config.exporter_for(s).value for s in config.enabled_signals}
     if kinds == {"otlp"}:
-        target = f"{config.protocol.value}+{config.resolved_endpoint()}"
+        from .domain.redaction import redact_url
+
+        target = f"{config.protocol.value}+{redact_url(config.resolved_endpoint())}"
     else:
         target = "/".join(sorted(kinds)) or "nowhere"
     return (

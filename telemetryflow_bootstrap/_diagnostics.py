@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
 _LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40, "off": 100}
 _PREFIX = "telemetryflow: "
@@ -21,6 +22,24 @@ _level = _LEVELS["warn"]
 _lock = threading.Lock()
 _last_said: dict[str, float] = {}
 _recorded: list[tuple[str, str]] = []  # (level, message), for --info / get_status()
+_secrets: set[str] = set()
+
+
+def add_secrets(values: Iterable[str]) -> None:
+    """Strings never to print (header values, the API key secret, an endpoint's password):
+    every line goes through ``domain.redaction.redact_text`` with them, whoever wrote it
+    (the SDK's and the exporters' log records are routed here, quoting what they like)."""
+    with _lock:
+        _secrets.update(value for value in values if value)
+
+
+def _redacted(message: str) -> str:
+    try:
+        from .domain.redaction import redact_text
+
+        return redact_text(message, _secrets)
+    except Exception:  # (never raise: see the module doc)
+        return message
 
 
 def set_level(level: str) -> None:
@@ -34,6 +53,8 @@ def enabled_for(level: str) -> bool:
 
 def say(level: str, message: str) -> None:
     """Print one line on stderr if the level allows; record warnings and errors."""
+    if _secrets or "@" in message or "?" in message:
+        message = _redacted(message)
     if _LEVELS[level] >= _LEVELS["warn"]:
         with _lock:
             if len(_recorded) < 100:
@@ -86,3 +107,4 @@ def reset_for_tests() -> None:
     with _lock:
         _last_said.clear()
         _recorded.clear()
+        _secrets.clear()

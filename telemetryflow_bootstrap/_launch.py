@@ -204,7 +204,7 @@ def problem_messages(reading: EnvironmentReading) -> list[str]:
     The launcher prints each after ``telemetryflow: warning:`` and the hook through its own
     logger; both digest these messages, so they agree on what was reported.
     """
-    messages = [f"{problem} (using the default)" for problem in reading.problems]
+    messages = [f"{problem} ({reading.outcome(problem)})" for problem in reading.problems]
     messages.extend(reading.warnings)
     return messages
 

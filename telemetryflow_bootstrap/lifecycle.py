@@ -85,19 +85,31 @@ def _shutdown(why: str) -> None:
             return
         timeout = _state["timeout"]
         _end_process_span(terminated=why == "SIGTERM")
+        started = time.monotonic()
         try:
             ok = client.shutdown(timeout)
         except Exception as exc:
             _diagnostics.warn(f"shutdown at {why} failed: {exc!r}")
             return
         if not ok:
-            status = client.get_status()
-            _diagnostics.warn(
-                f"not all telemetry was exported at {why} within {timeout:g}s "
-                f"(TELEMETRYFLOW_SHUTDOWN_TIMEOUT); dropped: spans={status.get('spans_dropped')} "
-                f"logs={status.get('logs_dropped')} "
-                f"metric points={status.get('metric_points_dropped')}"
-            )
+            _diagnostics.warn(_not_exported(why, timeout, time.monotonic() - started,
+                                            client.get_status()))
+
+
+def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any]) -> str:
+    """What ended the exit's exports, naming the setting that did: the shutdown deadline
+    only if it was reached; otherwise the backend refused or each export gave up after
+    TELEMETRYFLOW_TIMEOUT (the deadline the exporters work to, much shorter by default)."""
+    if took >= timeout:
+        cause = f"within {timeout:g}s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)"
+    else:
+        cause = ("after the exports failed (backend down or rejecting, or no answer within "
+                 "TELEMETRYFLOW_TIMEOUT)")
+    return (
+        f"not all telemetry was exported at {why} {cause}; dropped: "
+        f"spans={status.get('spans_dropped')} logs={status.get('logs_dropped')} "
+        f"metric points={status.get('metric_points_dropped')}"
+    )
 
 
 def _install_sigterm() -> None:

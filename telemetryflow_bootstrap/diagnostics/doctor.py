@@ -37,6 +37,7 @@ from .. import _launch
 from .._version import __version__
 from ..domain.config import TelemetryConfig, load_config
 from ..domain.environment import EnvironmentReading
+from ..domain.redaction import redact_text, url_secrets
 from ..domain.signals import ExporterKind, Protocol, SignalType
 from . import info
 
@@ -274,11 +275,13 @@ def _probe_outcome(path: str, returncode: int, stdout: str, stderr: str) -> Chec
         # line names what is missing (the hook's line says the same at greater length).
         strict = said if said.startswith("telemetryflow: error") else ""
         last = strict or _last_line(stderr) or f"exit status {returncode}"
-        hint = (
-            "strict mode refuses to start with configuration problems: fix them"
-            if strict
-            else install
-        )
+        if strict:
+            hint = "strict mode refuses to start with configuration problems: fix them"
+        elif _missing_package(stderr):
+            hint = install
+        else:  # (`doctor -- /bin/sleep`: no `-m pip` to suggest)
+            hint = ("is it a Python interpreter? name the one the program runs with: "
+                    "telemetryflow-run doctor -- /path/to/python")
         return Check("hook loads", FAIL, f"{path}: {last}", hint)
     _mark, version, python_version, started = [*marker, "", "", ""][:4]
     where = f"{path} (Python {python_version})"
@@ -288,7 +291,8 @@ def _probe_outcome(path: str, returncode: int, stdout: str, stderr: str) -> Chec
             FAIL,
             f"{where} imports telemetryflow_bootstrap {version} "
             f"but the hook did not start: {said or 'no message'}",
-            install,
+            install if _missing_package(stderr) else
+            "fix what the hook says; `telemetryflow-run --info` shows the configuration",
         )
     if version != __version__:
         return Check(
@@ -299,6 +303,11 @@ def _probe_outcome(path: str, returncode: int, stdout: str, stderr: str) -> Chec
             "install the same version in both environments",
         )
     return Check("hook loads", PASS, f"{where} loads the hook (telemetryflow-bootstrap {version})")
+
+
+def _missing_package(stderr: str) -> bool:
+    """Whether the interpreter ran Python but could not import us (or what we need)."""
+    return "No module named" in stderr or "cannot import" in stderr
 
 
 def _shown(text: str) -> str:
@@ -753,14 +762,13 @@ def _secrets(config: TelemetryConfig) -> list[str]:
     values = list(config.get_auth_headers().values())
     if config.credentials is not None:
         values.append(config.credentials.key_secret)
-    return sorted({value for value in values if len(value) >= 4}, key=len, reverse=True)
+    return values + url_secrets(config.endpoint or "")
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
-    """A server may echo what it rejected; never print a credential we sent."""
-    for secret in secrets:
-        text = text.replace(secret, "****")
-    return text
+    """A server (or gRPC, quoting its target) may echo what it got; never print a
+    credential we sent, nor a URL's password."""
+    return redact_text(text, secrets)
 
 
 def _ms(started: float) -> str:

@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .._version import __version__
 from ..domain.config import TelemetryConfig, load_config
 from ..domain.credentials import redact_secret
 from ..domain.environment import VARIABLES, EnvironmentReading, Variable
+from ..domain.redaction import redact_text, redact_url
 from ..domain.signals import ExporterKind, Protocol, SignalType
 
 __all__ = [
@@ -109,6 +108,7 @@ class InfoReport:
     warnings: list[str] = field(default_factory=list)
     instrumentations: list[InstrumentationState] = field(default_factory=list)
     contrib_instrumentors: list[ContribInstrumentor] = field(default_factory=list)
+    sampler: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,7 +147,10 @@ def collect(
         enabled=config.enabled,
         settings=_settings(config, reading),
         export=_export_summary(config),
-        problems=[mask_urls(f"{problem} (using the default)") for problem in reading.problems],
+        sampler=_sampler_summary(config, reading),
+        problems=[
+            mask_urls(f"{problem} ({reading.outcome(problem)})") for problem in reading.problems
+        ],
         warnings=[mask_urls(warning) for warning in warnings],
         instrumentations=[
             _state(entry, config, reading, found, distributions) for entry in entries
@@ -174,7 +177,7 @@ def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Sett
             value = reading.values.get(var.field, getattr(config, var.field, None))
             shown = _shown(var, value)
         else:
-            shown, source = _unset(var, config)
+            shown, source = _unset(var, config, reading)
         flagged = [name for name in (var.name, *var.fallbacks) if name in invalid]
         if flagged:
             source = f"{source} ({flagged[0]}: see Warnings)"
@@ -182,7 +185,9 @@ def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Sett
     return rows
 
 
-def _unset(var: Variable, config: TelemetryConfig) -> tuple[str, str]:
+def _unset(
+    var: Variable, config: TelemetryConfig, reading: EnvironmentReading
+) -> tuple[str, str]:
     """The value in effect when no variable sets it: the table's default, or what the
     hook derives from other settings (and says so, since that is where surprises hide)."""
     if var.field == "service_name":
@@ -191,6 +196,8 @@ def _unset(var: Variable, config: TelemetryConfig) -> tuple[str, str]:
         return _text(not transport_uses_tls(config)), "derived"
     if var.field == "exporter":
         return ("otlp" if config.endpoint else "console"), "derived"
+    if var.field == "sample_rate" and not config.sampler.endswith("traceidratio"):
+        return "(unused)", f"the sampler is {config.sampler} ({_sampler_source(reading)})"
     return var.default, "default"
 
 
@@ -225,37 +232,15 @@ def printable(text: str, limit: int = _MAX_SHOWN) -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` with userinfo and query values masked: both are common places for tokens."""
-    has_scheme = "://" in url
-    try:
-        parts = urlsplit(url if has_scheme else f"//{url}")
-    except ValueError:
-        return "****"
-    netloc = parts.netloc
-    _userinfo, at, hostport = netloc.rpartition("@")
-    if at:
-        netloc = f"****@{hostport}"
-    query = (
-        "&".join(
-            f"{key}=****" if sep else key
-            for key, sep, _ in (pair.partition("=") for pair in parts.query.split("&"))
-            if key
-        )
-        if parts.query
-        else ""
-    )
-    shown = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    return shown if has_scheme else shown.removeprefix("//")
-
-
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
-_QUERY_VALUE = re.compile(r"(?<=[?&])([^=&#\s'\"]+)=[^&#\s'\"]*")
+    """``url`` with userinfo and query values masked (``domain.redaction.redact_url``)."""
+    return redact_url(url)
 
 
 def mask_urls(text: str) -> str:
-    """``text`` with URL userinfo and query values masked wherever they appear: a rejected
-    endpoint is quoted whole in its problem message, credentials included."""
-    return _QUERY_VALUE.sub(r"\1=****", _URL_USERINFO.sub("****@", text))
+    """``text`` with URL userinfo and query values masked wherever they appear
+    (``domain.redaction.redact_text``): a rejected endpoint is quoted whole in its problem
+    message, credentials included."""
+    return redact_text(text)
 
 
 def transport_uses_tls(config: TelemetryConfig) -> bool:
@@ -288,6 +273,29 @@ def _export_summary(config: TelemetryConfig) -> dict[str, str]:
     return summary
 
 
+def _sampler_source(reading: EnvironmentReading) -> str:
+    return reading.sources.get("sampler") or reading.sources.get("sample_rate") or "default"
+
+
+def _sampler_summary(config: TelemetryConfig, reading: EnvironmentReading) -> str:
+    """The sampler in effect and what it keeps: OTEL_TRACES_SAMPLER=always_off records no
+    span at all, which the sample-rate row alone would not tell."""
+    name, rate = config.sampler, config.sample_rate
+    if name in ("always_on", "parentbased_always_on") or (name.endswith("traceidratio")
+                                                          and rate >= 1.0):
+        keeps = "every new trace is recorded"
+    elif name == "always_off" or (name == "traceidratio" and rate <= 0.0):
+        keeps = "no trace is recorded"
+    elif name == "parentbased_always_off" or rate <= 0.0:
+        keeps = "no new trace is recorded (only those continued from a sampled parent)"
+    else:
+        keeps = f"{rate:g} of new traces are recorded"
+    if name.startswith("parentbased") and "only those" not in keeps:
+        keeps += "; children follow their parent"
+    ratio = f", ratio {rate:g}" if name.endswith("traceidratio") else ""
+    return f"{name}{ratio} ({_sampler_source(reading)}): {keeps}"
+
+
 # ----- warnings beyond the reader's ------------------------------------------------------
 
 
@@ -312,11 +320,13 @@ def _setup_warnings(
                 f"TELEMETRYFLOW_PROTOCOL={usual.value} or use the collector's "
                 f"{config.protocol.value} port"
             )
-    cert = config.certificate_file
-    if cert and not os.path.isfile(cert):
+    # (a missing or non-PEM certificate file is a problem of the reading: parsers.pem_file)
+    if config.signal_enabled(SignalType.TRACES) and (
+        config.sampler in ("always_off", "parentbased_always_off") or config.sample_rate <= 0.0
+    ):
         warnings.append(
-            f"{reading.sources.get('certificate_file', 'TELEMETRYFLOW_CERTIFICATE')}"
-            f"={printable(cert)!r} is not a readable file; TLS exports will fail"
+            f"traces are exported but the sampler records no new trace: "
+            f"{_sampler_summary(config, reading)}"
         )
     contrib_names = {item.name for item in contrib}
     for name in config.prefer_contrib:
@@ -483,6 +493,9 @@ def render_text(report: InfoReport) -> str:
 
     lines += ["", "Export"]
     lines.extend(f"  {signal:<9}{where}" for signal, where in report.export.items())
+
+    if report.sampler:
+        lines.append(f"  {'sampler':<9}{report.sampler}")
 
     lines += ["", "Warnings"]
     messages = [*report.problems, *report.warnings]

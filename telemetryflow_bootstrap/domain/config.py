@@ -163,7 +163,10 @@ class TelemetryConfig:
         return not endpoint.startswith(("http://", "grpc://"))
 
     def resolved_endpoint(self) -> str:
-        """The endpoint with scheme and port, e.g. ``https://collector:4317``."""
+        """The endpoint the exporters connect to, with scheme and port, e.g.
+        ``https://collector:4317``; never the ``user:password@`` of the configured URL
+        (that goes as a header, see ``get_auth_headers``), so no library is handed a
+        password inside the URL it quotes in its errors, and gRPC gets a valid target."""
         raw = (self.endpoint or "localhost").strip()
         scheme, sep, rest = raw.partition("://")
         if not sep:
@@ -171,16 +174,41 @@ class TelemetryConfig:
         elif scheme in ("grpc", "grpcs"):
             scheme = "https" if scheme == "grpcs" else "http"
         hostport, slash, path = rest.partition("/")
+        hostport = hostport.rpartition("@")[2]
         if not _has_port(hostport):
             hostport = f"{hostport}:{_DEFAULT_PORTS[self.protocol]}"
         return f"{scheme}://{hostport}{slash}{path}".rstrip("/")
 
+    def endpoint_userinfo(self) -> tuple[str, str] | None:
+        """``(user, password)`` of a ``user:password@`` endpoint, percent-decoded, or None."""
+        raw = (self.endpoint or "").strip()
+        authority = raw.partition("://")[2] if "://" in raw else raw
+        userinfo, at, _ = authority.partition("/")[0].rpartition("@")
+        if not at:
+            return None
+        from urllib.parse import unquote
+
+        user, _, password = userinfo.partition(":")
+        return unquote(user), unquote(password)
+
     def get_auth_headers(self) -> dict[str, str]:
-        """Headers every export carries: credentials plus any configured extra headers."""
-        headers = dict(self.headers)
+        """Headers every export carries. Later sources replace earlier ones of the same name
+        (compared case-insensitively, as HTTP and gRPC metadata do): the endpoint's
+        ``user:password@`` as HTTP Basic authorization, then the configured extra headers,
+        then the API key's."""
+        merged: dict[str, tuple[str, str]] = {}
+        userinfo = self.endpoint_userinfo()
+        if userinfo is not None:
+            import base64
+
+            token = base64.b64encode(":".join(userinfo).encode("utf-8")).decode("ascii")
+            merged["authorization"] = ("Authorization", f"Basic {token}")
+        for name, value in self.headers:
+            merged[name.lower()] = (name, value)
         if self.credentials is not None:
-            headers.update(self.credentials.auth_headers())
-        return headers
+            for name, value in self.credentials.auth_headers().items():
+                merged[name.lower()] = (name, value)
+        return dict(merged.values())
 
     # ----- copies ------------------------------------------------------------------------
 
@@ -264,8 +292,31 @@ def load_config(
     except ConfigError as exc:  # cross-field problems the per-variable parsers cannot see
         reading.problems.extend(exc.problems)
         config = TelemetryConfig(service_name=values["service_name"])
+    config = _grpc_header_names(config, reading)
     _cross_field_warnings(config, reading)
     return config, reading
+
+
+def _grpc_header_names(config: TelemetryConfig, reading: EnvironmentReading) -> TelemetryConfig:
+    """gRPC metadata names are stricter than HTTP header names (lower-case letters, digits,
+    ``-_.``; we lower-case them): a name gRPC refuses fails every export, so it is a problem
+    of the headers variable, found here since only here the protocol is known."""
+    if config.protocol is not Protocol.GRPC:
+        return config
+    for key, _value in config.headers:
+        if not parsers.GRPC_METADATA_NAME.fullmatch(key.lower()):
+            source = reading.sources.get("headers", "TELEMETRYFLOW_HEADERS")
+            reading.problems.append(
+                Problem(
+                    source,
+                    show_value(",".join(f"{k}={v}" for k, v in config.headers), secret=True,
+                               name=source),
+                    f"header name {key!r} is not valid for gRPC: expected letters, digits, "
+                    "'-', '_' and '.'",
+                )
+            )
+            return config.replace(headers=())
+    return config
 
 
 def _credentials(reading: EnvironmentReading) -> Credentials | None:

@@ -8,7 +8,6 @@ empty value counts as unset (as the OpenTelemetry specification says).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from . import parsers as p
 from .credentials import redact_secret
 from .errors import Problem
+from .redaction import redact_url
 
 _MAX_SHOWN = 80
 
@@ -112,7 +112,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v(
         "TELEMETRYFLOW_CERTIFICATE",
         "certificate_file",
-        p.text,
+        p.pem_file,
         "(system CAs)",
         "CA bundle (PEM file) to verify the endpoint with",
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
@@ -120,7 +120,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v(
         "TELEMETRYFLOW_HEADERS",
         "headers",
-        p.key_value_list,
+        p.header_list,
         "(none)",
         "extra export headers, key=value,key2=value2 (values never printed)",
         "OTEL_EXPORTER_OTLP_HEADERS",
@@ -231,7 +231,7 @@ VARIABLES: tuple[Variable, ...] = (
     _v(
         "TELEMETRYFLOW_PROPAGATORS",
         "propagators",
-        p.name_list,
+        p.propagator_names,
         "tracecontext,baggage",
         "context propagation formats",
         "OTEL_PROPAGATORS",
@@ -341,6 +341,31 @@ _SAMPLERS = (
 )
 _SIGNAL_EXPORTER = p.choice("otlp", "console", "none")
 
+# Standard variables other OpenTelemetry distributions honour and we do not: each is named
+# when set (opentelemetry-instrument users would otherwise lose data without a word), with
+# the setting that does the job here.
+_PER_SIGNAL = ("TRACES", "METRICS", "LOGS")
+UNSUPPORTED: tuple[tuple[tuple[str, ...], str], ...] = (
+    (tuple(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT" for s in _PER_SIGNAL),
+     "TELEMETRYFLOW_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT): one endpoint for all signals"),
+    (tuple(f"OTEL_EXPORTER_OTLP_{s}_HEADERS" for s in _PER_SIGNAL),
+     "TELEMETRYFLOW_HEADERS (or OTEL_EXPORTER_OTLP_HEADERS): sent with every signal"),
+    (tuple(f"OTEL_EXPORTER_OTLP_{s}_PROTOCOL" for s in _PER_SIGNAL),
+     "TELEMETRYFLOW_PROTOCOL (or OTEL_EXPORTER_OTLP_PROTOCOL): one protocol for all signals"),
+    (tuple(f"OTEL_EXPORTER_OTLP_{s}_{setting}" for setting in
+           ("CERTIFICATE", "INSECURE", "COMPRESSION", "TIMEOUT") for s in _PER_SIGNAL),
+     "TELEMETRYFLOW_CERTIFICATE, _INSECURE, _COMPRESSION, _TIMEOUT (or their "
+     "OTEL_EXPORTER_OTLP_* fallbacks): for all signals"),
+    (("OTEL_BLRP_SCHEDULE_DELAY",),
+     "TELEMETRYFLOW_BATCH_TIMEOUT (or OTEL_BSP_SCHEDULE_DELAY): for spans and logs"),
+    (("OTEL_BLRP_MAX_QUEUE_SIZE",),
+     "TELEMETRYFLOW_MAX_QUEUE_SIZE (or OTEL_BSP_MAX_QUEUE_SIZE): for spans and logs"),
+    (("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",),
+     "TELEMETRYFLOW_BATCH_MAX_SIZE (or OTEL_BSP_MAX_EXPORT_BATCH_SIZE): for spans and logs"),
+    (("OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BSP_EXPORT_TIMEOUT"),
+     "TELEMETRYFLOW_TIMEOUT (or OTEL_EXPORTER_OTLP_TIMEOUT)"),
+)
+
 
 def _tame(raw: str) -> str:
     """ASCII only (undecodable bytes arrive as surrogates and must not reach a log line), and
@@ -360,19 +385,7 @@ def show_value(raw: str, *, secret: bool = False, name: str = "") -> str:
                 ",".join(f"{key.strip()}=****" if sep else "****" for key, sep, _ in parts)
             )
         return redact_secret(raw.strip())
-    return repr(_tame(_mask_url_secrets(raw)))
-
-
-_URL_USERINFO = re.compile(r"(?<=//)[^/@\s]*@|^[^/@:\s]+:[^/@\s]*@")
-
-
-def _mask_url_secrets(raw: str) -> str:
-    """URL credentials and query strings (tokens live there) never reach a message."""
-    if "@" in raw:
-        raw = _URL_USERINFO.sub("****@", raw)
-    if "://" in raw and "?" in raw:
-        raw = raw.split("?", 1)[0] + "?****"
-    return raw
+    return repr(_tame(redact_url(raw)))
 
 
 @dataclass
@@ -383,6 +396,14 @@ class EnvironmentReading:
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # a rejected variable -> the fallback read in its place (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)
+    replaced_by: dict[str, str] = field(default_factory=dict)
+
+    def outcome(self, problem: Problem) -> str:
+        """What is used instead of ``problem``'s value, as its message ends: the default, or
+        the OpenTelemetry fallback that was read in its place."""
+        instead = self.replaced_by.get(problem.source)
+        return f"using {instead} instead" if instead else "using the default"
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -417,12 +438,28 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentReading:
     """Parse every supported variable; never raises, collects every problem."""
     reading = EnvironmentReading()
     for var in VARIABLES:
+        rejected: list[str] = []
         for name in (var.name, *var.fallbacks):
             if _read_one(reading, environ, name, var.field, var.parse, var.secret):
+                reading.replaced_by.update(dict.fromkeys(rejected, name))
                 break
+            if _get(environ, name) is not None:
+                rejected.append(name)
     _read_otel_specials(reading, environ)
     _check_conflicts(reading, environ)
+    _name_unsupported(reading, environ)
     return reading
+
+
+def _name_unsupported(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
+    for names, instead in UNSUPPORTED:
+        given = [name for name in names if _get(environ, name) is not None]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            reading.warnings.append(
+                f"{', '.join(given)} {verb} not supported by telemetryflow and ignored; "
+                f"use {instead}"
+            )
 
 
 def _read_otel_specials(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
@@ -466,6 +503,8 @@ def _check_conflicts(reading: EnvironmentReading, environ: Mapping[str, str]) ->
     for var in VARIABLES:
         for fallback in var.fallbacks:
             ours, theirs = _get(environ, var.name), _get(environ, fallback)
+            if var.name in reading.replaced_by or fallback in reading.replaced_by:
+                continue  # (the problem's line says which one is used)
             if ours is not None and theirs is not None and ours.strip() != theirs.strip():
                 reading.warnings.append(
                     f"{var.name} and {fallback} are both set and differ; using {var.name}"

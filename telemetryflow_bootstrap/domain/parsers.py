@@ -113,11 +113,61 @@ def text(raw: str) -> str:
     return value
 
 
+def pem_file(raw: str) -> str:
+    """The path of a readable file of PEM CA certificates. Checked when read, because
+    otherwise each exporter finds out on its own at its first export: one warning per
+    signal for a missing file, and for a file that is not PEM gRPC's C core prints a dozen
+    lines on the program's stderr, none naming the variable."""
+    path = text(raw)
+    try:
+        with open(path, "rb") as file:
+            content = file.read(4 << 20)
+    except OSError as exc:
+        raise ValueError(
+            f"expected the path of a readable PEM file ({exc.strerror or exc})"
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in content:
+        raise ValueError("expected a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)")
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=content.decode(
+            "ascii", "replace"))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"expected a PEM file of CA certificates ({exc})") from None
+    return path
+
+
 def name_list(raw: str) -> tuple[str, ...]:
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     for name in names:
         if not _NAME.fullmatch(name):
             raise ValueError("expected a comma-separated list of names, e.g. requests,flask")
+    return names
+
+
+_BUILT_IN_PROPAGATORS = frozenset({"tracecontext", "baggage", "none"})
+
+
+def propagator_names(raw: str) -> tuple[str, ...]:
+    """``name_list`` of propagators that exist: ``tracecontext``, ``baggage``, ``none``, or the
+    name of an installed ``opentelemetry_propagator`` entry point (b3, jaeger, xray... come
+    from packages). Checked here, so that a name nobody can load is one line naming the
+    variable (and, in strict mode, a refused launch) instead of a failure later; the entry
+    points are only scanned when a name is not built in."""
+    names = name_list(raw)
+    unknown = [name for name in names if name not in _BUILT_IN_PROPAGATORS]
+    if unknown:
+        from importlib.metadata import entry_points
+
+        installed = {point.name.lower() for point in entry_points(group="opentelemetry_propagator")}
+        missing = [name for name in unknown if name not in installed]
+        if missing:
+            raise ValueError(
+                f"propagator {', '.join(missing)} is not installed: expected tracecontext, "
+                "baggage, none or the name of an installed propagator package's entry point "
+                "(e.g. b3 from opentelemetry-propagator-b3)"
+            )
     return names
 
 
@@ -146,6 +196,30 @@ def key_value_list(raw: str) -> tuple[tuple[str, str], ...]:
             raise ValueError("expected comma-separated key=value pairs, e.g. team=shop,region=eu")
         pairs.append((key, value))
     return tuple(pairs)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+GRPC_METADATA_NAME = re.compile(r"[0-9a-z_.\-]+")
+
+
+def header_list(raw: str) -> tuple[tuple[str, str], ...]:
+    """``key_value_list`` for export headers, checked the way the transports will check
+    them: a name of HTTP token characters, a value of printable ASCII. Checked here, once,
+    because the transports do it per export (every export fails, and gRPC's C core prints
+    its complaint on the program's stderr). The message names the header, never its value.
+    (gRPC's stricter rule for names depends on the protocol: see ``config.load_config``.)"""
+    pairs = key_value_list(raw)
+    for key, value in pairs:
+        if not _HEADER_NAME.fullmatch(key):
+            raise ValueError(
+                f"header name {key.encode('ascii', 'backslashreplace').decode()!r} is not "
+                "valid: expected letters, digits and !#$%&'*+-.^_`|~ (no spaces)"
+            )
+        if not all(" " <= ch <= "~" for ch in value):
+            raise ValueError(
+                f"the value of header {key!r} is not valid: expected printable ASCII"
+            )
+    return pairs
 
 
 def endpoint(raw: str) -> str:

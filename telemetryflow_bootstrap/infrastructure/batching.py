@@ -119,17 +119,20 @@ class BatchQueue:
         self._prepared.wait(_PREPARATION_WAIT)
         self._preparing = False  # (waited once: from now on, a full queue drops)
 
-    def _drop(self, count: int, why: str) -> None:
+    def _drop(self, count: int, why: str,
+              setting: str = "TELEMETRYFLOW_MAX_QUEUE_SIZE") -> None:
         # On the hot path when the backend cannot keep up: count, and only look at the clock
         # (no lock) until it is time for the once-a-minute warning.
         self.dropped += count
         if time.monotonic() < self._next_drop_warning:
             return
         self._next_drop_warning = time.monotonic() + 60.0
+        # (the setting that decided: the queue's size, or the shutdown's deadline)
+        detail = (f"{setting}={self._max_queue_size}" if setting.endswith("QUEUE_SIZE")
+                  else setting)
         _diagnostics.warn_every_minute(
             f"drop-{self._signal}",
-            f"dropping {self._signal} ({why}); {self.dropped} dropped so far "
-            f"(TELEMETRYFLOW_MAX_QUEUE_SIZE={self._max_queue_size})",
+            f"dropping {self._signal} ({why}); {self.dropped} dropped so far ({detail})",
         )
 
     def _start_worker(self) -> None:
@@ -245,7 +248,7 @@ class BatchQueue:
         left = len(self._queue)
         if left:
             self._queue.clear()
-            self._drop(left, "shutdown timeout reached")
+            self._drop(left, "shutdown timeout reached", "TELEMETRYFLOW_SHUTDOWN_TIMEOUT")
         return finished and not left and self.failed == failed_before
 
     def _start_worker_for_shutdown(self) -> None:

@@ -20,6 +20,8 @@ from ..domain.signals import ExporterKind, Protocol, SignalType
 
 _HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
                SignalType.LOGS: "/v1/logs"}
+# What the HTTP exporter sets itself (not from the environment): kept when pinning headers.
+_TRANSPORT_HEADERS = frozenset({"user-agent", "content-type", "content-encoding"})
 
 class OTLPExporterFactory:
     """Builds exporters for one config; every ``create_*`` returns a new, real exporter."""
@@ -73,10 +75,10 @@ class OTLPExporterFactory:
         if self._config.protocol is Protocol.GRPC:
             from .otlp_exporters import grpc_span_exporter
 
-            return grpc_span_exporter(**self._grpc_kwargs(SignalType.TRACES))
+            return self._pinned(grpc_span_exporter(**self._grpc_kwargs(SignalType.TRACES)))
         from .otlp_exporters import http_span_exporter
 
-        return http_span_exporter(**self._http_kwargs(SignalType.TRACES))
+        return self._pinned(http_span_exporter(**self._http_kwargs(SignalType.TRACES)))
 
     def create_metric_exporter(self) -> Any:
         kind = self.kind(SignalType.METRICS)
@@ -87,12 +89,12 @@ class OTLPExporterFactory:
         if self._config.protocol is Protocol.GRPC:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-            return OTLPMetricExporter(**self._grpc_kwargs(SignalType.METRICS))
+            return self._pinned(OTLPMetricExporter(**self._grpc_kwargs(SignalType.METRICS)))
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HTTPMetricExporter,
         )
 
-        return HTTPMetricExporter(**self._http_kwargs(SignalType.METRICS))
+        return self._pinned(HTTPMetricExporter(**self._http_kwargs(SignalType.METRICS)))
 
     def create_log_exporter(self) -> Any:
         kind = self.kind(SignalType.LOGS)
@@ -103,10 +105,40 @@ class OTLPExporterFactory:
         if self._config.protocol is Protocol.GRPC:
             from .otlp_exporters import grpc_log_exporter
 
-            return grpc_log_exporter(**self._grpc_kwargs(SignalType.LOGS))
+            return self._pinned(grpc_log_exporter(**self._grpc_kwargs(SignalType.LOGS)))
         from .otlp_exporters import http_log_exporter
 
-        return http_log_exporter(**self._http_kwargs(SignalType.LOGS))
+        return self._pinned(http_log_exporter(**self._http_kwargs(SignalType.LOGS)))
+
+    def _pinned(self, exporter: Any) -> Any:
+        """``exporter`` sending exactly the configured headers (and, over HTTP, verifying
+        with the configured CA or the system's). The SDK's exporters read
+        OTEL_EXPORTER_OTLP_HEADERS (and the per-signal variable) themselves: gRPC's when it
+        is given none, HTTP's always, merged with what it is given; HTTP's reads
+        OTEL_EXPORTER_OTLP_CERTIFICATE when given no file. So a value our reader rejected
+        (and said so) would still be used, and TELEMETRYFLOW_HEADERS would not win as
+        documented: what the environment added is taken out again after construction."""
+        ours = {name.lower(): value for name, value in self._config.get_auth_headers().items()}
+        if self._config.protocol is Protocol.GRPC:
+            if hasattr(exporter, "_headers"):
+                exporter._headers = tuple(ours.items())
+                return exporter
+        else:
+            client = getattr(exporter, "_client", None)
+            current = getattr(client, "_headers", None)
+            session = getattr(getattr(client, "_transport", None), "_session", None)
+            if session is not None and not self._config.certificate_file:
+                session.verify = True  # (not an OTEL_*_CERTIFICATE our reader rejected)
+            if isinstance(current, dict):
+                kept = {name: value for name, value in current.items()
+                        if name.lower() in _TRANSPORT_HEADERS and name.lower() not in ours}
+                client._headers = {**kept, **ours}  # type: ignore[union-attr]
+                return exporter
+        from .. import _diagnostics
+
+        _diagnostics.debug(f"cannot pin the headers of {type(exporter).__name__}: the "
+                           "exporter may add OTEL_EXPORTER_OTLP_HEADERS from the environment")
+        return exporter
 
     def _grpc_kwargs(self, signal: SignalType) -> dict[str, Any]:
         import grpc
@@ -119,9 +151,14 @@ class OTLPExporterFactory:
         kwargs["insecure"] = not config.uses_tls
         kwargs["compression"] = (grpc.Compression.Gzip if config.compression == "gzip"
                                  else grpc.Compression.NoCompression)
-        if config.uses_tls and config.certificate_file:
-            with open(config.certificate_file, "rb") as pem:
-                kwargs["credentials"] = grpc.ssl_channel_credentials(root_certificates=pem.read())
+        if config.uses_tls:
+            # Always given: without them the exporter reads OTEL_EXPORTER_OTLP_CERTIFICATE
+            # (and the per-signal variable) itself, even when our reader rejected it.
+            root = None
+            if config.certificate_file:
+                with open(config.certificate_file, "rb") as pem:
+                    root = pem.read()
+            kwargs["credentials"] = grpc.ssl_channel_credentials(root_certificates=root)
         return kwargs
 
     def _http_kwargs(self, signal: SignalType) -> dict[str, Any]:

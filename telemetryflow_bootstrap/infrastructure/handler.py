@@ -38,6 +38,7 @@ from ..application import commands as c
 from ..application import queries as q
 from ..application.bus import CommandBus, QueryBus
 from ..domain.config import TelemetryConfig
+from ..domain.redaction import redact_url, url_secrets
 from ..domain.signals import SignalType
 from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
@@ -76,6 +77,25 @@ def build_sampler(config: TelemetryConfig) -> Sampler:
     else:
         root = ALWAYS_ON if rate >= 1.0 else TraceIdRatioBased(rate)
     return ParentBased(root) if name.startswith("parentbased") else root
+
+
+def _secrets_of(config: TelemetryConfig) -> list[str]:
+    """What this config sends that no message may show (see ``_diagnostics.add_secrets``)."""
+    values = list(config.get_auth_headers().values())
+    if config.credentials is not None:
+        values.append(config.credentials.key_secret)
+    return values + url_secrets(config.endpoint or "")
+
+
+def _enabled(provider: Any) -> Any:
+    """``provider`` working even if OTEL_SDK_DISABLED=true: the SDK's providers read that
+    variable themselves and then hand out no-op tracers, meters and loggers. Whether
+    telemetry is on is the config's decision (TELEMETRYFLOW_ENABLED wins over
+    OTEL_SDK_DISABLED, as every TELEMETRYFLOW_* variable wins over its OTEL_* counterpart,
+    and we say so): a handler that is initialized was told to record."""
+    if getattr(provider, "_disabled", False) is True:
+        provider._disabled = False
+    return provider
 
 
 class _CountingMetricExporter(MetricExporter):
@@ -201,6 +221,11 @@ class TelemetryCommandHandler:
             config = command.config
             self.config = config
             _diagnostics.set_level(config.log_level)
+            _diagnostics.add_secrets(_secrets_of(config))
+            if self._set_global:
+                from .propagators import import_propagate
+
+                import_propagate()  # (first, see there)
             resource = build_resource(config)
             factory = OTLPExporterFactory(config)
             if config.signal_enabled(SignalType.TRACES):
@@ -248,7 +273,8 @@ class TelemetryCommandHandler:
         queue = self._queue("spans", _export_function(lazy, SpanExportResult.SUCCESS, "spans"),
                             lazy, config)
         self._span_queue = queue
-        self.tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(config))
+        self.tracer_provider = _enabled(
+            TracerProvider(resource=resource, sampler=build_sampler(config)))
         self.tracer_provider.add_span_processor(BatchSpanProcessor(queue))
         self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
 
@@ -270,7 +296,7 @@ class TelemetryCommandHandler:
                         export_interval_millis=config.metric_export_interval_ms,
                         export_timeout_millis=config.timeout * 1000,
                     ))
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        self.meter_provider = _enabled(MeterProvider(resource=resource, metric_readers=[reader]))
         self.meter = self.meter_provider.get_meter(SCOPE, __version__)
 
     def _init_logs(self, config: TelemetryConfig, resource: Any,
@@ -284,14 +310,14 @@ class TelemetryCommandHandler:
         queue = self._queue("logs", _export_function(lazy, LogRecordExportResult.SUCCESS, "logs"),
                             lazy, config)
         self._log_queue = queue
-        self.logger_provider = LoggerProvider(resource=resource)
+        self.logger_provider = _enabled(LoggerProvider(resource=resource))
         self.logger_provider.add_log_record_processor(BatchLogProcessor(queue))
         self.logger = self.logger_provider.get_logger(SCOPE, __version__)
 
     def _install_globals(self, config: TelemetryConfig) -> None:
-        from opentelemetry import propagate
+        from .propagators import build_propagator, import_propagate
 
-        from .propagators import build_propagator
+        propagate = import_propagate()
 
         for kind, provider in (("tracer", self.tracer_provider), ("meter", self.meter_provider),
                                ("logger", self.logger_provider)):
@@ -460,7 +486,8 @@ class TelemetryCommandHandler:
         return {
             "initialized": self._initialized,
             "service_name": config.service_name if config else None,
-            "endpoint": config.resolved_endpoint() if config and config.endpoint else None,
+            "endpoint": redact_url(config.resolved_endpoint())
+            if config and config.endpoint else None,
             "protocol": config.protocol.value if config else None,
             "exporters": {s.value: config.exporter_for(s).value for s in SignalType}
             if config else {},

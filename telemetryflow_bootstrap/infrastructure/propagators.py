@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from opentelemetry.propagators.composite import CompositePropagator
 
 from .. import _diagnostics
+
+
+def import_propagate() -> Any:
+    """``opentelemetry.propagate``, imported without letting it act on OTEL_PROPAGATORS.
+
+    At import that module builds its own propagator from the variable and raises
+    ``ValueError`` for a name it cannot find (``b3`` without its package, ``TraceContext``
+    spelled in capitals): that would stop all instrumentation, although our reader already
+    reported the name and the global propagator is replaced from the config right after.
+    So the variable reads ``none`` while it imports (nothing to look up) and is put back at
+    once, for the program and its children. Called at the start of the SDK's start-up,
+    before any of our threads exists, since ``os.environ`` is process-wide.
+    """
+    module = sys.modules.get("opentelemetry.propagate")
+    if module is not None:
+        return module
+    saved = os.environ.get("OTEL_PROPAGATORS")
+    if saved is not None:
+        os.environ["OTEL_PROPAGATORS"] = "none"
+    try:
+        from opentelemetry import propagate
+    finally:
+        if saved is not None:
+            os.environ["OTEL_PROPAGATORS"] = saved
+    return propagate
 
 
 def build_propagator(names: tuple[str, ...]) -> Any:

@@ -228,11 +228,11 @@ def test_uses_tls(endpoint: str, insecure: bool | None, tls: bool) -> None:
         ("[::1]", Protocol.HTTP, True, "http://[::1]:4318"),
         ("http://[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
         (None, Protocol.GRPC, True, "http://localhost:4317"),
-        # credentials in the URL are not a port (was: no default port appended)
-        ("https://user:pw@collector", Protocol.HTTP, None, "https://user:pw@collector:4318"),
-        ("https://user:pw@collector:9000", Protocol.HTTP, None,
-         "https://user:pw@collector:9000"),
-        ("http://user@[::1]", Protocol.GRPC, None, "http://user@[::1]:4317"),
+        # credentials in the URL are not a port (was: no default port appended), nor part
+        # of what the exporters connect to: they go as a header (see get_auth_headers)
+        ("https://user:pw@collector", Protocol.HTTP, None, "https://collector:4318"),
+        ("https://user:pw@collector:9000", Protocol.HTTP, None, "https://collector:9000"),
+        ("http://user@[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
     ],
     ids=repr,
 )
@@ -369,3 +369,24 @@ def test_a_problem_is_an_immutable_value() -> None:
         del problem.expected
     with pytest.raises(AttributeError):
         problem.extra = 1  # type: ignore[attr-defined]
+
+
+def test_endpoint_userinfo_becomes_basic_authorization() -> None:
+    """``user:password@`` in the endpoint (percent-decoded) is sent as HTTP Basic
+    authorization for both transports, never as part of the target."""
+    config = TelemetryConfig(endpoint="http://us%40er:p%3Aw@collector:4317")
+    assert config.resolved_endpoint() == "http://collector:4317"
+    assert config.get_auth_headers() == {"Authorization": "Basic dXNAZXI6cDp3"}
+
+
+def test_auth_headers_later_sources_win_case_insensitively() -> None:
+    """Configured headers replace the endpoint's Basic authorization and the API key's replace
+    both, whatever the case of the names: one authorization header is ever sent."""
+    config = TelemetryConfig(
+        endpoint="http://user:pw@collector:4317", headers=(("AUTHORIZATION", "Bearer h"),)
+    )
+    assert config.get_auth_headers() == {"AUTHORIZATION": "Bearer h"}
+    with_key = config.replace(credentials=Credentials("tfk_id", _SECRET))
+    headers = with_key.get_auth_headers()
+    assert [name for name in headers if name.lower() == "authorization"] == ["Authorization"]
+    assert headers["Authorization"] == f"Bearer tfk_id:{_SECRET}"

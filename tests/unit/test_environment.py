@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ _UNDECODABLE = os.fsdecode(b"\xff\xfe")  # what os.environ holds for non-UTF-8 b
 
 # One good value per variable: raw text -> the parsed field value. Every row also
 # exercises the parser's normalisation (case, whitespace, aliases, percent-decoding).
+# Real PEM files: certificate variables are checked when read (parsers.pem_file).
+_CA = str(Path(__file__).with_name("data") / "ca.pem")
+_OTEL_CA = str(Path(__file__).with_name("data") / "otel-ca.pem")
+
 GOOD: dict[str, tuple[str, Any]] = {
     "TELEMETRYFLOW_ENABLED": ("false", False),
     "TELEMETRYFLOW_STRICT": ("true", True),
@@ -31,7 +36,7 @@ GOOD: dict[str, tuple[str, Any]] = {
     "TELEMETRYFLOW_ENDPOINT": ("collector:4317", "collector:4317"),
     "TELEMETRYFLOW_PROTOCOL": ("HTTP/protobuf", "http"),
     "TELEMETRYFLOW_INSECURE": ("yes", True),
-    "TELEMETRYFLOW_CERTIFICATE": ("/etc/ssl/ca.pem", "/etc/ssl/ca.pem"),
+    "TELEMETRYFLOW_CERTIFICATE": (_CA, _CA),
     "TELEMETRYFLOW_HEADERS": (
         "x-team=shop, x-env=eu%20west",
         (("x-team", "shop"), ("x-env", "eu west")),
@@ -56,7 +61,7 @@ GOOD: dict[str, tuple[str, Any]] = {
     "TELEMETRYFLOW_ENABLE_METRICS": ("0", False),
     "TELEMETRYFLOW_ENABLE_LOGS": ("NO", False),
     "TELEMETRYFLOW_SAMPLE_RATE": ("0.25", 0.25),
-    "TELEMETRYFLOW_PROPAGATORS": ("TraceContext, b3", ("tracecontext", "b3")),
+    "TELEMETRYFLOW_PROPAGATORS": ("TraceContext, Baggage", ("tracecontext", "baggage")),
     "TELEMETRYFLOW_SHUTDOWN_TIMEOUT": ("1", 1.0),
     "TELEMETRYFLOW_LOG_LEVEL": ("warning", "warn"),
     "TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS": ("requests,flask", ("requests", "flask")),
@@ -75,7 +80,7 @@ FALLBACK_GOOD: dict[str, tuple[str, Any]] = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("http://otel:4318", "http://otel:4318"),
     "OTEL_EXPORTER_OTLP_PROTOCOL": ("grpc", "grpc"),
     "OTEL_EXPORTER_OTLP_INSECURE": ("false", False),
-    "OTEL_EXPORTER_OTLP_CERTIFICATE": ("/otel/ca.pem", "/otel/ca.pem"),
+    "OTEL_EXPORTER_OTLP_CERTIFICATE": (_OTEL_CA, _OTEL_CA),
     "OTEL_EXPORTER_OTLP_HEADERS": ("api-key=abc", (("api-key", "abc"),)),
     "OTEL_SERVICE_NAME": ("otel-svc", "otel-svc"),
     "OTEL_RESOURCE_ATTRIBUTES": ("k8s.pod.name=web-1", (("k8s.pod.name", "web-1"),)),
@@ -84,7 +89,7 @@ FALLBACK_GOOD: dict[str, tuple[str, Any]] = {
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": ("64", 64),
     "OTEL_BSP_MAX_QUEUE_SIZE": ("128", 128),
     "OTEL_METRIC_EXPORT_INTERVAL": ("10000", 10000),
-    "OTEL_PROPAGATORS": ("b3multi,tracecontext", ("b3multi", "tracecontext")),
+    "OTEL_PROPAGATORS": ("baggage", ("baggage",)),
     "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ("urllib3", ("urllib3",)),
     "OTEL_PYTHON_EXCLUDED_URLS": ("/ready", ("/ready",)),
 }
@@ -567,3 +572,130 @@ def test_load_config_never_raises(environ: dict[str, str]) -> None:
     assert isinstance(config, TelemetryConfig)
     credential_vars = {"TELEMETRYFLOW_API_KEY_ID", "TELEMETRYFLOW_API_KEY_SECRET"}
     assert {p.source for p in reading.problems} <= set(environ) | credential_vars
+
+
+# ----- propagators, headers, certificates: checked when read ---------------------------------
+
+
+@pytest.mark.parametrize("variable", ["TELEMETRYFLOW_PROPAGATORS", "OTEL_PROPAGATORS"])
+@pytest.mark.parametrize("value", ["b3", "tracecontext,xray"])
+def test_unknown_propagator_is_a_problem_naming_variable_and_name(
+    variable: str, value: str
+) -> None:
+    """A propagator nobody installed is a problem of the variable that named it (the OTel
+    API would raise on it at import), and the default propagators are used."""
+    config, reading = load_config({variable: value})
+    [problem] = reading.problems
+    assert problem.source == variable
+    assert f"propagator {value.split(',')[-1]} is not installed" in problem.expected
+    assert config.propagators == ("tracecontext", "baggage")
+
+
+def test_installed_propagator_entry_point_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name an installed package registers (opentelemetry_propagator entry point) is
+    accepted, case-insensitively like the built-in ones."""
+    import importlib.metadata
+
+    point = importlib.metadata.EntryPoint("b3", "x:y", "opentelemetry_propagator")
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group: [point] if group == "opentelemetry_propagator" else [],
+    )
+    config, reading = load_config({"OTEL_PROPAGATORS": "TraceContext,B3"})
+    assert reading.problems == []
+    assert config.propagators == ("tracecontext", "b3")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("X Foo=v", "header name 'X Foo' is not valid"),
+        ("x-tok=s\u20accret", "the value of header 'x-tok' is not valid: expected printable ASCII"),
+        ("x-tok=s%E2%82%ACcret", "the value of header 'x-tok' is not valid"),
+        ("x-tok=a\tb", "expected comma-separated key=value pairs"),
+    ],
+)
+def test_invalid_header_is_a_problem_without_its_value(raw: str, expected: str) -> None:
+    """A header name HTTP would refuse, or a value that is not printable ASCII, is a problem
+    of the variable naming the header and never showing the value."""
+    config, reading = load_config(
+        {"OTEL_EXPORTER_OTLP_HEADERS": raw, "TELEMETRYFLOW_PROTOCOL": "http"}
+    )
+    [problem] = reading.problems
+    assert problem.source == "OTEL_EXPORTER_OTLP_HEADERS"
+    assert expected in problem.expected
+    assert "cret" not in str(problem) and config.headers == ()
+
+
+def test_grpc_refuses_header_names_http_accepts() -> None:
+    """gRPC metadata names are stricter than HTTP's: ``x!y`` is fine over HTTP and a problem of
+    the variable over gRPC, checked once the protocol is known."""
+    config, reading = load_config(
+        {"TELEMETRYFLOW_HEADERS": "x!y=1", "TELEMETRYFLOW_PROTOCOL": "http"}
+    )
+    assert reading.problems == [] and config.headers == (("x!y", "1"),)
+    config, reading = load_config({"TELEMETRYFLOW_HEADERS": "x!y=1,Good=2"})
+    [problem] = reading.problems
+    assert problem.source == "TELEMETRYFLOW_HEADERS" and "not valid for gRPC" in problem.expected
+    assert problem.shown_value == "x!y=****,Good=****"
+    assert config.headers == ()
+
+
+@pytest.mark.parametrize(
+    "variable", ["TELEMETRYFLOW_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"]
+)
+def test_certificate_must_be_a_readable_pem_file(variable: str, tmp_path: Path) -> None:
+    """A missing file, a directory or a file without PEM certificates is a problem of the
+    variable that was set, found when read (not once per signal at the first export)."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a pem\n")
+    for path, expected in (
+        (tmp_path / "nope.pem", "expected the path of a readable PEM file"),
+        (tmp_path, "expected the path of a readable PEM file"),
+        (not_pem, "expected a PEM file of CA certificates"),
+    ):
+        config, reading = load_config({variable: str(path)})
+        [problem] = reading.problems
+        assert problem.source == variable and expected in problem.expected
+        assert config.certificate_file is None
+
+
+# ----- which value is used, what is not supported -------------------------------------------
+
+
+def test_malformed_variable_names_the_fallback_used_instead() -> None:
+    """A malformed TELEMETRYFLOW_* value with its OTEL_* fallback set says the fallback is
+    used, and no "both set and differ; using TELEMETRYFLOW_*" warning contradicts it."""
+    config, reading = load_config(
+        {"TELEMETRYFLOW_ENDPOINT": "http://bad:port", "OTEL_EXPORTER_OTLP_ENDPOINT": "otel:4317"}
+    )
+    assert config.endpoint == "otel:4317"
+    [problem] = reading.problems
+    assert reading.outcome(problem) == "using OTEL_EXPORTER_OTLP_ENDPOINT instead"
+    assert reading.warnings == []
+    _, alone = load_config({"TELEMETRYFLOW_ENDPOINT": "http://bad:port"})
+    assert alone.outcome(alone.problems[0]) == "using the default"
+
+
+def test_unsupported_standard_variables_are_named() -> None:
+    """Per-signal OTLP settings and OTEL_BLRP_* are named as ignored, grouped, with the
+    setting that does the job; nothing is said when none is set."""
+    reading = read_environment(
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://c:4318/v1/logs",
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "a=b",
+            "OTEL_BLRP_MAX_QUEUE_SIZE": "10",
+        }
+    )
+    assert reading.warnings == [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT are not supported "
+        "by telemetryflow and ignored; use TELEMETRYFLOW_ENDPOINT (or "
+        "OTEL_EXPORTER_OTLP_ENDPOINT): one endpoint for all signals",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS is not supported by telemetryflow and ignored; use "
+        "TELEMETRYFLOW_HEADERS (or OTEL_EXPORTER_OTLP_HEADERS): sent with every signal",
+        "OTEL_BLRP_MAX_QUEUE_SIZE is not supported by telemetryflow and ignored; use "
+        "TELEMETRYFLOW_MAX_QUEUE_SIZE (or OTEL_BSP_MAX_QUEUE_SIZE): for spans and logs",
+    ]
+    assert read_environment({}).warnings == []

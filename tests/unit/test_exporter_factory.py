@@ -185,10 +185,11 @@ def test_grpc_and_http_exporters_get_the_endpoint(captured: None) -> None:
 ])
 def test_grpc_insecure_decision(captured: None, endpoint: str, insecure: bool | None,
                                 expected_insecure: bool) -> None:
-    """gRPC uses TLS unless told otherwise (with_insecure) or the endpoint says http://."""
+    """gRPC uses TLS unless told otherwise (with_insecure) or the endpoint says http://; with
+    TLS the credentials are always ours (else the exporter reads OTEL_*_CERTIFICATE itself)."""
     kwargs = _kwargs(_config(endpoint, insecure=insecure))
     assert kwargs["insecure"] is expected_insecure
-    assert "credentials" not in kwargs
+    assert ("credentials" in kwargs) is not expected_insecure
 
 
 def test_grpc_tls_with_a_certificate_uses_it_as_root(
@@ -384,3 +385,42 @@ def test_overridden_exporter_is_used_instead_of_the_factory(
     finally:
         client.shutdown(1.0)
     assert [s.name for s in exporter.get_finished_spans()] == ["op"]
+
+
+# ----- what the SDK exporters would read from the environment themselves ------------------
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("signal", list(SignalType))
+def test_exporters_send_only_the_configured_headers(
+        monkeypatch: pytest.MonkeyPatch, protocol: str, signal: SignalType) -> None:
+    """The real SDK exporters send exactly the config's headers: not OTEL_EXPORTER_OTLP_HEADERS
+    (rejected by our reader, or overridden by TELEMETRYFLOW_HEADERS) nor the per-signal
+    variable, which they read themselves."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer leaked")
+    monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_HEADERS", "x-signal=1")
+    for headers, expected in (((), {}), ((("X-Ours", "1"),), {"x-ours": "1"})):
+        config = _config("http://127.0.0.1:9", protocol, headers=headers)
+        exporter = getattr(OTLPExporterFactory(config), _CREATE[signal])()
+        try:
+            if protocol == "grpc":
+                sent = dict(exporter._headers)
+            else:
+                sent = {k.lower(): v for k, v in exporter._client._headers.items()}
+                assert sent.pop("user-agent").startswith("OTel-OTLP-Exporter-Python")
+                sent.pop("content-type", None)
+                assert sent.pop("content-encoding") == "gzip"
+            assert sent == expected
+        finally:
+            exporter.shutdown()
+
+
+def test_http_exporter_ignores_a_rejected_otel_certificate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no certificate configured the HTTP exporter verifies with the system CAs, not an
+    OTEL_EXPORTER_OTLP_CERTIFICATE our reader rejected (it reads that variable itself)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")
+    exporter = OTLPExporterFactory(_config("https://127.0.0.1:9", "http")).create_span_exporter()
+    try:
+        assert exporter._client._transport._session.verify is True
+    finally:
+        exporter.shutdown()

@@ -460,3 +460,28 @@ def test_build_sampler(sampler: str, rate: float, expected: str) -> None:
     """The configured sampler name and ratio map to the matching SDK sampler."""
     config = _config().replace(sampler=sampler, sample_rate=rate)
     assert build_sampler(config).get_description().startswith(expected)
+
+
+def test_otel_sdk_disabled_does_not_silence_an_initialized_handler(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config decides (TELEMETRYFLOW_ENABLED wins over OTEL_SDK_DISABLED): the SDK's
+    providers, which read OTEL_SDK_DISABLED themselves, still record."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    spans = InMemorySpanExporter()
+    client = TelemetryFlowClient(
+        TelemetryConfig(service_name="svc", batch_timeout_ms=10),
+        exporters=handler_module.ExporterOverrides(
+            span_exporter=spans, metric_reader=InMemoryMetricReader(),
+            log_exporter=InMemoryLogRecordExporter()),
+        set_global=False,
+    ).initialize()
+    try:
+        with client.span("recorded"):
+            pass
+        client.increment_counter("counted")
+        assert client.flush(5.0)
+        assert [span.name for span in spans.get_finished_spans()] == ["recorded"]
+        assert not client.handler.meter_provider._disabled
+        assert not client.handler.logger_provider._disabled
+    finally:
+        client.shutdown(2.0)

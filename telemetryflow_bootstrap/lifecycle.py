@@ -46,6 +46,7 @@ def install(
     _install_sigterm()
     _install_excepthook()
     _flush_multiprocessing_children()
+    _no_new_pool_workers_when_terminating()
     _flush_before_os_exit()
 
 
@@ -94,6 +95,31 @@ def _shutdown(why: str) -> None:
         if not ok:
             _diagnostics.warn(_not_exported(why, timeout, time.monotonic() - started,
                                             client.get_status()))
+    if why == "exit":
+        _keep_keyboard_interrupt_status()
+
+
+def _keep_keyboard_interrupt_status() -> None:
+    """A program that ends with an unhandled ``KeyboardInterrupt`` dies of SIGINT (exit
+    status 130 in a shell); keep it so.
+
+    Why: CPython remembers that unhandled ``KeyboardInterrupt`` in a flag, which every
+    ``exec``/``eval`` of a *string* clears, on any thread, up to the very end of exit. Our
+    export thread may still be importing the exporter stack when the program is
+    interrupted early, and imports run such code (``namedtuple``, ``dataclasses``): the
+    program would then exit with status 1. CPython sets the flag when code run from a
+    string raises ``KeyboardInterrupt``, so running one such string here, after our export
+    (this atexit function is registered first, so it runs last), sets it again. Only for
+    the program's own unhandled interrupt: the traceback printed at the end of the main
+    module (or ``runpy``'s run of it), not one left behind by an interactive session."""
+    value = getattr(sys, "last_value", None)
+    if not isinstance(value, KeyboardInterrupt) or sys.flags.inspect:
+        return
+    tb = getattr(sys, "last_traceback", None)
+    if tb is None or tb.tb_frame.f_globals.get("__name__") not in ("__main__", "runpy"):
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        exec("raise KeyboardInterrupt")  # (see above: sets CPython's flag)
 
 
 def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any]) -> str:
@@ -222,6 +248,35 @@ def _flush_before_os_exit() -> None:
         real_exit(status)
 
     os._exit = _exit
+
+
+def _no_new_pool_workers_when_terminating() -> None:
+    """A ``multiprocessing.Pool`` replaces workers that died. When SIGTERM reaches the whole
+    process group (Ctrl-C's sibling: ``kill -- -PGID``, systemd, supervisord), the workers
+    die at once, and the parent, which bare Python would let die at once too, lives on for
+    our export: its pool would start new workers meanwhile, orphaned when it dies, running
+    their tasks to the end. While we terminate, a pool starts none (the program was going
+    to die of this SIGTERM: it left the signal at its default)."""
+    from .instrumentation._import_hooks import when_imported
+
+    def patch(module: Any) -> None:
+        pool_class = getattr(module, "Pool", None)
+        original = getattr(pool_class, "__dict__", {}).get("_maintain_pool")
+        if not isinstance(original, staticmethod) or \
+                getattr(original.__func__, "_telemetryflow_original", None) is not None:
+            return  # a multiprocessing laid out otherwise (or patched already): as it is
+        maintain = original.__func__
+
+        @functools.wraps(maintain)
+        def _maintain_pool(*args: Any, **kwargs: Any) -> Any:
+            if _state.get("terminating"):
+                return None
+            return maintain(*args, **kwargs)
+
+        _maintain_pool._telemetryflow_original = maintain  # type: ignore[attr-defined]
+        pool_class._maintain_pool = staticmethod(_maintain_pool)
+
+    when_imported("multiprocessing.pool", patch)
 
 
 def _flush_multiprocessing_children() -> None:

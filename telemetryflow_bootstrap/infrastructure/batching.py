@@ -91,7 +91,10 @@ class BatchQueue:
     def emit(self, item: Any) -> None:
         queue = self._queue
         if self._closed or len(queue) >= self._max_queue_size:
-            self._drop(1, "queue full" if not self._closed else "already shut down")
+            if self._closed:  # a thread still running at exit (see shutdown): counted only
+                self.dropped += 1
+            else:
+                self._drop(1, "queue full")
             return
         queue.append(item)
         if self._worker is None:
@@ -248,8 +251,15 @@ class BatchQueue:
         left = len(self._queue)
         if left:
             self._queue.clear()
-            self._drop(left, "shutdown timeout reached", "TELEMETRYFLOW_SHUTDOWN_TIMEOUT")
-        return finished and not left and self.failed == failed_before
+            if finished:
+                # The worker drained the queue in time and stopped: these came after it,
+                # from threads still running at exit (a daemon thread's loop), as do items
+                # emitted once closed. Bare, they are lost the same way, silently; counted
+                # here, but neither a timeout nor a failed shutdown.
+                self.dropped += left
+            else:
+                self._drop(left, "shutdown timeout reached", "TELEMETRYFLOW_SHUTDOWN_TIMEOUT")
+        return finished and self.failed == failed_before
 
     def _start_worker_for_shutdown(self) -> None:
         worker = threading.Thread(

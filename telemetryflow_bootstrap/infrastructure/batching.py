@@ -79,6 +79,7 @@ class BatchQueue:
         self._next_drop_warning = 0.0
         self._stopping = False
         self._closed = False
+        self._in_flight = 0  # items of the batch being exported
 
     def _after_fork_in_child(self) -> None:
         self.exported = self.failed = self.dropped = 0
@@ -198,11 +199,15 @@ class BatchQueue:
                     break
             if not batch:
                 break
+            self._in_flight = len(batch)
             try:
                 ok = self._export(batch)
             except Exception as exc:
                 ok = False
                 _diagnostics.debug(f"{self._signal} export raised {exc!r}")
+            in_flight, self._in_flight = self._in_flight, 0
+            if not in_flight:
+                continue  # a shutdown past its deadline counted this batch as dropped
             if ok:
                 self.exported += len(batch)
             else:
@@ -249,6 +254,8 @@ class BatchQueue:
             except Exception as exc:
                 _diagnostics.debug(f"{self._signal} exporter shutdown raised {exc!r}")
         left = len(self._queue)
+        if not finished:  # (the batch the worker is still trying to export is lost too)
+            left, self._in_flight = left + self._in_flight, 0
         if left:
             self._queue.clear()
             if finished:

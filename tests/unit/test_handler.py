@@ -308,7 +308,7 @@ def test_shutdown_reports_false_when_the_final_export_fails(
     _spans(client, 3)
     assert client.get_status()["spans_queued"] == 3
     assert client.shutdown(2.0) is False
-    assert client.get_status()["spans_dropped"] == 4
+    assert client.get_status()["spans_dropped"] == 3
 
 
 def test_shutdown_reports_false_when_the_final_metric_export_fails(
@@ -348,7 +348,9 @@ def test_shutdown_is_bounded_when_the_exporter_blocks(
     started = time.monotonic()
     assert client.shutdown(0.3) is False
     assert time.monotonic() - started < 0.3 + _MARGIN
-    assert client.get_status()["spans_dropped"] == 4
+    # (the exporter's shutdown releases the stuck export: that span counts as dropped
+    # unless its export finished before the shutdown looked)
+    assert client.get_status()["spans_dropped"] in (3, 4)
 
 
 def test_shutdown_ends_spans_still_open(clients: Callable[..., TelemetryFlowClient]) -> None:

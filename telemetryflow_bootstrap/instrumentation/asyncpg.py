@@ -12,13 +12,18 @@ Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace``,
 asyncpg is not DB-API and its pool hands out its own connection objects (a proxy would
 fail its identity checks), so the ``Connection`` methods are patched at class level; the
 per-server attributes are cached by (address, database) instead of per connection.
-Prepared statements (``conn.prepare``) and cursors are not traced.
+Prepared statements (``conn.prepare``) and cursors are not traced, nor are the statements
+asyncpg sends on its own to reset a connection (``Connection.reset``, which a pool runs at
+every release: ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;``, and
+the ``ROLLBACK`` of a transaction left open). A pool's ``reset=`` callback is the program's
+code: its statements are traced.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from . import dbapi
@@ -26,7 +31,14 @@ from ._http_common import suppressed
 
 _SINGLE = ("execute", "fetch", "fetchval", "fetchrow")
 _BATCH = ("executemany", "fetchmany")
+_HOUSEKEEPING = ("reset", "_reset")  # asyncpg's own statements run inside these
 _MAX_TARGETS = 64
+
+# True inside asyncpg's housekeeping (per task: a ContextVar, not the OpenTelemetry
+# suppression flag, which would also silence whatever else the task does meanwhile, e.g.
+# the log record asyncpg writes about a transaction left open).
+_housekeeping: ContextVar[bool] = ContextVar("telemetryflow_asyncpg_housekeeping",
+                                             default=False)
 
 
 def patch(module: Any, context: Any) -> None:
@@ -53,10 +65,13 @@ def patch(module: Any, context: Any) -> None:
         return
     for name in _SINGLE:
         if hasattr(cls, name):
-            setattr(cls, name, _traced(getattr(cls, name), target_of, dbapi.call_async))
+            setattr(cls, name, _traced(getattr(cls, name), target_of, batch=False))
     for name in _BATCH:
         if hasattr(cls, name):
-            setattr(cls, name, _traced(getattr(cls, name), target_of, dbapi.call_many_async))
+            setattr(cls, name, _traced(getattr(cls, name), target_of, batch=True))
+    for name in _HOUSEKEEPING:
+        if hasattr(cls, name):
+            setattr(cls, name, _untraced(getattr(cls, name)))
 
 
 def _target(telemetry: dbapi.Telemetry, key: Any) -> dbapi.Target:
@@ -72,11 +87,33 @@ def _target(telemetry: dbapi.Telemetry, key: Any) -> dbapi.Target:
 
 
 def _traced(original: Callable[..., Any], target_of: Callable[[Any], dbapi.Target],
-            call: Callable[..., Any]) -> Callable[..., Any]:
+            batch: bool) -> Callable[..., Any]:
     @functools.wraps(original)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressed():
+        if suppressed() or _housekeeping.get():
             return await original(self, *args, **kwargs)
-        return await call(target_of(self), functools.partial(original, self), args, kwargs)
+        target = target_of(self)
+        telemetry = target.telemetry
+        prepared = target.prepare(dbapi.statement_of(args, kwargs))
+        if batch:
+            return await dbapi.run_async(telemetry, prepared, functools.partial(original, self),
+                                         args, kwargs, dbapi.batch_size(args, kwargs))
+        return await dbapi.run_async(telemetry, prepared, functools.partial(original, self),
+                                     args, kwargs, None, dbapi.rewrite_for(telemetry))
 
     return dbapi.mark_patched(method)
+
+
+def _untraced(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (a coroutine method) with the statements it sends left untraced."""
+
+    @functools.wraps(original)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outer = _housekeeping.get()
+        _housekeeping.set(True)
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            _housekeeping.set(outer)
+
+    return method

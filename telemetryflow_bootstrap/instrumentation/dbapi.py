@@ -1,15 +1,18 @@
 """The DB-API 2.0 core every SQL driver module shares (sqlite3, psycopg2, psycopg, pymysql,
 mysqldb), plus the span-and-metric runner asyncpg and redis reuse.
 
-A driver module patches its ``connect`` to return a ``ConnectionProxy`` (a ``wrapt``
-ObjectProxy, so ``isinstance`` and every attribute keep working) whose ``cursor()`` returns
-a ``CursorProxy``. Each traced call makes one span and one metric point.
+How a driver's calls reach ``run``: the C drivers (sqlite3, psycopg2) build connections and
+cursors of traced subclasses of the classes the program names (``_db_subclasses``); the
+pure-Python drivers (psycopg, pymysql, mysqldb) hand out ``wrapt`` proxies
+(``_db_proxies``). Each module says why. Each traced call makes one span and one metric
+point.
 
 Spans: one CLIENT span per ``execute``/``executemany``/``callproc``/``executescript`` (and
 the connection-level shortcuts), named ``{db.operation.name} {db.collection.name}`` when a
 cheap parse finds both, else ``{db.operation.name}``, else the system name. Attributes:
-``db.system.name``, ``db.namespace``, ``db.query.text`` (the statement as written: parameter
-values are never read), ``db.operation.name``, ``db.collection.name``,
+``db.system.name``, ``db.namespace``, ``db.query.text`` (the statement with its literals
+replaced by ``?`` and its comments removed, see ``_sql_text``; parameter values are never
+read), ``db.operation.name``, ``db.collection.name`` (only when the statement names one table),
 ``db.stored_procedure.name`` (callproc), ``db.operation.batch.size`` (executemany of 2+),
 ``server.address``, ``server.port``; on failure ``error.type``,
 ``db.response.status_code`` (SQLSTATE / MySQL error number), an exception event and ERROR
@@ -42,13 +45,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
 from opentelemetry.semconv.attributes import db_attributes as _db
 from opentelemetry.semconv.attributes import error_attributes as _error
 from opentelemetry.semconv.attributes import server_attributes as _server
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._http_common import suppressed
+from . import _sql_text
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 DURATION_METRIC = "db.client.operation.duration"
@@ -175,7 +177,7 @@ class Target:
 
     def _build(self, statement: Any) -> Prepared:
         text = _text(statement, self._render)
-        operation, collection = parse(text) if text else (None, None)
+        text, operation, collection = parse(text, self.system) if text else (None, None, None)
         return self.operation(operation, collection, text)
 
     def operation(self, operation: str | None, collection: str | None = None,
@@ -238,24 +240,32 @@ _ANCHORED = {"UPDATE": _UPDATE, "CREATE": _DDL_TABLE, "DROP": _DDL_TABLE,
 _NOT_TABLES = frozenset({"SELECT", "LATERAL", "UNNEST", "VALUES", "SET", "WHERE"})
 _WHITESPACE_DOT = re.compile(r"\s*\.\s*")
 
-_parsed: dict[str, tuple[str | None, str | None]] = {}
+_parsed: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
 
 
-def parse(statement: str) -> tuple[str | None, str | None]:
-    """(operation, collection) of ``statement``: its first keyword, upper-cased, and the
-    table after FROM/INTO/UPDATE/TABLE when the statement is of a kind that names one.
+def parse(statement: str, system: str = "") -> tuple[str | None, str | None, str | None]:
+    """(query text, operation, collection) of ``statement`` sent to a ``system`` database:
+    the text sanitized (``_sql_text.sanitize``; None when that cannot be done safely), its
+    first keyword, upper-cased, and the table after FROM/INTO/UPDATE/TABLE when the
+    statement is of a kind that names one and names no other table.
 
-    Deliberately not a SQL parser: it reads at most ``_SCAN`` characters, may name the
-    first of several tables, and gives ``None`` rather than guess."""
+    Deliberately not a SQL parser: it reads at most ``_SCAN`` characters for the table and
+    gives ``None`` rather than guess. The one process-wide cache of statements, keyed by
+    system too (the dialects quote differently)."""
+    key = (system, statement)
     try:
-        return _parsed[statement]
+        return _parsed[key]
     except KeyError:
         pass
-    result = _parse(statement)
+    text = _sql_text.sanitize(statement, system)
+    operation, collection = _parse(statement if text is None else text)
+    if collection and (text is None or _sql_text.names_other_tables(text, collection)):
+        collection = None
+    result = (text, operation, collection)
     if len(statement) <= _MAX_STATEMENT:
         if len(_parsed) >= _MAX_PARSED:
             _parsed.clear()
-        _parsed[statement] = result
+        _parsed[key] = result
     return result
 
 
@@ -379,10 +389,11 @@ def _status_code(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-# ----- the DB-API call paths ---------------------------------------------------------------
+# ----- what a DB-API call records ---------------------------------------------------------
 
 
-def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def statement_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The statement an ``execute``-like call was given (first argument or by name)."""
     if args:
         return args[0]
     for key in ("query", "operation", "sql", "statement"):
@@ -391,11 +402,18 @@ def _statement(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return None
 
 
-def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int] | None:
+def batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int] | None:
+    """``db.operation.batch.size`` of an ``executemany`` given 2+ parameter sets; no
+    comment is added to those (the drivers' batch rewrites match the statement's tail)."""
     rows = args[1] if len(args) > 1 else kwargs.get("params_seq", kwargs.get("args"))
     if isinstance(rows, (list, tuple)) and len(rows) > 1:
         return {BATCH_SIZE: len(rows)}
     return None
+
+
+def procedure_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The procedure name a ``callproc`` was given."""
+    return args[0] if args else kwargs.get("procname", "")
 
 
 def comment(statement: Any, span: Any) -> Any:
@@ -430,199 +448,10 @@ def _commented(span: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     return args, kwargs
 
 
-def call(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
-         kwargs: dict[str, Any]) -> Any:
-    """A traced ``execute``-like call (the commenter applies)."""
-    if suppressed():
-        return method(*args, **kwargs)
-    telemetry = target.telemetry
-    return run(telemetry, target.prepare(_statement(args, kwargs)), method, args, kwargs,
-               None, _commented if telemetry.commenter else None)
-
-
-def call_many(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> Any:
-    """A traced ``executemany``/``executescript``: no comment (the drivers' batch rewrites
-    match the statement's tail), batch size when there are 2+ parameter sets."""
-    if suppressed():
-        return method(*args, **kwargs)
-    return run(target.telemetry, target.prepare(_statement(args, kwargs)), method, args,
-               kwargs, _batch_size(args, kwargs))
-
-
-def call_procedure(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> Any:
-    if suppressed():
-        return method(*args, **kwargs)
-    name = args[0] if args else kwargs.get("procname", "")
-    return run(target.telemetry, target.procedure(name), method, args, kwargs)
-
-
-async def call_async(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> Any:
-    if suppressed():
-        return await method(*args, **kwargs)
-    telemetry = target.telemetry
-    return await run_async(telemetry, target.prepare(_statement(args, kwargs)), method, args,
-                           kwargs, None, _commented if telemetry.commenter else None)
-
-
-async def call_many_async(target: Target, method: Callable[..., Any], args: tuple[Any, ...],
-                          kwargs: dict[str, Any]) -> Any:
-    if suppressed():
-        return await method(*args, **kwargs)
-    return await run_async(target.telemetry, target.prepare(_statement(args, kwargs)), method,
-                           args, kwargs, _batch_size(args, kwargs))
-
-
-# ----- proxies -----------------------------------------------------------------------------
-#
-# Each driver module composes its cursor and connection proxies from the mixins below, so a
-# proxy has exactly the methods the real object has (``hasattr(cur, "callproc")`` answers as
-# before). Methods that return the real object itself return the proxy instead, so chained
-# and ``with`` use stays traced; every other result passes through untouched.
-
-
-class _Proxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, target: Target) -> None:
-        super().__init__(wrapped)
-        self._self_target = target
-
-    def __enter__(self) -> Any:
-        result = self.__wrapped__.__enter__()
-        return self if result is self.__wrapped__ else result
-
-    def __repr__(self) -> str:
-        return repr(self.__wrapped__)
-
-
-class _AsyncProxy(_Proxy):
-    async def __aenter__(self) -> Any:
-        result = await self.__wrapped__.__aenter__()
-        return self if result is self.__wrapped__ else result
-
-
-class CursorProxy(_Proxy):
-    """A traced cursor; ``connection`` answers with the connection proxy it came from."""
-
-    def __init__(self, wrapped: Any, target: Target, owner: Any = None) -> None:
-        super().__init__(wrapped, target)
-        self._self_owner = owner
-
-    @property
-    def connection(self) -> Any:
-        real = self.__wrapped__.connection
-        owner = self._self_owner
-        return owner if owner is not None and real is owner.__wrapped__ else real
-
-
-class AsyncCursorProxy(_AsyncProxy, CursorProxy):
-    def __aiter__(self) -> Any:
-        return self.__wrapped__.__aiter__()
-
-
-class Next:
-    """For cursors that are their own iterators (``next(cur)``)."""
-
-    def __next__(self) -> Any:
-        return next(self.__wrapped__)  # type: ignore[attr-defined]
-
-
-class Execute:
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__  # type: ignore[attr-defined]
-        result = call(self._self_target, wrapped.execute, args, kwargs)  # type: ignore[attr-defined]
-        return self if result is wrapped else result
-
-
-class ExecuteMany:
-    def executemany(self, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__  # type: ignore[attr-defined]
-        result = call_many(self._self_target, wrapped.executemany, args, kwargs)  # type: ignore[attr-defined]
-        return self if result is wrapped else result
-
-
-class ExecuteScript:
-    def executescript(self, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__  # type: ignore[attr-defined]
-        result = call_many(self._self_target, wrapped.executescript, args, kwargs)  # type: ignore[attr-defined]
-        return self if result is wrapped else result
-
-
-class CallProc:
-    def callproc(self, *args: Any, **kwargs: Any) -> Any:
-        return call_procedure(self._self_target, self.__wrapped__.callproc, args, kwargs)  # type: ignore[attr-defined]
-
-
-class AsyncExecute:
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__  # type: ignore[attr-defined]
-        result = await call_async(self._self_target, wrapped.execute, args, kwargs)  # type: ignore[attr-defined]
-        return self if result is wrapped else result
-
-
-class AsyncExecuteMany:
-    async def executemany(self, *args: Any, **kwargs: Any) -> Any:
-        wrapped = self.__wrapped__  # type: ignore[attr-defined]
-        result = await call_many_async(self._self_target, wrapped.executemany, args, kwargs)  # type: ignore[attr-defined]
-        return self if result is wrapped else result
-
-
-class ConnectionProxy(_Proxy):
-    """A traced connection: ``cursor()`` hands out ``cursor_proxy`` instances."""
-
-    cursor_proxy: type[CursorProxy] = CursorProxy
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        return self.cursor_proxy(self.__wrapped__.cursor(*args, **kwargs), self._self_target,
-                                 self)
-
-
-class AsyncConnectionProxy(_AsyncProxy, ConnectionProxy):
-    cursor_proxy: type[CursorProxy] = AsyncCursorProxy
-
-
-def unwrap(obj: Any) -> Any:
-    """The real object behind one of our proxies (for C functions that type-check)."""
-    return obj.__wrapped__ if isinstance(obj, _Proxy) else obj
-
-
-# ----- patching connect --------------------------------------------------------------------
-
-_Make = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def wrap_connect(owner: Any, name: str, make_proxy: _Make) -> None:
-    """Replace ``owner.name`` (a connect function or classmethod) so it returns
-    ``make_proxy(connection, args, kwargs)``; if that fails, the real connection."""
-
-    def connect(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        connection = wrapped(*args, **kwargs)
-        return _proxied(make_proxy, connection, args, kwargs)
-
-    wrapt.wrap_function_wrapper(owner, name, connect)
-
-
-def wrap_connect_async(owner: Any, name: str, make_proxy: _Make) -> None:
-    """``wrap_connect`` for an ``async`` connect."""
-
-    async def connect(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
-        connection = await wrapped(*args, **kwargs)
-        return _proxied(make_proxy, connection, args, kwargs)
-
-    wrapt.wrap_function_wrapper(owner, name, connect)
-
-
-def _proxied(make_proxy: _Make, connection: Any, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Any:
-    if isinstance(connection, _Proxy):
-        return connection  # a factory that connects through an already-patched connect
-    try:
-        return make_proxy(connection, args, kwargs)
-    except Exception:
-        return connection  # never let us cost the program its connection
+def rewrite_for(telemetry: Telemetry) -> _Rewrite | None:
+    """The rewrite ``run`` applies to an ``execute``'s arguments: the commenter's, when on
+    (read per call: tests and a live reconfiguration switch it)."""
+    return _commented if telemetry.commenter else None
 
 
 PATCHED = "__telemetryflow_patched__"

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _db_proxies as proxies
 from . import dbapi
 from .pymysql import mysql_system
 
 
-class _Cursor(dbapi.Execute, dbapi.ExecuteMany, dbapi.CallProc, dbapi.Next,
-              dbapi.CursorProxy):
+class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.CallProc, proxies.Next,
+              proxies.CursorProxy):
     pass
 
 
-class _Connection(dbapi.ConnectionProxy):
+class _Connection(proxies.ConnectionProxy):
     cursor_proxy = _Cursor
 
 
@@ -69,7 +70,7 @@ def patch(module: Any, context: Any) -> None:
         return _Connection(connection, target)
 
     original = module.connect
-    dbapi.wrap_connect(module, "connect", make_proxy)
+    proxies.wrap_connect(module, "connect", make_proxy)
     for alias in ("Connect", "Connection"):
         if getattr(module, alias, None) is original:
             setattr(module, alias, module.connect)

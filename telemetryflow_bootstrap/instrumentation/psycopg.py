@@ -1,6 +1,6 @@
 """psycopg 3 (sync and asyncio): a CLIENT span and a ``db.client.operation.duration``
 point per cursor ``execute``/``executemany`` (client-side, server-side and ``row_factory``
-cursors alike) and per connection-level ``execute``.
+cursors alike) and per connection-level ``execute``, whose cursor comes back traced too.
 
 Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace``,
 ``server.address``/``server.port`` (from libpq's connection info, never the conninfo
@@ -19,23 +19,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _db_proxies as proxies
 from . import dbapi
-from .psycopg2 import renderer, server
+from ._sql_composed import renderer
+from .psycopg2 import server
 
 
-class _Cursor(dbapi.Execute, dbapi.ExecuteMany, dbapi.CursorProxy):
+class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.CursorProxy):
     pass
 
 
-class _Connection(dbapi.Execute, dbapi.ConnectionProxy):
+class _Connection(proxies.ConnectionExecute, proxies.ConnectionProxy):
     cursor_proxy = _Cursor
 
 
-class _AsyncCursor(dbapi.AsyncExecute, dbapi.AsyncExecuteMany, dbapi.AsyncCursorProxy):
+class _AsyncCursor(proxies.AsyncExecute, proxies.AsyncExecuteMany, proxies.AsyncCursorProxy):
     pass
 
 
-class _AsyncConnection(dbapi.AsyncExecute, dbapi.AsyncConnectionProxy):
+class _AsyncConnection(proxies.AsyncConnectionExecute, proxies.AsyncConnectionProxy):
     cursor_proxy = _AsyncCursor
 
 
@@ -53,7 +55,7 @@ def patch(module: Any, context: Any) -> None:
     def async_proxy(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _AsyncConnection(connection, target(connection))
 
-    dbapi.wrap_connect(module.Connection, "connect", sync_proxy)
-    dbapi.wrap_connect_async(module.AsyncConnection, "connect", async_proxy)
+    proxies.wrap_connect(module.Connection, "connect", sync_proxy)
+    proxies.wrap_connect_async(module.AsyncConnection, "connect", async_proxy)
     if getattr(module, "connect", None) is not None:
-        dbapi.wrap_connect(module, "connect", sync_proxy)
+        proxies.wrap_connect(module, "connect", sync_proxy)

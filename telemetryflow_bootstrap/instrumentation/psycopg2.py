@@ -1,5 +1,6 @@
 """psycopg2: a CLIENT span and a ``db.client.operation.duration`` point per cursor
-``execute``/``executemany``/``callproc`` (named, ``cursor_factory`` and extras cursors too).
+``execute``/``executemany``/``callproc`` (named, ``cursor_factory`` and extras cursors too),
+and one per ``psycopg2.extras.execute_values``/``execute_batch`` call (see psycopg2_extras).
 
 Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace`` (database),
 ``server.address``/``server.port`` (from libpq's connection info after connecting, so
@@ -9,28 +10,24 @@ service files and environment defaults are honoured and the password is never se
 ``db.operation.batch.size``; on failure ``error.type`` and ``db.response.status_code``
 (SQLSTATE). Environment: ``TELEMETRYFLOW_DB_COMMENTER``.
 
-psycopg2's C functions that take a connection or cursor type-check it, so
-``register_type`` and ``quote_ident`` are wrapped to hand them the real object behind our
-proxy: in ``psycopg2.extensions`` and in the psycopg2 modules that imported them by name.
+Connections are instances of a traced subclass of the ``connection_factory`` the program
+passes (or of ``psycopg2.extensions.connection``), and their cursors of a traced subclass of
+the cursor class the driver would have used (``cursor_factory``, the connection's
+``cursor_factory``, a connection class's own choice as in ``LoggingConnection``): psycopg2's
+C functions type-check the connection (``sql.Literal.as_string``, adapters' ``prepare``,
+``extensions.cursor(conn)``), so a proxy cannot stand in for it (see ``_db_subclasses``).
+Not traced: cursors built from a class directly (``psycopg2.extensions.cursor(conn)``) and
+factories that are functions rather than classes.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
-
-from . import dbapi
-
-
-class _Cursor(dbapi.Execute, dbapi.ExecuteMany, dbapi.CallProc, dbapi.Next,
-              dbapi.CursorProxy):
-    pass
-
-
-class _Connection(dbapi.ConnectionProxy):
-    cursor_proxy = _Cursor
+from . import _db_subclasses as subclasses
+from . import dbapi, psycopg2_extras
 
 
 def has_literal(composable: Any) -> bool:
@@ -68,51 +65,45 @@ def server(info: Any) -> tuple[str | None, int | None, str | None]:
     return host, port, database
 
 
-def _unwrapping(wrapped: Any, instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-    return wrapped(*(dbapi.unwrap(a) for a in args),
-                   **{k: dbapi.unwrap(v) for k, v in kwargs.items()})
-
-
 def patch(module: Any, context: Any) -> None:
+    import psycopg2.extensions as extensions
+
     telemetry = dbapi.telemetry_for(context)
+    original = module.connect
+    if dbapi.is_patched(original):
+        return
+    cursors = subclasses.Derived(extensions.cursor, (
+        subclasses.Execute, subclasses.ExecuteMany, subclasses.CallProc))
 
-    def make_proxy(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    class CursorFactory:
+        """``connection.cursor()``, building a traced subclass of the class psycopg2 would
+        use (below the program's connection class, so its choice is known)."""
+
+        __slots__ = ()
+
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            chosen = subclasses.chosen(args, kwargs, 1, "cursor_factory", None)
+            derived = cursors(chosen or self.cursor_factory or extensions.cursor)  # type: ignore[attr-defined]
+            if derived is not None:
+                args, kwargs = subclasses.replaced(args, kwargs, 1, "cursor_factory", derived)
+            return super().cursor(*args, **kwargs)  # type: ignore[misc]
+
+    connections = subclasses.Derived(extensions.connection, (CursorFactory,),
+                                     (subclasses.TARGET,))
+
+    def target(connection: Any) -> dbapi.Target:
         address, port, database = server(connection.info)
-        target = dbapi.Target(telemetry, "postgresql", namespace=database, address=address,
-                              port=port, render=renderer(connection))
-        return _Connection(connection, target)
+        return dbapi.Target(telemetry, "postgresql", namespace=database, address=address,
+                            port=port, render=renderer(connection))
 
-    dbapi.wrap_connect(module, "connect", make_proxy)
-    import psycopg2.extensions
+    @functools.wraps(original)
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        chosen = subclasses.chosen(args, kwargs, 1, "connection_factory", None)
+        derived = connections(chosen or extensions.connection)
+        if derived is not None:
+            args, kwargs = subclasses.replaced(args, kwargs, 1, "connection_factory", derived)
+        connection = original(*args, **kwargs)
+        return subclasses.adopt(connection, derived, lambda: target(connection))
 
-    replacements = {}
-    for name in ("register_type", "quote_ident"):
-        original = getattr(psycopg2.extensions, name, None)
-        if original is not None:
-            replacements[id(original)] = wrapt.FunctionWrapper(original, _unwrapping)
-    rebind = _Rebind(replacements)
-    for name in _TYPE_CHECKING_USERS:
-        wrapt.register_post_import_hook(rebind, name)
-
-
-# Modules that hold their own reference to the C functions (``from ... import name``).
-_TYPE_CHECKING_USERS = ("psycopg2.extensions", "psycopg2.extras", "psycopg2._json",
-                        "psycopg2._range", "psycopg2._ipaddress", "psycopg2.sql")
-
-
-class _Rebind:
-    """Points a module's names that refer to an original C function at its wrapper. A
-    post-import hook: it must not raise (the program's import would fail)."""
-
-    def __init__(self, replacements: dict[int, Any]) -> None:
-        self._replacements = replacements
-
-    def __call__(self, module: Any) -> None:
-        try:
-            for name, value in list(vars(module).items()):
-                replacement = self._replacements.get(id(value))
-                if replacement is not None:
-                    setattr(module, name, replacement)
-        except Exception:
-            pass
+    module.connect = dbapi.mark_patched(connect)
+    psycopg2_extras.arm()

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _db_proxies as proxies
 from . import dbapi
 
 
-class _Cursor(dbapi.Execute, dbapi.ExecuteMany, dbapi.CallProc, dbapi.Next,
-              dbapi.CursorProxy):
+class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.CallProc, proxies.Next,
+              proxies.CursorProxy):
     pass
 
 
-class _Connection(dbapi.ConnectionProxy):
+class _Connection(proxies.ConnectionProxy):
     cursor_proxy = _Cursor
 
 
@@ -53,6 +54,6 @@ def patch(module: Any, context: Any) -> None:
         return _Connection(connection, target)
 
     original = module.connect
-    dbapi.wrap_connect(module, "connect", make_proxy)
+    proxies.wrap_connect(module, "connect", make_proxy)
     if getattr(module, "Connect", None) is original:
         module.Connect = module.connect

@@ -6,9 +6,11 @@ and permanent) and the spans are cleared around each test.
 
 The ``scenario_*`` functions are each library's everyday usage (context managers, fetch*,
 iteration, executemany, rowcount/description/lastrowid, transactions, isinstance, errors),
-returning the ``repr`` of everything observable. The behaviour tests run them patched in
-the test process and unpatched in a subprocess (``python -m
-tests.instrumentation.data_fixtures NAME TAG``), and compare.
+and what a program sees of the objects themselves (``*_classes``, ``*_proxied``: the
+driver's C type checks, the program's factory classes, class names, pickling and copying,
+the messages of refused calls), returning the ``repr`` of everything observable. The
+behaviour tests run them patched in the test process and unpatched in a subprocess
+(``python -m tests.instrumentation.data_fixtures NAME TAG``), and compare.
 """
 
 from __future__ import annotations
@@ -144,6 +146,15 @@ def all_attribute_text(recorded: Recorded) -> str:
         parts.extend(f"{event.name} {dict(event.attributes)!r}" for event in span.events)
     parts.extend(repr(dict(point.attributes)) for point in recorded.points())
     return "\n".join(parts)
+
+
+def our_frames(exc: BaseException) -> list[str]:
+    """The names of the functions of ours in ``exc``'s traceback."""
+    import traceback
+
+    package = str(REPO / "telemetryflow_bootstrap")
+    return [frame.name for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename.startswith(package)]
 
 
 def unpatched(name: str, tag_value: str) -> list[str]:
@@ -510,10 +521,237 @@ def scenario_asyncpg(tag: str) -> list[str]:
     return [repr(x) for x in asyncio.run(main())]
 
 
+def _outcome(action: Callable[[], Any]) -> tuple[str, str]:
+    """("ok", repr of the result) or (exception type, message): what a program would see."""
+    try:
+        return "ok", repr(action())
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _copies(obj: Any) -> list[tuple[str, str]]:
+    """What pickling (protocols 2+) and copying ``obj`` do. Protocols 0 and 1 are left out:
+    for a C object their copyreg path reads the exact class (see _db_subclasses)."""
+    import copy
+    import pickle
+
+    actions = [lambda p=p: pickle.dumps(obj, p) for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]
+    actions += [lambda: copy.copy(obj), lambda: copy.deepcopy(obj)]
+    return [(kind, text if kind != "ok" else "a copy") for kind, text in map(_outcome, actions)]
+
+
+def _names(cls: type) -> tuple[str, str, str, bool]:
+    """A class's names as a program reads them (a class made in a scenario has this module
+    as its module, ``__main__`` when the scenario runs unpatched)."""
+    module = "<scenario>" if cls.__module__ in ("__main__", __name__) else cls.__module__
+    return (cls.__name__, cls.__qualname__, module,
+            repr(cls) == f"<class '{cls.__module__}.{cls.__qualname__}'>")
+
+
+def scenario_sqlite3_classes(tag: str) -> list[str]:
+    """What a program sees of sqlite3's classes: C type checks, the program's factories
+    and subclasses, names, class attributes, pickling, refused calls and their messages."""
+    import abc
+    import sqlite3
+
+    out: list[Any] = []
+    conn = sqlite3.connect(":memory:")
+    cur = conn.cursor()
+    out += [_names(type(conn)), _names(type(cur))]
+    out.append(isinstance(conn, sqlite3.Connection) and isinstance(cur, sqlite3.Cursor))
+    out.append(_outcome(lambda: sqlite3.Cursor(conn).execute("SELECT 1").fetchone()))
+
+    class AuditCursor(sqlite3.Cursor):
+        """Counts its statements."""
+        executed = 0
+
+        def execute(self, *args: Any) -> Any:
+            type(self).executed += 1
+            return super().execute(*args)
+
+    direct = AuditCursor(conn)
+    out += [_names(type(direct)), direct.execute("SELECT 2").fetchone()]
+    chosen = conn.cursor(AuditCursor)
+    out += [_names(type(chosen)), type(chosen).__doc__, isinstance(chosen, AuditCursor)]
+    out += [chosen.execute("SELECT 3").fetchone(), AuditCursor.executed]
+    out.append(_names(type(conn.cursor(factory=AuditCursor))))
+    shortcut = conn.execute(f"CREATE TABLE t_{tag} (a)")
+    out += [_names(type(shortcut)), shortcut.connection is conn]
+    out.append(shortcut.execute(f"INSERT INTO t_{tag} VALUES (1)").rowcount)
+    out.append(conn.executemany(f"INSERT INTO t_{tag} VALUES (?)", [(2,), (3,)]).rowcount)
+    out.append(conn.executescript(f"INSERT INTO t_{tag} VALUES (4);").fetchall())
+    out.append(conn.execute(f"SELECT count(*) FROM t_{tag}").fetchone())
+    out.append(_outcome(lambda: cur.execute(f"SELECT * FROM missing_{tag}")))
+
+    class Logged(sqlite3.Connection):
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            return super().cursor(AuditCursor)
+
+    mine = sqlite3.connect(":memory:", factory=Logged)
+    out += [_names(type(mine)), isinstance(mine, Logged), _names(type(mine.cursor()))]
+    out.append(_names(type(mine.execute("SELECT 4"))))
+    positional = sqlite3.connect(":memory:", 5.0, 0, "DEFERRED", True, Logged)
+    out.append(_names(type(positional)))
+    made = sqlite3.connect(":memory:", factory=lambda *a, **k: Logged(*a, **k))
+    out += [_names(type(made)), made.execute("SELECT 5").fetchone()]
+
+    class Sealed(sqlite3.Connection):
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            raise TypeError("sealed")
+
+    sealed = sqlite3.connect(":memory:", factory=Sealed)
+    out += [_names(type(sealed)), sealed.execute("SELECT 6").fetchone()]
+    out.append(_outcome(lambda: setattr(type(conn), "extra", 1)))
+    type(mine).flag = "set through the instance's class"
+    out += [Logged.flag, _outcome(lambda: delattr(type(mine), "flag")), hasattr(Logged, "flag")]
+
+    class Abstract(sqlite3.Connection, metaclass=abc.ABCMeta):
+        pass
+
+    abstract = sqlite3.connect(":memory:", factory=Abstract)
+    out += [_names(type(abstract)), isinstance(abstract, Abstract)]
+    target = sqlite3.connect(":memory:")
+    conn.backup(target)
+    out.append(target.execute(f"SELECT count(*) FROM t_{tag}").fetchone())
+    out += _copies(conn) + _copies(cur) + _copies(mine)
+    out.append(_outcome(lambda: conn.no_such_attribute))
+    out.append(_outcome(lambda: setattr(conn, "no_such_attribute", 1)))
+    out.append(_outcome(lambda: setattr(cur, "no_such_attribute", 1)))
+    for refused in (lambda: conn.execute(sql="SELECT 1"), lambda: conn.execute(),
+                    lambda: conn.execute(5), lambda: conn.execute("SELECT 1", (), ()),
+                    lambda: conn.executemany("SELECT 1"), lambda: conn.executescript(5),
+                    lambda: conn.cursor(None), lambda: conn.cursor(factory=None),
+                    lambda: conn.cursor(dict), lambda: cur.execute(sql="SELECT 1"),
+                    lambda: sqlite3.connect(":memory:", factory=None)):
+        out.append(_outcome(refused))
+    conn.close()
+    out.append(_outcome(lambda: conn.execute(5)))
+    out.append(_outcome(lambda: conn.execute("SELECT 1")))
+    out.append(_outcome(lambda: conn.executescript(5)))
+    for other in (target, mine, positional, made, sealed, abstract):
+        other.close()
+    return [repr(x) for x in out]
+
+
+def scenario_psycopg2_classes(tag: str) -> list[str]:
+    """What a program sees of psycopg2's classes: C functions handed the connection, the
+    program's factories, names, pickling."""
+    import logging
+
+    import psycopg2
+    import psycopg2.extensions as extensions
+    import psycopg2.extras
+    from psycopg2 import sql
+
+    out: list[Any] = []
+    conn = psycopg2.connect(PG_DSN)
+    try:
+        cur = conn.cursor()
+        out += [_names(type(conn)), _names(type(cur))]
+        out.append(_outcome(lambda: sql.Literal("x").as_string(conn)))
+        out.append(_outcome(lambda: sql.SQL("SELECT {}").format(sql.Literal(7)).as_string(cur)))
+        out.append(_outcome(lambda: extensions.cursor(conn).execute("SELECT 1")))
+        direct = extensions.cursor(conn)
+        direct.execute("SELECT 1")
+        out += [_names(type(direct)), direct.fetchone()]
+        out.append(_outcome(lambda: psycopg2.extras.DictCursor(conn).connection is conn))
+        quoted = extensions.QuotedString("it's")
+        quoted.prepare(conn)
+        out.append(quoted.getquoted())
+        document = psycopg2.extras.Json({"a": 1})
+        document.prepare(conn)
+        out.append(document.getquoted())
+        out.append(_outcome(lambda: extensions.quote_ident("a b", conn)))
+        out.append(_outcome(lambda: extensions.register_type(extensions.UNICODE, conn)))
+        out.append(_outcome(lambda: type(psycopg2.extras.register_uuid(conn_or_curs=cur))))
+        named = conn.cursor(f"named_{tag}", psycopg2.extras.RealDictCursor)
+        named.execute("SELECT 1 AS one")
+        out += [_names(type(named)), named.fetchall()]
+        named.close()
+        out += _copies(conn) + _copies(cur)
+        out.append(_outcome(lambda: conn.no_such_attribute))
+        out.append(_outcome(lambda: conn.cursor(cursor_factory=dict)))
+        out.append(_outcome(lambda: conn.cursor("n", extensions.cursor,
+                                                cursor_factory=extensions.cursor)))
+        conn.rollback()
+    finally:
+        conn.close()
+
+    logged = psycopg2.connect(PG_DSN, connection_factory=psycopg2.extras.LoggingConnection)
+    records: list[str] = []
+    logger = logging.getLogger(f"tests.data.{tag}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logged.initialize(logger)
+    logged_cur = logged.cursor()
+    logged_cur.execute("SELECT 2")
+    out += [_names(type(logged)), _names(type(logged_cur)), logged_cur.fetchone(), records]
+    logged.close()
+    rows = psycopg2.connect(PG_DSN, cursor_factory=psycopg2.extras.NamedTupleCursor)
+    rows_cur = rows.cursor()
+    rows_cur.execute("SELECT 3 AS three")
+    out += [_names(type(rows_cur)), rows_cur.fetchone(), rows.cursor_factory.__name__]
+    rows.close()
+    made = psycopg2.connect(PG_DSN, connection_factory=lambda dsn: extensions.connection(dsn))
+    out.append(_names(type(made)))
+    made.close()
+    return [repr(x) for x in out]
+
+
+def scenario_psycopg_proxied(tag: str) -> list[str]:
+    """What a program sees of psycopg's (proxied) objects: class names, pickling and
+    copying, a cursor from ``conn.execute`` reused."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(PG_DSN) as conn:
+        cur = conn.execute("SELECT 1")
+        out: list[Any] = [cur.fetchone(), cur.execute("SELECT 2").fetchone(),
+                          cur.connection is conn, _names(type(conn)), _names(type(cur))]
+        out.append(_names(type(conn.cursor(row_factory=dict_row))))
+        out.append(_names(type(conn.cursor(name=f"server_{tag}"))))
+        out += _copies(conn) + _copies(cur)
+    return [repr(x) for x in out]
+
+
+def _mysql_proxied(connect: Callable[[], Any], dict_cursor: Any) -> list[str]:
+    conn = connect()
+    try:
+        cur = conn.cursor()
+        out: list[Any] = [_names(type(conn)), _names(type(cur)),
+                          _names(type(conn.cursor(dict_cursor)))]
+        out += _copies(conn) + _copies(cur)
+        return [repr(x) for x in out]
+    finally:
+        conn.close()
+
+
+def scenario_pymysql_proxied(tag: str) -> list[str]:
+    """What a program sees of PyMySQL's (proxied) objects: class names, pickling, copying."""
+    import pymysql
+    import pymysql.cursors
+
+    return _mysql_proxied(lambda: pymysql.connect(**MYSQL), pymysql.cursors.DictCursor)
+
+
+def scenario_mysqldb_proxied(tag: str) -> list[str]:
+    """The same for mysqlclient (MySQLdb)."""
+    import MySQLdb
+    import MySQLdb.cursors
+
+    return _mysql_proxied(lambda: MySQLdb.connect(**MYSQL), MySQLdb.cursors.DictCursor)
+
+
 SCENARIOS: dict[str, Callable[[str], list[str]]] = {
     "sqlite3": scenario_sqlite3, "psycopg2": scenario_psycopg2, "psycopg": scenario_psycopg,
     "psycopg_async": scenario_psycopg_async, "pymysql": scenario_pymysql,
     "mysqldb": scenario_mysqldb, "asyncpg": scenario_asyncpg,
+    "sqlite3_classes": scenario_sqlite3_classes, "psycopg2_classes": scenario_psycopg2_classes,
+    "psycopg_proxied": scenario_psycopg_proxied, "pymysql_proxied": scenario_pymysql_proxied,
+    "mysqldb_proxied": scenario_mysqldb_proxied,
 }
 
 

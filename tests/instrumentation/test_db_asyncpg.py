@@ -15,6 +15,7 @@ from .data_fixtures import (
     SECRET_VALUE,
     Recorded,
     all_attribute_text,
+    our_frames,
     recorded,
     scenario_asyncpg,
     tag,
@@ -94,3 +95,46 @@ def test_behaviour_is_unchanged(recorded: Recorded):
     expected = unpatched("asyncpg", name)
     assert scenario_asyncpg(name) == expected
     assert len(recorded.spans("postgresql")) >= 10
+
+
+def test_pool_housekeeping_makes_no_spans(recorded: Recorded):
+    """The statements asyncpg sends on its own when a pool takes a connection back (the
+    reset query, the ROLLBACK of a transaction left open) make no span; the program's
+    statements do, those of a pool's ``reset=`` callback included."""
+
+    async def reset(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET application_name = 'tf-reset'")
+
+    async def run() -> None:
+        pool = await asyncpg.create_pool(PG_DSN, min_size=1, max_size=1)
+        for _ in range(3):
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        async with pool.acquire() as conn:
+            await conn.transaction().start()  # left open: the release rolls it back
+        await pool.close()
+        custom = await asyncpg.create_pool(PG_DSN, min_size=1, max_size=1, reset=reset)
+        async with custom.acquire() as conn:
+            await conn.fetchval("SELECT 2")
+        await custom.close()
+
+    asyncio.run(run())
+    assert [s.attributes["db.operation.name"] for s in recorded.spans("postgresql")] == [
+        "SELECT", "SELECT", "SELECT", "BEGIN", "SELECT", "SET"]
+
+
+def test_a_driver_error_shows_two_frames_of_ours(recorded: Recorded):
+    """The traceback of an error asyncpg raises in a traced call holds two frames of ours
+    (the traced method and the runner)."""
+
+    async def run() -> BaseException:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            with pytest.raises(asyncpg.UndefinedTableError) as caught:
+                await conn.fetch("SELECT * FROM tf_missing_frames")
+            return caught.value
+        finally:
+            await conn.close()
+
+    assert our_frames(asyncio.run(run())) == ["method", "run_async"]
+

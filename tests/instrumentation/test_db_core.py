@@ -19,7 +19,7 @@ __all__ = ["recorded"]
 
 @pytest.mark.parametrize(("statement", "expected"), [
     ("SELECT * FROM orders WHERE id = %s", ("SELECT", "orders")),
-    ("  select a from public.orders o join items i on 1=1", ("SELECT", "public.orders")),
+    ("  select a from public.orders o join items i on 1=1", ("SELECT", None)),
     ('SELECT 1 FROM "Order Lines"', ("SELECT", '"Order Lines"')),
     ("SELECT 1", ("SELECT", None)),
     ("SELECT * FROM (SELECT 1) AS sub", ("SELECT", None)),
@@ -33,19 +33,38 @@ __all__ = ["recorded"]
     ("REPLACE INTO kv VALUES (1, 2)", ("REPLACE", "kv")),
     ("BEGIN", ("BEGIN", None)),
     ("", (None, None)),
-    ("(SELECT 1 FROM a) UNION (SELECT 2 FROM b)", ("SELECT", "a")),
+    ("(SELECT 1 FROM a) UNION (SELECT 2 FROM b)", ("SELECT", None)),
+    ("SELECT 'FROM secrets' FROM t", ("SELECT", "t")),
+    ("SELECT EXTRACT(YEAR FROM ts) FROM t", ("SELECT", None)),
 ])
-def test_parse_finds_operation_and_first_table(statement, expected):
+def test_parse_finds_operation_and_the_one_table(statement, expected):
     """The bounded parse names the first keyword and the table after FROM/INTO/UPDATE/
-    TABLE, and gives None rather than guess."""
-    assert dbapi.parse(statement) == expected
+    TABLE when the statement names no other (and not one inside a literal), and gives None
+    rather than guess."""
+    assert dbapi.parse(statement)[1:] == expected
+
+
+@pytest.mark.parametrize(("system", "statement", "expected"), [
+    ("postgresql", "SELECT 1 FROM pg_class WHERE relname = 'x' -- note",
+     ("SELECT ? FROM pg_class WHERE relname = ?", "SELECT", "pg_class")),
+    ("postgresql", 'SELECT "x" FROM t', ('SELECT "x" FROM t', "SELECT", "t")),
+    ("mysql", 'SELECT "x" FROM t', ("SELECT ? FROM t", "SELECT", "t")),
+    ("sqlite", "SELECT * FROM t WHERE a = 'open", (None, "SELECT", None)),
+])
+def test_parse_gives_the_sanitized_text_of_the_system(system, statement, expected):
+    """The text comes sanitized by the system's dialect (cached per system: a double-quoted
+    word is a name in PostgreSQL, a string in MySQL); when it cannot be sanitized there is
+    no text and no table, only the operation."""
+    assert dbapi.parse(statement, system) == expected
 
 
 def test_parse_reads_a_bounded_prefix_of_huge_statements():
     """A megabyte of inline values is parsed from its head, quickly, and not cached."""
     statement = "INSERT INTO bulk VALUES " + ",".join(["(1, 'x')"] * 100_000)
-    assert dbapi.parse(statement) == ("INSERT", "bulk")
-    assert statement not in dbapi._parsed
+    text, operation, collection = dbapi.parse(statement)
+    assert (operation, collection) == ("INSERT", "bulk")
+    assert text is not None and text.startswith("INSERT INTO bulk VALUES (?, ?),(?, ?)")
+    assert ("", statement) not in dbapi._parsed
 
 
 def test_original_exception_object_propagates():
@@ -66,7 +85,7 @@ def test_original_exception_object_propagates():
     context = PatchContext(provider.get_tracer("t"), None, None, TelemetryConfig(), None)
     target = dbapi.Target(dbapi.Telemetry(context), "sqlite")
     with pytest.raises(sqlite3.DatabaseError) as caught:
-        dbapi.call(target, failing, ("SELECT 1",), {})
+        dbapi.run(target.telemetry, target.prepare("SELECT 1"), failing, ("SELECT 1",), {})
     assert caught.value is boom
     assert exporter.get_finished_spans()[0].attributes["error.type"] == "sqlite3.DatabaseError"
 
@@ -95,16 +114,21 @@ def test_comment_goes_before_a_trailing_semicolon_and_only_once():
     assert dbapi.comment(note, span) == note
 
 
-def test_proxies_have_exactly_the_methods_of_the_real_objects(recorded: Recorded):
-    """A traced cursor answers hasattr() like the real one for the methods we add
-    (psycopg 3 has no callproc; sqlite3 has executescript)."""
+def test_traced_classes_have_exactly_the_methods_of_the_drivers(recorded: Recorded):
+    """A traced sqlite3 connection and cursor answer hasattr() like the driver's own
+    classes for the methods we add (sqlite3 has executescript, no callproc), and read like
+    them (repr, type names)."""
     conn = sqlite3.connect(":memory:")
     cur = conn.cursor()
+    assert type(conn) is not sqlite3.Connection and type(cur) is not sqlite3.Cursor
     for name in ("execute", "executemany", "executescript", "callproc", "__next__"):
-        assert hasattr(cur, name) == hasattr(cur.__wrapped__, name), name
+        assert hasattr(cur, name) == hasattr(sqlite3.Cursor, name), name
     for name in ("execute", "executemany", "executescript", "cursor", "backup"):
-        assert hasattr(conn, name) == hasattr(conn.__wrapped__, name), name
-    assert repr(conn) == repr(conn.__wrapped__)
+        assert hasattr(conn, name) == hasattr(sqlite3.Connection, name), name
+    assert repr(conn).startswith("<sqlite3.Connection object at ")
+    assert (type(cur).__name__, type(cur).__qualname__, type(cur).__module__) == (
+        "Cursor", "Cursor", "sqlite3")
+    assert repr(type(conn)) == "<class 'sqlite3.Connection'>"
 
 
 @pytest.mark.parametrize("entry", _catalog_data.ENTRIES, ids=lambda e: e.name)

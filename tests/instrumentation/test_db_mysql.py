@@ -17,7 +17,9 @@ from .data_fixtures import (
     all_attribute_text,
     recorded,
     scenario_mysqldb,
+    scenario_mysqldb_proxied,
     scenario_pymysql,
+    scenario_pymysql_proxied,
     tag,
     unpatched,
 )
@@ -163,3 +165,14 @@ def test_mysqldb_behaviour_is_unchanged(recorded: Recorded):
     expected = unpatched("mysqldb", name)
     assert scenario_mysqldb(name) == expected
     assert len(recorded.spans("mariadb")) >= 15
+
+
+def test_class_names_pickling_and_copying_act_as_unpatched(recorded: Recorded, driver: Any):
+    """A proxied connection's and cursor's classes read as the driver's (they read
+    ``_Connection``), and pickling and copying them gives the driver's own outcome (the
+    proxy raised NotImplementedError)."""
+    name = tag()
+    scenario, run = {"pymysql": ("pymysql_proxied", scenario_pymysql_proxied),
+                     "MySQLdb": ("mysqldb_proxied", scenario_mysqldb_proxied)}[driver.__name__]
+    assert run(name) == unpatched(scenario, name)
+

@@ -17,9 +17,11 @@ from .data_fixtures import (
     SECRET_VALUE,
     Recorded,
     all_attribute_text,
+    our_frames,
     recorded,
     scenario_psycopg,
     scenario_psycopg_async,
+    scenario_psycopg_proxied,
     tag,
     unpatched,
 )
@@ -43,7 +45,7 @@ def test_cursor_and_connection_execute_are_traced(recorded: Recorded):
     assert first.name == "SELECT pg_class"
     assert dict(first.attributes) == {
         **PG, "db.operation.name": "SELECT", "db.collection.name": "pg_class",
-        "db.query.text": "SELECT 1 FROM pg_class LIMIT 1"}
+        "db.query.text": "SELECT ? FROM pg_class LIMIT ?"}
     assert second.name == "SELECT"
 
 
@@ -54,7 +56,7 @@ def test_connect_classmethod_and_server_cursor_are_traced(recorded: Recorded):
         cur.execute("SELECT generate_series(1, 4)")
         assert [row[0] for row in cur] == [1, 2, 3, 4]
     assert [s.attributes["db.query.text"] for s in recorded.spans("postgresql")] == [
-        "SELECT generate_series(1, 4)"]
+        "SELECT generate_series(?, ?)"]
 
 
 def test_failing_statement_is_an_error_span_with_sqlstate(recorded: Recorded):
@@ -145,3 +147,52 @@ def test_async_behaviour_is_unchanged(recorded: Recorded):
     expected = unpatched("psycopg_async", name)
     assert scenario_psycopg_async(name) == expected
     assert len(recorded.spans("postgresql")) >= 8
+
+
+def test_a_cursor_returned_by_connection_execute_stays_traced(recorded: Recorded):
+    """``cur = conn.execute(...)`` returns a traced cursor (sync and async), so running it
+    again is traced too, and its connection is the program's connection."""
+    with psycopg.connect(PG_DSN) as conn:
+        cur = conn.execute("SELECT 1 FROM pg_class LIMIT 1")
+        assert cur.execute("SELECT 2 FROM pg_am LIMIT 1").fetchone() == (2,)
+        assert cur.connection is conn
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(PG_DSN) as conn:
+            cur = await conn.execute("SELECT 3 FROM pg_proc LIMIT 1")
+            await cur.execute("SELECT 4 FROM pg_type LIMIT 1")
+            assert await cur.fetchone() == (4,)
+            assert cur.connection is conn
+
+    asyncio.run(run())
+    assert [s.name for s in recorded.spans("postgresql")] == [
+        "SELECT pg_class", "SELECT pg_am", "SELECT pg_proc", "SELECT pg_type"]
+
+
+def test_class_names_pickling_and_copying_act_as_unpatched(recorded: Recorded):
+    """A proxied connection's and cursor's classes read as the driver's (they read
+    ``_Connection``), and pickling and copying them gives the driver's own outcome (the
+    proxy raised NotImplementedError)."""
+    name = tag()
+    assert scenario_psycopg_proxied(name) == unpatched("psycopg_proxied", name)
+
+
+def test_proxies_have_exactly_the_methods_of_the_real_objects(recorded: Recorded):
+    """A proxied cursor and connection answer hasattr() like the real ones for the methods
+    we add (psycopg 3 has no callproc or executescript)."""
+    with psycopg.connect(PG_DSN) as conn:
+        cur = conn.cursor()
+        for name in ("execute", "executemany", "executescript", "callproc", "__next__"):
+            assert hasattr(cur, name) == hasattr(cur.__wrapped__, name), name
+        for name in ("execute", "executemany", "executescript", "cursor"):
+            assert hasattr(conn, name) == hasattr(conn.__wrapped__, name), name
+        assert repr(conn) == repr(conn.__wrapped__)
+
+
+def test_a_driver_error_shows_two_frames_of_ours(recorded: Recorded):
+    """The traceback of an error psycopg raises in a traced execute holds two frames of
+    ours (the traced method and the runner)."""
+    with psycopg.connect(PG_DSN) as conn, pytest.raises(psycopg.errors.UndefinedTable) as caught:
+        conn.cursor().execute("SELECT * FROM tf_missing_frames")
+    assert our_frames(caught.value) == ["execute", "run"]
+

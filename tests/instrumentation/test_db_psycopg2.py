@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 import psycopg2.extras
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -15,8 +18,10 @@ from .data_fixtures import (
     SECRET_VALUE,
     Recorded,
     all_attribute_text,
+    our_frames,
     recorded,
     scenario_psycopg2,
+    scenario_psycopg2_classes,
     tag,
     unpatched,
 )
@@ -103,7 +108,7 @@ def test_callproc_named_and_factory_cursors_are_traced(recorded: Recorded):
     call = recorded.span("CALL lower")
     assert call.attributes["db.stored_procedure.name"] == "lower"
     assert call.attributes["db.operation.name"] == "CALL"
-    assert recorded.spans()[-1].attributes["db.query.text"] == "SELECT generate_series(1, 3)"
+    assert recorded.spans()[-1].attributes["db.query.text"] == "SELECT generate_series(?, ?)"
 
 
 def test_commenter_sends_traceparent_to_the_server(recorded: Recorded):
@@ -149,3 +154,47 @@ def test_behaviour_is_unchanged(recorded: Recorded):
     expected = unpatched("psycopg2", name)
     assert scenario_psycopg2(name) == expected
     assert len(recorded.spans("postgresql")) >= 15
+
+
+def test_c_functions_handed_the_connection_behave_as_unpatched(recorded: Recorded):
+    """psycopg2's C functions that type-check the connection they are handed
+    (sql.Literal.as_string, extensions.cursor(conn), QuotedString and Json prepare,
+    quote_ident, register_type), the program's connection and cursor factories
+    (LoggingConnection, NamedTupleCursor, a function), type names, pickling and refused
+    calls are the same patched as unpatched (the C checks used to refuse our proxy)."""
+    name = tag()
+    expected = unpatched("psycopg2_classes", name)
+    assert scenario_psycopg2_classes(name) == expected
+    assert len(recorded.spans("postgresql")) >= 3
+
+
+def test_factory_classes_are_traced_once_per_statement(recorded: Recorded):
+    """LoggingConnection's own cursor class and connect(cursor_factory=) cursors are
+    traced, one span per statement, and are instances of those classes; a cursor built by
+    hand from psycopg2's class is not traced."""
+    conn = psycopg2.connect(PG_DSN, connection_factory=psycopg2.extras.LoggingConnection)
+    conn.initialize(logging.getLogger("tests.data.psycopg2"))
+    cur = conn.cursor()
+    assert isinstance(cur, psycopg2.extras.LoggingCursor)
+    assert type(cur).__name__ == "LoggingCursor"
+    cur.execute("SELECT 1 FROM pg_class LIMIT 1")
+    psycopg2.extensions.cursor(conn).execute("SELECT 2")
+    conn.close()
+    rows = psycopg2.connect(PG_DSN, cursor_factory=psycopg2.extras.NamedTupleCursor)
+    named_tuples = rows.cursor()
+    named_tuples.execute("SELECT 3 AS three FROM pg_am LIMIT 1")
+    assert named_tuples.fetchone().three == 3
+    rows.close()
+    assert [s.name for s in recorded.spans("postgresql")] == ["SELECT pg_class",
+                                                              "SELECT pg_am"]
+
+
+def test_a_driver_error_shows_two_frames_of_ours(recorded: Recorded):
+    """The traceback of an error psycopg2 raises in a traced execute holds two frames of
+    ours (the traced method and the runner)."""
+    conn = psycopg2.connect(PG_DSN)
+    with pytest.raises(psycopg2.errors.UndefinedTable) as caught:
+        conn.cursor().execute("SELECT * FROM tf_missing_frames")
+    conn.close()
+    assert our_frames(caught.value) == ["execute", "run"]
+

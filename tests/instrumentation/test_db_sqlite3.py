@@ -12,8 +12,10 @@ from .data_fixtures import (
     SECRET_VALUE,
     Recorded,
     all_attribute_text,
+    our_frames,
     recorded,
     scenario_sqlite3,
+    scenario_sqlite3_classes,
     tag,
     unpatched,
 )
@@ -48,7 +50,7 @@ def test_executemany_and_executescript_are_one_span_each(recorded: Recorded):
     conn.cursor().executemany("INSERT INTO items VALUES (?)", [(1,), (2,), (3,)])
     conn.executemany("INSERT INTO items VALUES (?)", [(4,)])
     spans = [s.name for s in recorded.spans("sqlite")]
-    assert spans == ["CREATE items", "INSERT items", "INSERT items"]
+    assert spans == ["CREATE", "INSERT items", "INSERT items"]  # the script: two tables
     batch, single = recorded.spans("sqlite")[1:]
     assert batch.attributes["db.operation.batch.size"] == 3
     assert "db.operation.batch.size" not in single.attributes
@@ -111,7 +113,7 @@ def test_suppressed_calls_make_no_span(recorded: Recorded):
 
 def test_commenter_appends_traceparent_that_sqlite_sees(recorded: Recorded):
     """With the commenter on, the statement sqlite executes ends with the span's
-    traceparent comment, while db.query.text keeps the statement as written."""
+    traceparent comment, while db.query.text keeps the statement without it."""
     recorded.telemetry().commenter = True
     conn = sqlite3.connect(":memory:")
     seen: list[str] = []
@@ -122,7 +124,7 @@ def test_commenter_appends_traceparent_that_sqlite_sees(recorded: Recorded):
     expected = (f"/*traceparent='00-{context.trace_id:032x}-{context.span_id:016x}-"
                 f"{context.trace_flags:02x}'*/")
     assert seen == [f"SELECT 1 {expected};"]
-    assert span.attributes["db.query.text"] == "SELECT 1;"
+    assert span.attributes["db.query.text"] == "SELECT ?;"
 
 
 def test_behaviour_is_unchanged(recorded: Recorded):
@@ -133,3 +135,78 @@ def test_behaviour_is_unchanged(recorded: Recorded):
     expected = unpatched("sqlite3", name)
     assert scenario_sqlite3(name) == expected
     assert len(recorded.spans("sqlite")) >= 15
+
+
+def test_the_drivers_checks_and_the_programs_classes_behave_as_unpatched(recorded: Recorded):
+    """sqlite3.Cursor(conn) and subclasses built that way (which failed sqlite3's C type
+    check against our proxy), cursor(factory) and connect(factory=) classes of the
+    program's, type names, pickling and copying, attribute errors, backup, and the messages
+    of refused calls (also on a closed connection) are the same patched as unpatched."""
+    name = tag()
+    expected = unpatched("sqlite3_classes", name)
+    assert scenario_sqlite3_classes(name) == expected
+    assert len(recorded.spans("sqlite")) >= 10
+
+
+def test_a_cursor_returned_by_a_connection_shortcut_stays_traced(recorded: Recorded):
+    """``cur = conn.execute(...)`` returns a traced cursor, so running it again is traced
+    too (it used to be the driver's own cursor, silently untraced)."""
+    conn = sqlite3.connect(":memory:")
+    cur = conn.execute("CREATE TABLE reused (a)")
+    cur.execute("INSERT INTO reused VALUES (1)")
+    cur.executemany("INSERT INTO reused VALUES (?)", [(2,), (3,)])
+    assert cur.execute("SELECT count(*) FROM reused").fetchone() == (3,)
+    script = conn.executescript("CREATE TABLE other (b);")
+    script.execute("SELECT b FROM other")
+    assert [s.name for s in recorded.spans("sqlite")] == [
+        "CREATE reused", "INSERT reused", "INSERT reused", "SELECT reused", "CREATE other",
+        "SELECT other"]
+
+
+def test_the_programs_own_classes_are_traced_once_per_statement(recorded: Recorded):
+    """A connect(factory=) class choosing its own cursor class, and a cursor class whose
+    execute calls the driver's, are traced: one span per statement, not one per layer; the
+    objects are instances of the program's classes."""
+
+    class Audited(sqlite3.Cursor):
+        def execute(self, *args: object) -> object:
+            return super().execute(*args)
+
+    class Mine(sqlite3.Connection):
+        def cursor(self, *args: object, **kwargs: object) -> object:
+            return super().cursor(Audited)
+
+    conn = sqlite3.connect(":memory:", factory=Mine)
+    assert isinstance(conn, Mine) and isinstance(conn.cursor(), Audited)
+    conn.cursor().execute("SELECT 1")
+    conn.cursor(Audited).execute("SELECT 2")
+    conn.execute("SELECT 3")
+    assert [s.attributes["db.operation.name"] for s in recorded.spans("sqlite")] == [
+        "SELECT"] * 3
+
+
+def test_what_we_cannot_subclass_runs_untraced(recorded: Recorded):
+    """Cursors built from the driver's class by hand, a factory that is a function, and a
+    class refusing subclasses work as unpatched, untraced."""
+
+    class Sealed(sqlite3.Connection):
+        def __init_subclass__(cls, **kwargs: object) -> None:
+            raise TypeError("sealed")
+
+    conn = sqlite3.connect(":memory:")
+    assert sqlite3.Cursor(conn).execute("SELECT 1").fetchone() == (1,)
+    made = sqlite3.connect(":memory:", factory=lambda *a, **k: sqlite3.Connection(*a, **k))
+    assert made.execute("SELECT 2").fetchone() == (2,)
+    sealed = sqlite3.connect(":memory:", factory=Sealed)
+    assert type(sealed) is Sealed and sealed.execute("SELECT 3").fetchone() == (3,)
+    assert recorded.spans() == []
+
+
+def test_a_driver_error_shows_two_frames_of_ours(recorded: Recorded):
+    """The traceback of an error sqlite raises in a traced execute holds two frames of ours
+    (the traced method and the runner), not three."""
+    conn = sqlite3.connect(":memory:")
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        conn.cursor().execute("SELECT * FROM nowhere")
+    assert our_frames(caught.value) == ["execute", "run"]
+

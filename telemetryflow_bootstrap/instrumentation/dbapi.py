@@ -16,7 +16,8 @@ read), ``db.operation.name``, ``db.collection.name`` (only when the statement na
 ``db.stored_procedure.name`` (callproc), ``db.operation.batch.size`` (executemany of 2+),
 ``server.address``, ``server.port``; on failure ``error.type``,
 ``db.response.status_code`` (SQLSTATE / MySQL error number), an exception event and ERROR
-status, and the original exception propagates.
+status without the exception's message (it quotes values: see ``_record_failure``), and the
+original exception propagates.
 
 Metric: ``db.client.operation.duration`` (histogram, seconds) with ``db.system.name``,
 ``db.operation.name``, ``db.collection.name``, ``db.namespace``, ``server.address``,
@@ -42,6 +43,7 @@ import os
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -366,12 +368,29 @@ def _failed(telemetry: Telemetry, prepared: Prepared, span: Any, exc: BaseExcept
         if code:
             failure[STATUS_CODE] = code
         span.set_attributes(failure)
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        _record_failure(span, exc, failure[ERROR_TYPE])
         span.end()
         telemetry.duration.record(elapsed, {**prepared.metric_attributes, **failure})
     except Exception:
         pass
+
+
+def _record_failure(span: Any, exc: BaseException, kind: str) -> None:
+    """The exception event and ERROR status, without the exception's message.
+
+    Why: a database's error message quotes what it was sent, values included (PostgreSQL's
+    ``DETAIL: Key (email)=(a@example.com) already exists``, psycopg2's ``LINE 1: ... = 'pw'``
+    for a value it interpolated, MySQL's ``near 'pw'``, redis-py's failed pipeline command
+    with its arguments), which ``db.query.text`` takes care never to export. The type,
+    ``db.response.status_code`` and where it was raised stay; the message stays with the
+    program, which gets the exception unchanged."""
+    span.add_event("exception", {
+        "exception.type": kind,
+        "exception.stacktrace": "Traceback (most recent call last):\n"
+                                + "".join(traceback.format_tb(exc.__traceback__)) + kind,
+        "exception.escaped": "False",
+    })
+    span.set_status(Status(StatusCode.ERROR, kind))
 
 
 def error_type(exc: BaseException) -> str:

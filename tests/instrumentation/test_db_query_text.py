@@ -1,6 +1,7 @@
 """``db.query.text`` and ``db.collection.name`` against the real drivers and servers: no
 literal written into a statement reaches telemetry (sqlite3, psycopg 3, psycopg2 and its
-extras, PyMySQL, mysqlclient, asyncpg), and a statement on several tables names none."""
+extras, PyMySQL, mysqlclient, asyncpg), nor does a database error's message quoting one,
+and a statement on several tables names none."""
 
 from __future__ import annotations
 
@@ -29,13 +30,6 @@ mariadb = pytest.mark.service("mariadb")
 
 def _texts(recorded: Recorded, system: str) -> list[str | None]:
     return [s.attributes.get("db.query.text") for s in recorded.spans(system)]
-
-
-def _attribute_text(recorded: Recorded) -> str:
-    """Span and metric point attributes, without exception events and status messages: the
-    database's error message quotes the statement as the server got it (left alone here)."""
-    return "\n".join([*(repr(dict(s.attributes)) for s in recorded.spans()),
-                      *(repr(dict(p.attributes)) for p in recorded.points())])
 
 
 # ----- sqlite3 -----------------------------------------------------------------------------
@@ -89,7 +83,7 @@ def test_sqlite3_statement_that_cannot_be_sanitized_has_no_text(recorded: Record
     conn.close()
     (span,) = recorded.spans("sqlite")
     assert span.name == "SELECT" and "db.query.text" not in span.attributes
-    assert SECRET_VALUE not in _attribute_text(recorded)
+    assert SECRET_VALUE not in all_attribute_text(recorded)
 
 
 # ----- psycopg 3 ---------------------------------------------------------------------------
@@ -235,7 +229,7 @@ def test_psycopg2_execute_values_failure_is_the_programs_exception(recorded: Rec
     (span,) = recorded.spans("postgresql")
     assert span.attributes["db.response.status_code"] == "42P01"
     assert span.attributes["error.type"] == "psycopg2.errors.UndefinedTable"
-    assert SECRET_VALUE not in _attribute_text(recorded)
+    assert SECRET_VALUE not in all_attribute_text(recorded)
 
 
 @postgres
@@ -296,4 +290,62 @@ def test_asyncpg_inline_literals_are_sanitized(recorded: Recorded):
 
     assert asyncio.run(run()) == f"x{SECRET_VALUE}"
     assert _texts(recorded, "postgresql") == ["SELECT $1::text || ?"]
+    assert SECRET_VALUE not in all_attribute_text(recorded)
+
+
+# ----- error messages ----------------------------------------------------------------------
+
+
+@postgres
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_postgresql_error_messages_quoting_values_are_not_exported(recorded: Recorded,
+                                                                     driver: str):
+    """PostgreSQL quotes the offending value back (``DETAIL: Key (email)=(...)``; psycopg2
+    also shows the statement it interpolated): the span keeps the error's type, SQLSTATE
+    and where it was raised, never the message; the program gets the whole message."""
+    module = importlib.import_module(driver)
+    conn = module.connect(PG_DSN)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE TEMP TABLE tf_unique (email text UNIQUE)")
+    cur.execute("INSERT INTO tf_unique VALUES (%s)", (SECRET_VALUE,))
+    with pytest.raises(module.errors.UniqueViolation) as caught:
+        cur.execute("INSERT INTO tf_unique VALUES (%s)", (SECRET_VALUE,))
+    assert SECRET_VALUE in str(caught.value)
+    conn.close()
+    failed = [s for s in recorded.spans("postgresql") if s.status.status_code.name == "ERROR"]
+    assert len(failed) == 1
+    (span,) = failed
+    kind = f"{driver}.errors.UniqueViolation"
+    assert span.attributes["error.type"] == kind
+    assert span.attributes["db.response.status_code"] == "23505"
+    assert span.status.description == kind
+    (event,) = span.events
+    assert event.attributes["exception.type"] == kind
+    assert "exception.message" not in event.attributes
+    assert event.attributes["exception.stacktrace"].endswith(kind)
+    assert SECRET_VALUE not in all_attribute_text(recorded)
+
+
+def test_sqlite3_error_message_quoting_a_value_is_not_exported(recorded: Recorded):
+    conn = sqlite3.connect(":memory:")
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        conn.execute(f"SELECT x FROM nosuch WHERE a = '{SECRET_VALUE}' AND b = \"{SECRET_VALUE}")
+    assert SECRET_VALUE in str(caught.value)
+    conn.close()
+    (span,) = recorded.spans("sqlite")
+    assert span.attributes["error.type"] == "sqlite3.OperationalError"
+    assert SECRET_VALUE not in all_attribute_text(recorded)
+
+
+@mariadb
+def test_mysql_error_message_quoting_a_value_is_not_exported(recorded: Recorded,
+                                                             mysql_driver: Any):
+    conn = mysql_driver.connect(**MYSQL)
+    with pytest.raises(mysql_driver.ProgrammingError) as caught:
+        conn.cursor().execute("SELECT FROM WHERE %s", (SECRET_VALUE,))
+    assert SECRET_VALUE in str(caught.value)
+    conn.close()
+    (span,) = recorded.spans("mariadb")
+    assert span.attributes["db.response.status_code"] == "1064"
     assert SECRET_VALUE not in all_attribute_text(recorded)

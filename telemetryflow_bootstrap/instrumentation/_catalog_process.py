@@ -1,4 +1,8 @@
-"""Registry entries for process-boundary instrumentation (context into child processes)."""
+"""Registry entries for process-boundary instrumentation (context into child processes).
+
+``multiprocessing`` is armed on ``multiprocessing.process`` (imported by every use of the
+package, the pools included); its patch arms the pools' own modules from there.
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
         name="subprocess",
         modules=("subprocess",),
         patch="telemetryflow_bootstrap.instrumentation.subprocess:patch",
+    ),
+    Instrumentation(
+        name="multiprocessing",
+        modules=("multiprocessing.process",),
+        patch="telemetryflow_bootstrap.instrumentation.multiprocessing:patch",
     ),
 )

@@ -236,6 +236,14 @@ def _flush_now() -> None:
             client.flush(_state["timeout"])
 
 
+def before_exec() -> None:
+    """The program replaces itself (``os.exec*``, see ``instrumentation.subprocess``): as at
+    exit, end the process span (the new program's process span is its child) and export
+    what is buffered, within the shutdown timeout."""
+    _end_process_span()
+    _flush_now()
+
+
 def _flush_before_os_exit() -> None:
     """``os._exit`` skips atexit (forked children, multiprocessing workers use it): export
     what this process buffered first, within the shutdown timeout."""

@@ -6,6 +6,12 @@
 routed to their ``e`` variants with that copy. The caller's ``env=`` dict and ``os.environ``
 are never mutated. ``os.system`` and ``os.popen`` take no environment and are left alone.
 No spans, no metrics; reads no variables. Costs nothing when no span is current.
+
+An ``os.exec*`` replaces the process: nothing after it runs, atexit included. Just before
+it, the process span is ended and what is buffered exported (within the shutdown timeout),
+as at exit; else the spans and records made before the exec were lost, and the new
+program's process span had a parent that never arrived. (If the exec then fails, the
+program goes on without its process span.)
 """
 
 from __future__ import annotations
@@ -89,8 +95,9 @@ def _patch_os() -> None:
     import os
 
     # execve(path, args, env), execle(path, *args, env), spawnve(mode, path, args, env)...
+    # (the exec*e functions written in Python end in os.execve: it alone exports first)
+    _wrap_function(os, "execve", _exporting_first(_env_argument(-1)))
     for name in (
-        "execve",
         "execle",
         "execlpe",
         "execvpe",
@@ -113,7 +120,28 @@ def _route_to_env_variant(os_module: Any, plain: str, with_env: str) -> None:
     def call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         env = child_environment(None) if len(args) == 2 and not kwargs else None
         if env is None:
+            if plain == "execv":  # (execvp ends in execv or execve: they export first)
+                _export_before_exec()
             return wrapped(*args, **kwargs)
         return getattr(os_module, with_env)(args[0], args[1], env)
 
     _wrap_function(os_module, plain, call)
+
+
+def _exporting_first(prepare: Callable[[tuple, dict], tuple[tuple, dict]]) -> Any:
+    """As ``_guarded``, then export what is buffered: the process is about to be replaced."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        with contextlib.suppress(Exception):
+            args, kwargs = prepare(args, kwargs)
+        _export_before_exec()
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _export_before_exec() -> None:
+    with contextlib.suppress(Exception):
+        from .. import lifecycle
+
+        lifecycle.before_exec()

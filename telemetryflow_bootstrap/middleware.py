@@ -8,7 +8,11 @@ all open and close requests here, so the rules live in one place:
 
 - span name ``{method} {http.route}`` (``{method}`` until a route is known; ``HTTP`` for
   methods outside the known set, which are reported as ``_OTHER``);
-- 5xx and exceptions set status ERROR and ``error.type``; 4xx is not a server error;
+- 5xx and exceptions set status ERROR and ``error.type`` (the exception's class, else the
+  status code). 4xx is not a server error, nor is an exception a framework answered with a
+  4xx (Http404); but one that escapes to the server is, a body that raises while being sent
+  included, whatever status went out before it: that response was cut short (the semantic
+  conventions: an error "preventing the server from sending the response fully");
 - the metric carries only low-cardinality attributes (method, route, status code, scheme,
   error.type), never the path or URL;
 - excluded URLs (``TELEMETRYFLOW_EXCLUDED_URLS``) get neither span nor metric;
@@ -115,6 +119,13 @@ class _ServerRequest:
     ``finish`` may run on another thread or task than the one that opened the request
     (a streamed body is sent by the server later), so it never touches the context; the
     caller that attached ``context`` detaches it.
+
+    Two kinds of exception reach a request. One that escaped (the application raised it
+    to the server, or the body raised it while being sent) is passed to ``finish`` and is
+    always the server's error. One a framework caught and answered (Flask's
+    ``got_request_exception``, Django's ``process_exception``) is stored in ``error``
+    before the status is known, and counts only if the answer was a 5xx (Http404 is the
+    client's error).
     """
 
     __slots__ = ("_core", "context", "done", "error", "method", "name_method",
@@ -136,12 +147,13 @@ class _ServerRequest:
         self.started = _perf_counter()
 
     def finish(self, error: BaseException | None = None, incomplete: bool = False) -> None:
-        """End the span and record the duration; later calls do nothing."""
+        """End the span and record the duration; later calls do nothing. ``error``: an
+        exception that escaped (see the class docstring)."""
         if self.done:
             return
         self.done = True
         try:
-            self._core._finish(self, error or self.error, incomplete)
+            self._core._finish(self, error, incomplete)
         except Exception as exc:  # pragma: no cover - defensive: never break the response
             _diagnostics.warn_every_minute(
                 "server-finish", f"could not end a server span ({type(exc).__name__}: {exc})")
@@ -219,13 +231,19 @@ class TelemetryMiddleware:
 
     def end_request(self, scope: RequestScope | None, status_code: int | None = None,
                     error: BaseException | None = None) -> None:
-        """Set the status, end the span, record the duration, restore the context."""
+        """Set the status, end the span, record the duration, restore the context.
+
+        ``error`` is taken as an exception the framework answered: recorded when the
+        status is a 5xx or unknown, not when the framework made a 4xx of it."""
         if scope is None:
             return
         try:
+            request = scope.request
             if status_code is not None:
-                scope.request.status_code = status_code
-            scope.request.finish(error)
+                request.status_code = status_code
+            if error is not None:
+                request.error = error
+            request.finish()
         finally:
             _detach(scope.token)
 
@@ -317,18 +335,26 @@ class TelemetryMiddleware:
             metric[HTTP_RESPONSE_STATUS_CODE] = extra[HTTP_RESPONSE_STATUS_CODE] = status_code
         if request.response_attributes:
             extra.update(request.response_attributes)
-        if error is not None and (status_code is None or status_code >= 500):
-            # An exception a framework turned into a 4xx (Http404, PermissionDenied) is the
-            # client's error, not the server's.
-            metric[ERROR_TYPE] = extra[ERROR_TYPE] = type(error).__qualname__
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        # (ordered so that a success pays for no more tests than before the answered/escaped
+        # distinction: it is counted per request)
+        if error is not None:  # escaped: the server's error, whatever status went out
+            _record_error(span, error, metric, extra)
         elif status_code is not None and status_code >= 500:
-            metric[ERROR_TYPE] = extra[ERROR_TYPE] = str(status_code)
-            span.set_status(_ERROR)
-        elif incomplete and status_code is None:
-            metric[ERROR_TYPE] = extra[ERROR_TYPE] = "incomplete_response"
-            span.set_status(_ERROR)
+            answered = request.error
+            if answered is not None:
+                _record_error(span, answered, metric, extra)
+            else:
+                metric[ERROR_TYPE] = extra[ERROR_TYPE] = str(status_code)
+                span.set_status(_ERROR)
+        elif status_code is None:  # no response started
+            answered = request.error
+            if answered is not None:
+                _record_error(span, answered, metric, extra)
+            elif incomplete:
+                metric[ERROR_TYPE] = extra[ERROR_TYPE] = "incomplete_response"
+                span.set_status(_ERROR)
+        # else: below 500, and an exception a framework answered without a 5xx (Http404 →
+        # 404, PermissionDenied → 403) is the client's error, not the server's.
         if extra:
             span.set_attributes(extra)
         span.end()
@@ -339,6 +365,13 @@ class TelemetryMiddleware:
                 duration.record(elapsed, metric, context=request.context)
             else:
                 duration.record(elapsed, metric)
+
+
+def _record_error(span: Any, error: BaseException, metric: dict[str, Any],
+                  extra: dict[str, Any]) -> None:
+    metric[ERROR_TYPE] = extra[ERROR_TYPE] = type(error).__qualname__
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 def _split_host(host: str, scheme: str) -> tuple[str, int | None]:

@@ -17,11 +17,13 @@ status code, error.type).
 
 The span ends after the last ``http.response.body`` (``more_body`` false; after the
 trailers or a ``pathsend`` when those are used) has been handed to the server, or when the
-application raises (recorded, re-raised unchanged) or returns without finishing its
-response (a disconnected client: ended as is; no response at all: ERROR
-``incomplete_response``). Environment variables (read once, at construction):
-``TELEMETRYFLOW_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/
-``_RESPONSE``/``_SANITIZE_FIELDS``.
+application raises (recorded as the error it is, also after a 2xx start: a body cut short
+by an exception is a failed response; re-raised unchanged) or returns without finishing
+its response (a disconnected client: ended as is, as is a response under way whose task
+is cancelled; no response at all: ERROR ``incomplete_response``). Environment variables
+(read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
+``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
+``_SANITIZE_FIELDS``.
 
 A request the sampler drops whatever its attributes skips the span attributes and
 ``start_span`` and keeps its duration point, as in ``instrumentation.wsgi``.
@@ -30,6 +32,7 @@ A request the sampler drops whatever its attributes skips the span attributes an
 from __future__ import annotations
 
 import contextlib
+from asyncio import CancelledError
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -153,7 +156,12 @@ class ASGIServer:
             await app(scope, receive, _send)
         except BaseException as error:
             if not request.done:
-                finish(error)
+                if request.status_code is not None and isinstance(error, CancelledError):
+                    # A response under way, then the task cancelled (the client went away,
+                    # the server stopping): ended as is, as when the app returns early.
+                    finish()
+                else:
+                    finish(error)
             raise
         finally:
             _detach(token)

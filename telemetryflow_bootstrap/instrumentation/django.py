@@ -12,11 +12,16 @@ added twice). Being outermost it sees every request, sync or async, and:
   ``error.type``, captured headers when configured);
 - sets ``http.route`` from ``request.resolver_match.route`` (with a leading ``/`` and the
   ``SCRIPT_NAME`` prefix) and names the span ``{method} {http.route}``;
-- records a view's exception (``process_exception``: event, ``error.type``, ERROR) when
-  Django answers it with a 5xx (Http404/PermissionDenied stay client errors);
-- ends the span when the server closes the response, i.e. after a streamed body was sent,
-  and records one ``http.server.request.duration`` point (method, scheme, route, status
-  code, error.type).
+- records an exception Django answers with a 5xx (event, ``error.type`` = its class,
+  ERROR): a view's (``process_exception``) and one raised in another middleware, before
+  URL resolution too (Django's ``got_request_exception`` signal; the route is then looked
+  up from the path). Http404/PermissionDenied stay client errors;
+- ends the span when the server closes the response, or, for a streamed body, when the
+  server has taken its last chunk or the body raised (recorded as above, whatever status
+  went out before: the response was cut short), and records one
+  ``http.server.request.duration`` point (method, scheme, route, status code,
+  error.type). Django's ASGI handler closes a response only after its body went out
+  without an exception, so the body's own end is what ends a failed stream there.
 
 Environment variables (read once, at patch time): ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
@@ -25,8 +30,10 @@ Environment variables (read once, at patch time): ``TELEMETRYFLOW_EXCLUDED_URLS`
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from opentelemetry import context as _otel_context
@@ -39,6 +46,7 @@ __all__ = ["TelemetryDjangoMiddleware"]
 
 MIDDLEWARE_PATH = f"{__name__}.TelemetryDjangoMiddleware"
 _ORIGINAL = "_telemetryflow_original"
+_SIGNAL_UID = "telemetryflow.django.got_request_exception"
 _attach = _otel_context.attach
 _detach = _otel_context.detach
 _core: TelemetryMiddleware | None = None  # the patch's; hand-added middleware builds its own
@@ -94,6 +102,7 @@ class TelemetryDjangoMiddleware:
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
+        _connect_exception_signal()
 
     def __call__(self, request: Any) -> Any:
         if self._is_async:
@@ -164,7 +173,8 @@ class TelemetryDjangoMiddleware:
         return server_request
 
     def _end_with(self, server_request: _ServerRequest, request: Any, response: Any) -> None:
-        """End when the server closes the response (after the body went out)."""
+        """End when the server closes the response (after the body went out); a streamed
+        body also ends it when it runs out or raises (``_watch_stream``)."""
         try:
             _set_route(server_request, request)
             server_request.status_code = response.status_code
@@ -172,6 +182,8 @@ class TelemetryDjangoMiddleware:
                     and type(server_request) is not UnsampledRequest:  # (for the span)
                 self._core.capture_response_headers(server_request, response.items())
             closers = getattr(response, "_resource_closers", None)
+            if closers is not None and getattr(response, "streaming", False):
+                _watch_stream(response, server_request)
         except Exception:
             closers = None
         if closers is not None:
@@ -180,10 +192,108 @@ class TelemetryDjangoMiddleware:
             server_request.finish()
 
 
-def _set_route(server_request: _ServerRequest | str, request: Any) -> None:
+def _watch_stream(response: Any, server_request: _ServerRequest) -> None:
+    """Put ``_watched``/``_awatched`` around the iterator a streaming response is sent
+    from. Needed because the close that normally ends the span never comes when the body
+    raises under Django's ASGI handler (it closes only after a clean send), which left the
+    span open until the process exited.
+
+    The private ``_iterator`` (Django 4.2-5.2), not the public ``streaming_content``
+    setter: the setter would reset a ``FileResponse``'s ``file_to_stream`` and so turn off
+    the server's ``wsgi.file_wrapper`` (sendfile). Its sync or async kind is kept, so
+    Django sends it exactly as before; without the attribute the close still ends it."""
+    iterator = getattr(response, "_iterator", None)
+    if iterator is None:
+        return
+    if getattr(response, "is_async", False):
+        response._iterator = _awatched(iterator, server_request)
+    else:
+        response._iterator = _watched(iterator, server_request)
+
+
+def _watched(iterator: Iterator[Any], server_request: _ServerRequest) -> Iterator[Any]:
+    """The chunks unchanged; the request ends after the last, or with the exception that
+    cut the body short, or when whoever iterates drops it (a client gone)."""
+    try:
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except BaseException as error:
+                server_request.finish(error)
+                raise
+            yield chunk
+    finally:
+        server_request.finish()
+
+
+async def _awatched(iterator: AsyncIterator[Any],
+                    server_request: _ServerRequest) -> AsyncIterator[Any]:
+    """``_watched`` for an async iterator. Cancelled is how Django's ASGI handler stops a
+    body whose client went away: ended as is, as a client gone from a WSGI server or from
+    Starlette (an event stream ends that way every time; not a server error)."""
+    try:
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:
+                server_request.finish(error)
+                raise
+            yield chunk
+    finally:
+        server_request.finish()
+
+
+def _connect_exception_signal() -> None:
+    # (dispatch_uid: connected once, however many handlers build the middleware)
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_on_exception, weak=False, dispatch_uid=_SIGNAL_UID)
+
+
+def _on_exception(sender: Any, request: Any = None, **_: Any) -> None:
+    """``got_request_exception``: Django is about to answer an exception with a 500.
+
+    Django sends it for every exception it answers with a 500, also one raised in a
+    middleware, which ``process_exception`` never sees; it sends it from inside its
+    ``except`` block, so the exception is ``sys.exc_info()`` (Django's test client reads it
+    the same way; asgiref re-raises it in the thread an async handler hands over to). Such
+    a request may fail before URL resolution: its route is then looked up from the path."""
+    try:
+        server_request = request.META.get(REQUEST_KEY) if request is not None else None
+        if not isinstance(server_request, _ServerRequest):
+            return
+        exception = sys.exc_info()[1]
+        if exception is not None:  # (the one answered, over what process_exception saw)
+            server_request.error = exception
+        if server_request.route is None:
+            _set_route(server_request, request)
+            if server_request.route is None:
+                _resolve_route(server_request, request)
+    except Exception:  # a receiver that raises would break Django's error handling
+        pass
+
+
+def _resolve_route(server_request: _ServerRequest, request: Any) -> None:
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return
+    _set_route(server_request, request, match)
+
+
+def _set_route(server_request: _ServerRequest | str, request: Any, match: Any = None) -> None:
     if server_request is SKIPPED or server_request.route is not None:  # type: ignore[union-attr]
         return
-    match = getattr(request, "resolver_match", None)
+    if match is None:
+        match = getattr(request, "resolver_match", None)
     route = getattr(match, "route", None)
     if route is None:
         return

@@ -14,6 +14,9 @@ propagator), and one ``http.server.request.duration`` histogram point (seconds; 
 The span ends when the body has gone out, a streamed one included: when the server has
 taken the last chunk or closes the response iterable, whichever comes first. Chunks are
 produced with the span current, so work done inside a streaming generator is its child.
+An exception the application raises, while it is called or while its body is produced, is
+recorded (exception event, ``error.type`` = its class, status ERROR; on the duration point
+too), also when a 2xx status had been sent before it: that response never completed.
 Environment variables (read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
@@ -207,7 +210,9 @@ def _plain_chunks(body: list[bytes] | tuple[bytes, ...],
 
 def _chunks(iterator: Iterator[bytes], request: _ServerRequest) -> Iterator[bytes]:
     """The application's chunks, each produced with the request's context current (a
-    streaming generator's work is the span's child); the span ends after the last."""
+    streaming generator's work is the span's child); the span ends after the last, or
+    with the exception that cut the body short (the status line may have gone out as a
+    200 already: the response still failed)."""
     context = request.context
     while True:
         token = _attach(context)
@@ -217,7 +222,7 @@ def _chunks(iterator: Iterator[bytes], request: _ServerRequest) -> Iterator[byte
             request.finish()
             return
         except BaseException as error:
-            request.error = error
+            request.finish(error)
             raise
         finally:
             _reset(token)
@@ -354,13 +359,19 @@ class UnsampledRequest(_ServerRequest):
             status_code = self.status_code
             if status_code is not None:
                 attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
-            error = error or self.error
-            if error is not None and (status_code is None or status_code >= 500):
+            # (the rules, and the order, of TelemetryMiddleware._finish)
+            if error is not None:
                 attributes[ERROR_TYPE] = type(error).__qualname__
             elif status_code is not None and status_code >= 500:
-                attributes[ERROR_TYPE] = str(status_code)
-            elif incomplete and status_code is None:
-                attributes[ERROR_TYPE] = "incomplete_response"
+                answered = self.error
+                attributes[ERROR_TYPE] = str(status_code) if answered is None \
+                    else type(answered).__qualname__
+            elif status_code is None:
+                answered = self.error
+                if answered is not None:
+                    attributes[ERROR_TYPE] = type(answered).__qualname__
+                elif incomplete:
+                    attributes[ERROR_TYPE] = "incomplete_response"
             if type(duration) is FastHistogram:  # (which need not ask the span)
                 duration.record(elapsed, attributes, self.context, False)
             elif core._record_with_context:

@@ -41,6 +41,15 @@ def create_app() -> FastAPI:
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
+    @app.get("/stream/fail")
+    async def stream_fail() -> StreamingResponse:
+        """A 200 whose body breaks after its first chunk."""
+        async def chunks():
+            yield b"chunk 0\n"
+            raise RuntimeError("stream broke")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
     @app.get("/healthz")
     async def healthz() -> str:
         return "ok"

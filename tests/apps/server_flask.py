@@ -36,6 +36,15 @@ def create_app() -> Flask:
 
         return Response(chunks(), mimetype="text/plain")
 
+    @app.get("/stream/fail")
+    def stream_fail() -> Response:
+        """A 200 whose body breaks after its first chunk."""
+        def chunks():
+            yield "chunk 0\n"
+            raise RuntimeError("stream broke")
+
+        return Response(chunks(), mimetype="text/plain")
+
     @app.route("/purge", methods=["PURGE"])
     def purge() -> str:
         return "purged"

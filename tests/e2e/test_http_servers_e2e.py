@@ -6,6 +6,7 @@ instrumented processes make one trace, and a disabled instrumentation stays off.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -77,6 +78,15 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
         return error.code, error.read().decode()
 
 
+def get_broken(port: int, path: str) -> tuple[int, bytes]:
+    """GET a response whose body the server cuts short: (status, the body part read)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=15) as response:
+        try:
+            return response.status, response.read()
+        except http.client.IncompleteRead as incomplete:
+            return response.status, incomplete.partial
+
+
 def server_spans(receiver: OTLPReceiver, n: int) -> list[ReceivedSpan]:
     """Wait for ``n`` SERVER spans; fail with what did arrive."""
     def found() -> list[ReceivedSpan]:
@@ -100,13 +110,15 @@ def assert_continued(span: ReceivedSpan) -> None:
 
 def test_gunicorn_serves_flask_with_server_spans(otlp_receiver, tmp_path):
     """``telemetryflow-run gunicorn … tests.apps.server_flask:app``: the forked worker's
-    requests arrive as route-named SERVER spans, the traceparent one continuing the trace."""
+    requests arrive as route-named SERVER spans, the traceparent one continuing the trace;
+    a body that breaks after its 200 is an ERROR with the exception's class."""
     port = free_port()
     args = ["gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "tests.apps.server_flask:app"]
     with serving((args, env_for(otlp_receiver, "gunicorn-flask"), port, tmp_path / "g.log")):
         assert get(port, "/hello/gun", {"traceparent": TRACEPARENT}) == (200, "hello gun")
         assert get(port, "/status/503")[0] == 503
-        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 2)}
+        assert get_broken(port, "/stream/fail") == (200, b"chunk 0\n")
+        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 3)}
     hello = spans["/hello/gun"]
     assert hello.name == "GET /hello/<name>"
     assert hello.attributes["http.route"] == "/hello/<name>"
@@ -115,6 +127,9 @@ def test_gunicorn_serves_flask_with_server_spans(otlp_receiver, tmp_path):
     assert hello.resource["service.name"] == "gunicorn-flask"
     assert_continued(hello)
     assert spans["/status/503"].status_code == "ERROR"
+    broken = spans["/stream/fail"]
+    assert (broken.status_code, broken.attributes["error.type"]) == ("ERROR", "RuntimeError")
+    assert broken.attributes["http.response.status_code"] == 200
 
 
 def test_uvicorn_serves_fastapi_with_one_server_span_per_request(otlp_receiver, tmp_path):
@@ -170,6 +185,34 @@ def test_django_runserver(otlp_receiver, tmp_path):
     assert hello.name == "GET /hello/<str:name>/"
     assert_continued(hello)
     assert spans["/api/items/3/"].attributes["http.route"] == "/api/items/<int:item_id>/"
+
+
+def test_uvicorn_serves_django_asgi_and_ends_a_broken_stream(otlp_receiver, tmp_path):
+    """``telemetryflow-run uvicorn server_django.asgi:application``: a streamed body that
+    breaks after its 200 (async and sync iterators) is exported while the server runs,
+    as an ERROR with route, status and ``error.type``, and gets its duration point; it used
+    to stay open until the process exited."""
+    port = free_port()
+    env = env_for(otlp_receiver, "uvicorn-django", TELEMETRYFLOW_METRIC_EXPORT_INTERVAL="300")
+    args = ["uvicorn", "--host", "127.0.0.1", "--port", str(port), "--app-dir",
+            str(REPO / "tests" / "apps" / "server_django"), "server_django.asgi:application"]
+    with serving((args, env, port, tmp_path / "ud.log")):
+        assert get_broken(port, "/astream/fail/") == (200, b"chunk 0\n")
+        assert get_broken(port, "/stream/fail/")[0] == 200
+        assert get(port, "/hello/asgi/") == (200, "hello asgi")
+        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 3)}
+        points = otlp_receiver.wait_for_metric(
+            "http.server.request.duration",
+            where=lambda p: p.attributes.get("http.route") == "/astream/fail/")
+    for path in ("/astream/fail/", "/stream/fail/"):
+        span = spans[path]
+        assert span.name == f"GET {path}"
+        assert span.status_code == "ERROR"
+        assert span.attributes["error.type"] == "RuntimeError"
+        assert span.attributes["http.response.status_code"] == 200
+        assert "telemetryflow.process.terminated" not in span.attributes
+    assert spans["/hello/asgi/"].status_code == "UNSET"
+    assert points[0].attributes["error.type"] == "RuntimeError"
 
 
 def test_flask_calling_fastapi_is_one_trace(otlp_receiver, tmp_path):

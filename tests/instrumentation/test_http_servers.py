@@ -126,6 +126,57 @@ def test_flask_exception_turned_into_500_is_recorded(server_telemetry, client):
     assert [e.name for e in span.events] == ["exception"]
 
 
+def test_exception_mid_stream_after_a_200_is_an_error(server_telemetry, client):
+    """A streamed body that raises after the 200 went out: the very exception reaches the
+    server, and the span and the duration point record it (exception event, ``error.type``
+    = its class, ERROR) next to the 200 that was sent: that response never completed."""
+    response = client.get("/stream/fail")
+    assert response.status_code == 200
+    with pytest.raises(RuntimeError, match="stream broke"):
+        response.get_data()
+    response.close()
+    span = server_telemetry.one_server_span()
+    assert span.name == "GET /stream/fail"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["error.type"] == "RuntimeError"
+    [event] = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.message"] == "stream broke"
+    [point] = server_telemetry.duration_points()
+    assert dict(point.attributes) == {
+        "http.request.method": "GET", "url.scheme": "http", "http.route": "/stream/fail",
+        "http.response.status_code": 200, "error.type": "RuntimeError"}
+
+
+def test_generic_wsgi_body_that_raises_ends_the_span_with_the_error(server_telemetry):
+    """``TelemetryWSGIMiddleware`` around a plain app whose body raises after a 201: the
+    exception passes unchanged and ends the span as ERROR, before the server closes."""
+    def app(environ, start_response):
+        start_response("201 Created", [("Content-Type", "text/plain")])
+
+        def chunks():
+            yield b"one"
+            raise OSError("disk gone")
+
+        return chunks()
+
+    wrapped = TelemetryWSGIMiddleware(app, client=server_telemetry.context)
+    body = wrapped({"REQUEST_METHOD": "PUT", "PATH_INFO": "/f", "SERVER_NAME": "h",
+                    "SERVER_PORT": "80", "wsgi.url_scheme": "http"},
+                   lambda status, headers, exc_info=None: None)
+    chunks = iter(body)
+    assert next(chunks) == b"one"
+    with pytest.raises(OSError, match="disk gone"):
+        next(chunks)
+    span = server_telemetry.one_server_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "OSError"
+    assert span.attributes["http.response.status_code"] == 201
+    body.close()
+    assert len(server_telemetry.server_spans()) == 1
+
+
 def test_5xx_is_a_server_error_and_4xx_is_not(server_telemetry, client):
     """503 sets ERROR with ``error.type`` "503"; 404 (routed or not) leaves the status unset;
     an unrouted request is named by its method alone."""
@@ -326,6 +377,21 @@ def test_core_start_and_end_request_for_other_frameworks(server_telemetry):
     assert span.attributes["server.port"] == 9000
     assert span.status.status_code is StatusCode.ERROR
     assert format(span.parent.span_id, "016x") == PARENT_ID
+
+
+def test_core_end_request_keeps_an_exception_answered_with_a_4xx_out(server_telemetry):
+    """``end_request(scope, 404, error)``: the framework answered the exception with a 404,
+    the client's error: no ERROR, no ``error.type``; with a 500 it is recorded."""
+    core = TelemetryMiddleware(server_telemetry.context)
+    for status in (404, 500):
+        scope = core.start_request("GET", f"/lookup/{status}")
+        core.end_request(scope, status_code=status, error=LookupError("missing"))
+    spans = {s.attributes["url.path"]: s for s in server_telemetry.server_spans()}
+    assert spans["/lookup/404"].status.status_code is StatusCode.UNSET
+    assert "error.type" not in spans["/lookup/404"].attributes
+    assert not spans["/lookup/404"].events
+    assert spans["/lookup/500"].status.status_code is StatusCode.ERROR
+    assert spans["/lookup/500"].attributes["error.type"] == "LookupError"
 
 
 def test_streaming_duration_is_measured_to_the_last_chunk(server_telemetry, client):

@@ -5,6 +5,7 @@ metrics."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,19 @@ from .server_fixtures import (
 __all__ = ["server_telemetry"]
 
 _URLS = "tests.apps.server_django.server_django.urls"
+_RAISING_MIDDLEWARE = f"{__name__}.RaisingMiddleware"
+
+
+class RaisingMiddleware:
+    """A project middleware that fails before URL resolution, for ``?fail=1`` requests."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.GET.get("fail"):
+            raise KeyError("middleware broke")
+        return self.get_response(request)
 
 
 @pytest.fixture
@@ -107,6 +121,140 @@ def test_view_exception_propagates_unchanged_with_error_span(server_telemetry, c
     assert span.attributes["error.type"] == "ValueError"
     assert span.attributes["http.response.status_code"] == 500
     assert [e.name for e in span.events] == ["exception"]
+
+
+def _assert_failed_stream(server_telemetry: ServerTelemetry, route: str) -> None:
+    """One span and one duration point, both saying: 200 sent, then RuntimeError."""
+    span = server_telemetry.one_server_span()
+    assert span.name == f"GET {route}"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["error.type"] == "RuntimeError"
+    [event] = span.events
+    assert event.attributes["exception.message"] == "stream broke"
+    [point] = server_telemetry.duration_points()
+    assert dict(point.attributes) == {
+        "http.request.method": "GET", "url.scheme": "http", "http.route": route,
+        "http.response.status_code": 200, "error.type": "RuntimeError"}
+
+
+def test_exception_mid_stream_after_a_200_is_an_error(server_telemetry, client):
+    """A StreamingHttpResponse whose body raises after the 200 (WSGI): the exception
+    passes unchanged and ends the span as ERROR, with ``error.type`` on the point too."""
+    response = client.get("/stream/fail/")
+    assert response.status_code == 200
+    with pytest.raises(RuntimeError, match="stream broke"):
+        b"".join(response.streaming_content)
+    _assert_failed_stream(server_telemetry, "/stream/fail/")
+
+
+def test_file_response_still_goes_to_the_servers_file_wrapper(server_telemetry,
+                                                              django_settings):
+    """A FileResponse under a WSGI server that offers ``wsgi.file_wrapper`` (sendfile) is
+    still handed to it: watching streamed bodies leaves ``file_to_stream`` alone; the span
+    ends when the server closes the wrapper."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    class FileWrapper:
+        def __init__(self, filelike, block_size=8192):
+            self.filelike = filelike
+
+        def __iter__(self):
+            return iter(lambda: self.filelike.read(8192), b"")
+
+        def close(self):
+            self.filelike.close()
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/source/", "SERVER_NAME": "testserver",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
+               "wsgi.file_wrapper": FileWrapper}
+    body = WSGIHandler()(environ, lambda status, headers, exc_info=None: None)
+    assert type(body) is FileWrapper
+    assert b"FileResponse" in b"".join(body)
+    assert server_telemetry.server_spans() == []
+    body.close()
+    span = server_telemetry.one_server_span()
+    assert span.name == "GET /source/"
+    assert span.status.status_code is StatusCode.UNSET
+
+
+async def _asgi_get(path: str) -> list[dict[str, object]]:
+    """GET ``path`` through Django's own ASGIHandler, the way uvicorn calls it (the test
+    client's AsyncClient sends no body: it would not show how the handler ends a response).
+    The client never disconnects. Returns the messages sent."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    sent: list[dict[str, object]] = []
+    requested = False
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"testserver")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    await ASGIHandler()(scope, receive, send)
+    return sent
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")
+@pytest.mark.parametrize("path", ["/astream/fail/", "/stream/fail/"], ids=["async", "sync"])
+def test_exception_mid_stream_under_the_asgi_handler_ends_the_span(server_telemetry,
+                                                                   django_settings, path):
+    """Under Django's ASGI handler a body that raises after the 200 never gets its
+    response closed: the span still ends, then, as ERROR with the route, the status and
+    ``error.type``, and the duration point is recorded (it used to stay open until the
+    process exited)."""
+    with pytest.raises(RuntimeError, match="stream broke"):
+        asyncio.run(_asgi_get(path))
+    _assert_failed_stream(server_telemetry, path)
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")
+def test_streamed_body_under_the_asgi_handler_ends_once(server_telemetry, django_settings):
+    """A streamed body Django's ASGI handler sends in full: one span, ended without error."""
+    sent = asyncio.run(_asgi_get("/stream/"))
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"chunk 0\nchunk 1\nchunk 2\n"
+    span = server_telemetry.one_server_span()
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes["http.response.status_code"] == 200
+    assert len(server_telemetry.duration_points()) == 1
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_middleware_exception_names_its_class_and_the_route(server_telemetry,
+                                                            django_settings, kind):
+    """An exception raised in a project middleware, before URL resolution, that Django
+    answers with a 500: ``error.type`` is its class (not "500"), the span has the exception
+    event and the route the path resolves to."""
+    from django.test import AsyncClient, Client
+    from django.test.utils import override_settings
+
+    with override_settings(MIDDLEWARE=[_RAISING_MIDDLEWARE]):
+        if kind == "wsgi":
+            response = Client(raise_request_exception=False).get("/hello/mw/?fail=1")
+        else:
+            response = asyncio.run(
+                AsyncClient(raise_request_exception=False).get("/hello/mw/?fail=1"))
+    assert response.status_code == 500
+    span = server_telemetry.one_server_span()
+    assert span.name == "GET /hello/<str:name>/"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "KeyError"
+    assert span.attributes["http.route"] == "/hello/<str:name>/"
+    assert [e.name for e in span.events] == ["exception"]
+    [point] = server_telemetry.duration_points()
+    assert point.attributes["error.type"] == "KeyError"
 
 
 def test_5xx_is_a_server_error_and_4xx_is_not(server_telemetry, client):

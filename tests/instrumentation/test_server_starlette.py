@@ -133,6 +133,63 @@ def test_exception_propagates_unchanged_with_error_span(server_telemetry):
     assert [e.name for e in span.events] == ["exception"]
 
 
+def test_exception_mid_stream_after_a_200_is_an_error(server_telemetry):
+    """A StreamingResponse whose body raises after the 200 went out: the exception reaches
+    the server unchanged, and the span and duration point record it (event, ``error.type``
+    = its class, ERROR) next to the 200: that response never completed."""
+    client = _client(create_app())
+    with no_client_spans(), pytest.raises(RuntimeError, match="stream broke"):
+        client.get("/stream/fail")
+    span = server_telemetry.one_server_span()
+    assert span.name == "GET /stream/fail"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert [e.name for e in span.events] == ["exception"]
+    [point] = server_telemetry.duration_points()
+    assert dict(point.attributes) == {
+        "http.request.method": "GET", "url.scheme": "http", "http.route": "/stream/fail",
+        "http.response.status_code": 200, "error.type": "RuntimeError"}
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["after-start", "before-start"])
+def test_cancelled_request_is_an_error_only_before_its_response_started(server_telemetry,
+                                                                        started):
+    """A task cancelled while its response is under way (the client went away, the server
+    stopping) ends as is, like a client that disconnects; cancelled before any response, it
+    is recorded (``error.type`` CancelledError). The cancellation propagates either way."""
+    async def app(scope, receive, send):
+        if started:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"data: 1\n\n",
+                        "more_body": True})
+        raise asyncio.CancelledError
+
+    wrapped = TelemetryASGIMiddleware(app, client=server_telemetry.context)
+
+    async def drive():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        await wrapped({"type": "http", "method": "GET", "path": "/events", "headers": [],
+                       "query_string": b"", "scheme": "http", "server": ("h", 80)},
+                      receive, send)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(drive())
+    span = server_telemetry.one_server_span()
+    if started:
+        assert span.status.status_code is StatusCode.UNSET
+        assert "error.type" not in span.attributes
+        assert span.attributes["http.response.status_code"] == 200
+    else:
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.attributes["error.type"] == "CancelledError"
+
+
 def test_5xx_is_a_server_error_and_4xx_is_not(server_telemetry, get):
     """503 sets ERROR with ``error.type`` "503"; an HTTPException 404 and an unrouted 404
     do not; the unrouted request is named by its method alone."""

@@ -64,7 +64,7 @@ with warnings.catch_warnings():  # starlette 1.x nags about httpx → httpx2
     warnings.simplefilter("ignore")
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
@@ -150,6 +150,14 @@ def _flask_app(t: Telemetry, echo: EchoServer | None = None) -> flask.Flask:
     @app.route("/healthz")
     def healthz() -> str:
         return "ok"
+
+    @app.route("/stream/fail")
+    def stream_fail() -> flask.Response:
+        def chunks():
+            yield "chunk 0\n"
+            raise RuntimeError("stream broke")
+
+        return flask.Response(chunks())
 
     @app.route("/propagated")
     def propagated() -> Any:
@@ -542,6 +550,24 @@ def test_without_the_leaf_tracer_a_ratio_root_goes_the_usual_way(sampler):
             None, _PROPAGATOR, DefaultGetter()) is None
 
 
+_STREAM_FAILED = {"http.request.method": "GET", "url.scheme": "http",
+                  "http.route": "/stream/fail", "http.response.status_code": 200,
+                  "error.type": "RuntimeError"}
+
+
+def test_unsampled_flask_body_that_raises_has_the_point_of_a_sampled_one():
+    """A body that raises after the 200: the dropped request's point carries the same
+    ``error.type`` as the sampled one's."""
+    dropped, kept = telemetry(RATE_0), telemetry(RATE_1)
+    for t in (dropped, kept):
+        response = _flask_app(t).test_client().get("/stream/fail")
+        with pytest.raises(RuntimeError, match="stream broke"):
+            response.get_data()
+        response.close()
+    assert dropped.spans() == []
+    assert dropped.points() == kept.points() == [(_STREAM_FAILED, 1)]
+
+
 def test_flask_at_rate_one_half_counts_every_request_and_exports_the_sampled_ones():
     """A real Flask app at ``ParentBasedTraceIdRatio(0.5)``: every request gets its duration
     point; exactly the requests whose trace id the ratio keeps are exported, each once; the
@@ -582,6 +608,13 @@ def _starlette_app(t: Telemetry, echo: EchoServer | None = None, *, fastapi: boo
     async def propagated(request: Request) -> JSONResponse:
         return JSONResponse({**_injected(), "kind": type(request.scope[REQUEST_KEY]).__name__})
 
+    async def stream_fail(request: Request) -> StreamingResponse:
+        async def chunks():
+            yield b"chunk 0\n"
+            raise RuntimeError("stream broke")
+
+        return StreamingResponse(chunks())
+
     def outbound(request: Request) -> PlainTextResponse:  # sync: run in a worker thread
         assert echo is not None
         connection = http.client.HTTPConnection(echo.host, echo.port, timeout=5)
@@ -600,10 +633,12 @@ def _starlette_app(t: Telemetry, echo: EchoServer | None = None, *, fastapi: boo
         app.get("/boom")(boom)
         app.get("/propagated")(propagated)
         app.get("/outbound")(outbound)
+        app.get("/stream/fail")(stream_fail)
     else:
         app = Starlette(routes=[Route("/items/{item_id:int}", item, methods=["GET", "POST"]),
                                 Route("/boom", boom), Route("/propagated", propagated),
-                                Route("/outbound", outbound)])
+                                Route("/outbound", outbound),
+                                Route("/stream/fail", stream_fail)])
     return FastAPITelemetryMiddleware(app, client=t.context)
 
 
@@ -630,6 +665,20 @@ def test_unsampled_asgi_requests_export_no_span_and_the_same_duration_points(fas
     assert ({"http.request.method": "POST", "url.scheme": "http",
              "http.route": "/items/{item_id:int}", "http.response.status_code": 200},
             1) in points
+
+
+@pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
+def test_unsampled_asgi_body_that_raises_has_the_point_of_a_sampled_one(fastapi):
+    """A streamed body that raises after the 200: the dropped request's point carries the
+    same ``error.type`` as the sampled one's."""
+    dropped, kept = telemetry(RATE_0), telemetry(RATE_1)
+    with no_client_spans():
+        for t in (dropped, kept):
+            with TestClient(_starlette_app(t, fastapi=fastapi)) as client, \
+                    pytest.raises(RuntimeError, match="stream broke"):
+                client.get("/stream/fail")
+    assert dropped.spans() == []
+    assert dropped.points() == kept.points() == [(_STREAM_FAILED, 1)]
 
 
 @pytest.mark.parametrize("fastapi", [False, True], ids=["starlette", "fastapi"])
@@ -709,6 +758,17 @@ def test_unsampled_django_requests_are_counted_not_exported(django_client):
     assert t.points() == [({"http.request.method": "GET", "url.scheme": "http",
                             "http.route": "/hello/<str:name>/",
                             "http.response.status_code": 200}, 3)]
+
+
+def test_unsampled_django_body_that_raises_has_the_error_type(django_client):
+    """A streamed Django body that raises after the 200: the dropped request's point
+    carries ``error.type``, like a sampled one's."""
+    t, client = django_client
+    response = client.get("/stream/fail/")
+    with pytest.raises(RuntimeError, match="stream broke"):
+        b"".join(response.streaming_content)
+    assert t.spans() == []
+    assert t.points() == [({**_STREAM_FAILED, "http.route": "/stream/fail/"}, 1)]
 
 
 # ----- under telemetryflow-run, with the real requests instrumentation -------------------

@@ -13,5 +13,8 @@ urlpatterns = [
     path("status/<int:code>/", views.status),
     path("boom/", views.boom),
     path("stream/", views.stream),
+    path("stream/fail/", views.stream_fail),
+    path("astream/fail/", views.astream_fail),
+    path("source/", views.source),
     path("api/", include(api)),
 ]

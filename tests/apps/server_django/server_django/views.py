@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 
 
 def hello(request, name):
@@ -38,6 +38,29 @@ def stream(request):
             yield f"chunk {i}\n"
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def stream_fail(request):
+    """A 200 whose body breaks after its first chunk."""
+    def chunks():
+        yield "chunk 0\n"
+        raise RuntimeError("stream broke")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def astream_fail(request):
+    """``stream_fail`` with an async body (the kind Django's ASGI handler streams)."""
+    async def chunks():
+        yield "chunk 0\n"
+        raise RuntimeError("stream broke")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def source(request):
+    """This file, as a FileResponse (which a WSGI server may send with ``sendfile``)."""
+    return FileResponse(open(__file__, "rb"), content_type="text/plain")
 
 
 def index(request):

@@ -108,8 +108,8 @@ class TelemetryDjangoMiddleware:
         if self._is_async:
             return self.__acall__(request)
         meta = request.META
-        outer = meta.get(REQUEST_KEY)
-        if outer is not None:  # a WSGI middleware outside Django has the span (or skipped)
+        outer = meta.get(REQUEST_KEY) or _outer_in_scope(request)
+        if outer is not None:  # a middleware outside Django has the span (or skipped)
             response = self.get_response(request)
             _set_route(outer, request)
             return response
@@ -129,7 +129,7 @@ class TelemetryDjangoMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        outer = request.META.get(REQUEST_KEY)
+        outer = request.META.get(REQUEST_KEY) or _outer_in_scope(request)
         if outer is not None:
             response = await self.get_response(request)
             _set_route(outer, request)
@@ -287,6 +287,14 @@ def _resolve_route(server_request: _ServerRequest, request: Any) -> None:
     except Resolver404:
         return
     _set_route(server_request, request, match)
+
+
+def _outer_in_scope(request: Any) -> Any:
+    """The request an ASGI middleware outside Django opened (``TelemetryASGIMiddleware``,
+    also uvicorn's patch around a user's ASGI wrapper of Django): it marks the ASGI scope,
+    which Django's ``ASGIRequest`` keeps as ``scope`` (not in ``META``)."""
+    scope = request.__dict__.get("scope")
+    return scope.get(REQUEST_KEY) if type(scope) is dict else None
 
 
 def _set_route(server_request: _ServerRequest | str, request: Any, match: Any = None) -> None:

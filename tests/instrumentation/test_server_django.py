@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -178,7 +179,7 @@ def test_file_response_still_goes_to_the_servers_file_wrapper(server_telemetry,
     assert span.status.status_code is StatusCode.UNSET
 
 
-async def _asgi_get(path: str) -> list[dict[str, object]]:
+async def _asgi_get(path: str, wrap: Any = None) -> list[dict[str, object]]:
     """GET ``path`` through Django's own ASGIHandler, the way uvicorn calls it (the test
     client's AsyncClient sends no body: it would not show how the handler ends a response).
     The client never disconnects. Returns the messages sent."""
@@ -203,8 +204,27 @@ async def _asgi_get(path: str) -> list[dict[str, object]]:
              "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": b"", "root_path": "", "headers": [(b"host", b"testserver")],
              "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
-    await ASGIHandler()(scope, receive, send)
+    app = ASGIHandler() if wrap is None else wrap(ASGIHandler())
+    await app(scope, receive, send)
     return sent
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")
+def test_asgi_middleware_outside_django_makes_the_one_span(server_telemetry, django_settings):
+    """A user's ASGI wrapper around Django, inside ``TelemetryASGIMiddleware`` (what
+    uvicorn's patch does with such an app): one span, the outer one, with Django's route."""
+    from telemetryflow_bootstrap.instrumentation.asgi import TelemetryASGIMiddleware
+
+    def users_wrapper(inner: Any) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await inner(scope, receive, send)
+        return app
+
+    sent = asyncio.run(_asgi_get("/stream/", lambda django_app: TelemetryASGIMiddleware(
+        users_wrapper(django_app), client=server_telemetry.context)))
+    assert sent[0]["status"] == 200
+    span = server_telemetry.one_server_span()
+    assert span.name == "GET /stream/"
 
 
 @pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")

@@ -37,8 +37,16 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 # Headers whose values are never recorded, whatever the capture settings say.
 ALWAYS_REDACTED_HEADERS = frozenset({"authorization", "cookie", "set-cookie",
                                      "proxy-authorization", "x-telemetryflow-key-secret"})
-# Query parameters the URL semantic conventions say to redact.
-_SENSITIVE_QUERY_KEYS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature"})
+# Query parameters whose values are REDACTED (keys compared case-insensitively): the four the
+# URL semantic conventions name (AWS SigV2, Azure SAS, Google signed URLs), plus the AWS SigV4
+# presigned-URL credentials. Why more: the conventions say to scrub sensitive content an
+# instrumentation can identify and call their list subject to change; X-Amz-Signature is
+# SigV4's ``Signature``, X-Amz-Credential carries the access key id (SigV2's AWSAccessKeyId)
+# and X-Amz-Security-Token is a session credential. Anyone holding a presigned URL can use it
+# until it expires, so its exported copy must not be usable.
+_SENSITIVE_QUERY_KEYS = frozenset({"awsaccesskeyid", "signature", "sig", "x-goog-signature",
+                                   "x-amz-signature", "x-amz-credential",
+                                   "x-amz-security-token"})
 REDACTED = "REDACTED"
 
 
@@ -109,38 +117,125 @@ class ExcludedUrls:
 
 
 class HeaderCapture:
-    """Optional header capture (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_<SIDE>_<DIR>``).
+    """Optional header capture (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_<SIDE>_<DIR>``),
+    with the syntax of opentelemetry-python-contrib, so settings carry over unchanged.
 
-    Values of sensitive headers (Authorization, Cookie, ... plus
-    ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS``) are recorded as REDACTED.
+    Both that variable and ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` are
+    comma-separated lists of regular expressions compared with header names without regard
+    to case. A header is captured when an entry matches its whole name (``X-.*``: every
+    header starting with ``X-``; ``.*``: all of them). Its value is recorded as REDACTED when
+    a sanitize entry matches anywhere in its name (``session`` redacts ``X-Session-Token``,
+    as ``.*session.*`` does) or it is one of ``ALWAYS_REDACTED_HEADERS``. An entry that does
+    not compile is taken as a plain name, with a warning: a typo must neither break the
+    program nor let a value through that the user meant to hide.
+
+    Hot path: the lists are compiled once, here. A plain name (letters, digits, ``-``, ``_``)
+    is a set lookup, never a regex; and the verdict on each header name is remembered, so a
+    request pays one dict lookup per header. Header names come from the network, so at most
+    ``_REMEMBERED_NAMES`` verdicts are kept; past that, names are judged afresh each time.
     """
+
+    __slots__ = ("_capture", "_names", "_prefix", "_sanitize", "_verdicts")
 
     def __init__(self, side: str, direction: str,
                  environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         name = f"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_{side.upper()}_{direction.upper()}"
-        self._names = tuple(h.strip().lower() for h in env.get(name, "").split(",") if h.strip())
-        sanitize = env.get("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS", "")
-        self._redacted = ALWAYS_REDACTED_HEADERS | {
-            h.strip().lower() for h in sanitize.split(",") if h.strip()}
+        names, patterns = _plain_and_patterns(env.get(name, ""), name)
+        self._names = frozenset(names)
+        self._capture = _one_regex(patterns)
+        sanitize_name = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+        # (searched, so a plain name there is a pattern as well: it redacts every header
+        # whose name contains it)
+        plain, patterns = _plain_and_patterns(env.get(sanitize_name, ""), sanitize_name)
+        self._sanitize = _one_regex([*map(re.escape, plain), *patterns])
         self._prefix = f"http.{direction.lower()}.header."
+        # header name as received -> (attribute name, redacted) when captured, else None
+        self._verdicts: dict[Any, tuple[str, bool] | None] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._names)
+        return bool(self._names) or self._capture is not None
 
     def attributes(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]
                    ) -> dict[str, list[str]]:
         """Semconv attributes ``http.request.header.<name>`` (lists of values)."""
-        if not self._names:
+        if not self:
             return {}
         items = headers.items() if isinstance(headers, Mapping) else headers
+        verdicts = self._verdicts
         found: dict[str, list[str]] = {}
         for key, value in items:
-            lower = key.lower()
-            if lower in self._names:
-                shown = REDACTED if lower in self._redacted else str(value)
-                found.setdefault(self._prefix + lower, []).append(shown)
+            verdict = verdicts.get(key, _UNJUDGED)
+            if verdict is _UNJUDGED:
+                verdict = self._judge(key)
+                if len(verdicts) < _REMEMBERED_NAMES:
+                    verdicts[key] = verdict
+            if verdict is not None:
+                attribute, redacted = verdict
+                shown = REDACTED if redacted else _text(value)
+                found.setdefault(attribute, []).append(shown)
         return found
+
+    def _judge(self, key: Any) -> tuple[str, bool] | None:
+        lower = _text(key).lower()
+        capture = self._capture
+        if lower not in self._names and (capture is None or capture.fullmatch(lower) is None):
+            return None
+        sanitize = self._sanitize
+        redacted = lower in ALWAYS_REDACTED_HEADERS or (
+            sanitize is not None and sanitize.search(lower) is not None)
+        return self._prefix + lower, redacted
+
+
+# Verdicts kept per HeaderCapture (see there); a name past the limit is judged each time.
+_REMEMBERED_NAMES = 512
+_UNJUDGED: Any = object()
+# A list entry made of these characters alone is a plain header name (matched by equality);
+# anything else is a regular expression (``.`` included, as in the contrib syntax).
+_PLAIN_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _plain_and_patterns(value: str, variable: str) -> tuple[list[str], list[str]]:
+    """The entries of a comma-separated list, as lower-case plain names and as regexes
+    (each one checked to compile; one that does not becomes a plain name)."""
+    plain: list[str] = []
+    patterns: list[str] = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        if _PLAIN_HEADER_NAME.fullmatch(entry):
+            plain.append(entry.lower())
+            continue
+        try:
+            re.compile(entry)
+        except re.error as exc:
+            from .. import _diagnostics
+
+            _diagnostics.warn_every_minute(
+                f"header-pattern:{variable}:{entry}",
+                f"{variable}: {entry!r} is not a valid regular expression ({exc}); it is "
+                "matched as a plain header name")
+            plain.append(entry.lower())
+        else:
+            patterns.append(entry)
+    return plain, patterns
+
+
+def _one_regex(patterns: list[str]) -> re.Pattern[str] | None:
+    """One case-insensitive alternation of ``patterns`` (each in its own group, so an
+    anchor or ``|`` inside one stays inside it), or None for an empty list."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def _text(value: Any) -> str:
+    """A header name or value as text (a server layer or a caller may hand us bytes)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    return str(value)
 
 
 # ----- the sampler's verdict before a span is built --------------------------------------

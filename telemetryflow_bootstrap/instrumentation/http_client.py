@@ -47,6 +47,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_REQUEST_RESEND_COUNT,
     HTTP_RESPONSE_STATUS_CODE,
     HttpRequestMethodValues,
 )
@@ -77,6 +78,9 @@ _KNOWN_METHODS = frozenset(m.value for m in HttpRequestMethodValues if m.value !
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROTOCOL_VERSIONS = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 _PENDING = "_telemetryflow_call"
+# The context key under which a call's own context (``ClientCall.context``) holds the call:
+# a library module finds the call in flight from inside the library (requests: see there).
+CALL_KEY = "telemetryflow.http_client.call"
 
 
 # ----- what every HTTP client instrumentation shares ------------------------------------------
@@ -114,8 +118,12 @@ class ClientTelemetry:
         self._response_headers = HeaderCapture("client", "response")
 
     def begin(self, method: str, url: str, scheme: str, host: str | None, port: int | None,
-              headers: Any = None) -> ClientCall | None:
-        """Start the span for one request; None when the URL is excluded."""
+              headers: Any = None, resend_count: int = 0, parent: Context | None = None
+              ) -> ClientCall | None:
+        """Start the span for one request; None when the URL is excluded. ``resend_count``:
+        this request's ordinal among the resends of one library call (redirects, retries),
+        0 for the first; ``parent``: the context the call belongs to, when it is not the
+        current one as such (see ``ClientCall``)."""
         excluded = self._excluded
         if excluded and excluded.matches(redact_url(url)):
             return None
@@ -134,7 +142,8 @@ class ClientTelemetry:
             verdict = shortcut.decide_child(get_current())
             if verdict is not None:
                 if not verdict.sampled:
-                    return ClientCall(self, shortcut.span(verdict), metric_attributes, False)
+                    return ClientCall(self, shortcut.span(verdict), metric_attributes, False,
+                                      parent)
                 trace_id = verdict.trace_id
         attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_FULL: redact_url(url)}
         if host:
@@ -143,6 +152,8 @@ class ClientTelemetry:
             attributes[SERVER_PORT] = port
         if known is _OTHER:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
+        if resend_count:
+            attributes[HTTP_REQUEST_RESEND_COUNT] = resend_count
         if self._request_headers and headers is not None:
             attributes.update(self._request_headers.attributes(_header_items(headers)))
         name = "HTTP" if known is _OTHER else method
@@ -150,7 +161,7 @@ class ClientTelemetry:
         span = (leaf.start(name, SpanKind.CLIENT, attributes, shared=False, trace_id=trace_id)
                 if leaf is not None
                 else self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
-        return ClientCall(self, span, metric_attributes)
+        return ClientCall(self, span, metric_attributes, True, parent)
 
     def warn(self, exc: BaseException) -> None:
         """Our code failed around one request: the request runs untraced; say so once a
@@ -163,21 +174,37 @@ class ClientTelemetry:
 
 class ClientCall:
     """One request in flight: its span, metric attributes and start time. ``recording``
-    False: a span the sampler dropped, which nothing is set on."""
+    False: a span the sampler dropped, which nothing is set on.
 
-    __slots__ = ("_recording", "_start", "_telemetry", "context", "metric_attributes", "span")
+    ``context`` is what the library call runs in: ``parent`` (the caller's context) with the
+    span current (so hooks the library runs become its children), the suppression key (so the
+    inner HTTP layers of the same request stand aside: requests -> urllib3 -> http.client)
+    and the call itself under ``CALL_KEY``. A library module whose call goes on running code
+    of the caller's after the request (requests' response hooks, its redirects) ends the call
+    there and makes ``parent`` current again: that code is not part of this request, and
+    an HTTP call it makes is a request of its own. ``sent``: the request object that carries
+    the trace headers, when the library module needs to recognise it. The span ends at the
+    time the duration was measured, so span and metric agree; ``end`` runs once, a second
+    call does nothing."""
+
+    __slots__ = ("_recording", "_start", "_telemetry", "context", "ended", "metric_attributes",
+                 "parent", "sent", "span")
 
     def __init__(self, telemetry: ClientTelemetry, span: Any,
-                 metric_attributes: dict[str, Any], recording: bool = True) -> None:
+                 metric_attributes: dict[str, Any], recording: bool = True,
+                 parent: Context | None = None) -> None:
         self._telemetry = telemetry
         self.span = span
         self._recording = recording
         self.metric_attributes = metric_attributes
-        # The span is current inside the call (hooks the library runs become its children)
-        # and the suppression key tells the inner HTTP layers to stand aside.
-        # (one copy of the current context with both keys, not set_value's copy per key)
-        self.context = Context(get_current(), **{SPAN_KEY: span,
-                                                 _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True})
+        self.parent = parent = get_current() if parent is None else parent
+        self.sent: Any = None
+        self.ended = False
+        # (one copy of the context with every key, not set_value's copy per key; the call
+        # refers to its context and the context to the call until ``end`` breaks the cycle)
+        self.context: Any = Context(parent, **{SPAN_KEY: span,
+                                               _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True,
+                                               CALL_KEY: self})
         self._start = time.perf_counter()
 
     def inject(self, carrier: Any) -> None:
@@ -188,6 +215,10 @@ class ClientCall:
         """Finish the span and record the duration. Never raises: this runs after the
         library call, whose outcome must reach the caller untouched."""
         elapsed = time.perf_counter() - self._start
+        if self.ended:
+            return
+        self.ended = True
+        self.context = None
         span = self.span
         metric_attributes = self.metric_attributes
         if not self._recording:
@@ -218,7 +249,10 @@ class ClientCall:
         except Exception as exc:
             self._telemetry.warn(exc)
         finally:
-            span.end()
+            # At the measured end, not now: formatting an exception's traceback above can
+            # take longer than a refused connection did.
+            started = getattr(span, "start_time", None)
+            span.end(started + int(elapsed * 1e9) if type(started) is int else None)
         duration = self._telemetry._duration
         if duration is not None:
             try:
@@ -302,16 +336,21 @@ def call_traced(telemetry: ClientTelemetry, adapter: Adapter, wrapped: Any, inst
     except Exception as exc:
         telemetry.warn(exc)
         return wrapped(*args, **kwargs)
+    # The caller's context is put back before the call ends, on either way out: its duration
+    # point is recorded there (its exemplar names the caller's span and keeps that context
+    # alive, not the call's). (``reset``: set in this same call, see
+    # infrastructure.current_context; whatever the library module made current meanwhile,
+    # it puts back the caller's context.)
     try:
         response = wrapped(*new_args, **new_kwargs)
     except BaseException as exc:
+        reset(token)
         if call is not None:
-            call.end(exception=exc)
+            call.end(exception=exc)  # (nothing, when the library module ended it already)
         raise
-    finally:
-        reset(token)  # (set in this same call: see infrastructure.current_context)
-    if call is not None:
-        _finish(telemetry, call, adapter.outcome, response)
+    reset(token)
+    if call is not None and not call.ended:
+        finish(call, adapter.outcome, response)
     return response
 
 
@@ -327,22 +366,23 @@ async def call_traced_async(telemetry: ClientTelemetry, adapter: Adapter, wrappe
     try:
         response = await wrapped(*new_args, **new_kwargs)
     except BaseException as exc:
+        detach(token)  # (first, as in call_traced)
         if call is not None:
             call.end(exception=exc)
         raise
-    finally:
-        detach(token)
-    if call is not None:
-        _finish(telemetry, call, adapter.outcome, response)
+    detach(token)
+    if call is not None and not call.ended:
+        finish(call, adapter.outcome, response)
     return response
 
 
-def _finish(telemetry: ClientTelemetry, call: ClientCall,
-            outcome: Callable[[Any], tuple[Any, Any, Any]], response: Any) -> None:
+def finish(call: ClientCall, outcome: Callable[[Any], tuple[Any, Any, Any]],
+           response: Any) -> None:
+    """End ``call`` with what ``outcome`` reads from the library's response."""
     try:
         status, version, headers = outcome(response)
     except Exception as exc:  # an unexpected response type: end the span without details
-        telemetry.warn(exc)
+        call._telemetry.warn(exc)
         status = version = headers = None
     call.end(status, version, headers)
 
@@ -432,7 +472,7 @@ def patch(module: Any, context: Any) -> None:
         except BaseException as exc:
             call.end(exception=exc)
             raise
-        _finish(telemetry, call, adapter.outcome, response)
+        finish(call, adapter.outcome, response)
         return response
 
     wrap_once(module.HTTPConnection, "request", request)

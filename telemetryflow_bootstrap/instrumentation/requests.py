@@ -1,23 +1,36 @@
-"""``requests``: one CLIENT span per ``Session.send()`` (so ``requests.get()``, ``Session``
-methods and prepared requests alike).
+"""``requests``: one CLIENT span per request sent by ``Session.send()`` (so ``requests.get()``,
+``Session`` methods and prepared requests alike): each redirect hop is a span of its own.
 
 Produces
     a CLIENT span named after the method (``HTTP`` for unknown methods) and a point on
-    ``http.client.request.duration`` (seconds). Redirects followed inside ``send()`` are
-    part of the one span, which reports the final status. With ``stream=True`` the span
-    ends when the response headers have arrived; reading the body afterwards is not part
-    of it.
+    ``http.client.request.duration`` (seconds), per request that goes out. A redirect
+    ``Session.send()`` follows is a further request (requests sends it with ``Session.send``
+    again): its own span, next to the first one (same parent), with
+    ``http.request.resend_count`` = 1, 2, ..., its own ``url.full``, server and status, as the
+    HTTP semantic conventions ask for every resend. A span ends when the response headers
+    have arrived (the adapter has answered); reading the body (at the end of ``send()``
+    unless ``stream=True``, or later by the caller) is not part of it.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
     ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
     ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
-    an exception event), captured ``http.request.header.*``/``http.response.header.*``.
+    an exception event), ``http.request.resend_count`` (redirect hops), captured
+    ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``error.type`` — never the URL.
 Layering
-    The span is current during the call and urllib3/http.client below stand aside, so a
-    request is one span, not three.
+    The span is current while the adapter sends, and urllib3/http.client below stand aside,
+    so a request is one span, not three.
+The caller's code
+    Response hooks, and everything ``send()`` does after them (redirects, cookies, the body),
+    run in the caller's own context, not the request's: an HTTP call a hook makes is a
+    request of its own, with its own span and trace headers. How: ``send()`` hands every
+    response to ``requests.sessions.dispatch_hook`` right after the adapter answers; that
+    name is replaced by a function that ends the request's span there and makes the
+    caller's context current again (``_end_the_request_then``). A response whose ``request``
+    is not the one sent (an adapter that does not set it) leaves the span to end with
+    ``send()``, as one span for everything ``send()`` did.
 Headers
     The trace headers go into a copy of the ``PreparedRequest`` (its headers copied, its
     cookie jar shared): the caller's object is not changed; ``response.request`` is the copy,
@@ -29,19 +42,45 @@ Environment
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.context import Context
+
+from ..infrastructure.current_context import attach, get_current
 from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
+    CALL_KEY,
     Adapter,
     ClientCall,
     ClientTelemetry,
     argument,
     call_traced,
+    finish,
     replace_argument,
 )
+
+# The context key under which the redirects one ``send()`` follows find how many were sent
+# before them (see _Redirects).
+_REDIRECTS_KEY = "telemetryflow.requests.redirects"
+# The statuses requests follows (requests.models.REDIRECT_STATI): only after one of these is
+# a further request to be counted.
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_OURS = "_telemetryflow_ends_the_request"
+
+
+class _Redirects:
+    """The redirects one ``send()`` follows (each a ``Session.send`` of its own, made by
+    ``resolve_redirects`` in the caller's context plus this): the caller's context, and how
+    many requests that ``send()`` has sent so far besides the first."""
+
+    __slots__ = ("count", "parent")
+
+    def __init__(self, parent: Context) -> None:
+        self.parent = parent
+        self.count = 0
 
 
 def patch(module: Any, context: Any) -> None:
@@ -54,6 +93,38 @@ def patch(module: Any, context: Any) -> None:
         return call_traced(telemetry, adapter, wrapped, instance, args, kwargs)
 
     wrap_once(module.Session, "send", send, stand_aside=http_suppressed)
+    sessions = getattr(module, "sessions", None)
+    dispatch = getattr(sessions, "dispatch_hook", None)
+    if callable(dispatch) and not getattr(dispatch, _OURS, False):
+        sessions.dispatch_hook = _end_the_request_then(dispatch)
+
+
+def _end_the_request_then(dispatch: Any) -> Any:
+    """``requests.sessions.dispatch_hook``, which first ends the request in flight when it
+    is handed that request's response (see the module). Anything else goes straight to
+    ``dispatch``: other hooks, a response that is not ours, a ``send()`` that runs untraced
+    under another layer's span (its response is not that layer's request)."""
+
+    @functools.wraps(dispatch)
+    def dispatch_hook(key: Any, hooks: Any, hook_data: Any, **kwargs: Any) -> Any:
+        call = get_current().get(CALL_KEY)
+        sent = None if call is None else call.sent
+        if sent is None or call.ended or getattr(hook_data, "request", None) is not sent:
+            return dispatch(key, hooks, hook_data, **kwargs)
+        # The caller's context first, as for any call ended after it returns: the duration
+        # point (and its exemplar, which keeps that context) is recorded in it. No token
+        # kept: call_traced resets the context to the caller's when send() ends.
+        parent = call.parent
+        attach(parent)
+        finish(call, _outcome, hook_data)
+        hook_data = dispatch(key, hooks, hook_data, **kwargs)
+        if getattr(hook_data, "status_code", None) in _REDIRECT_STATUSES:
+            # (after the hooks: an HTTP call of theirs is no redirect)
+            attach(Context(parent, **{_REDIRECTS_KEY: _Redirects(parent)}))
+        return hook_data
+
+    setattr(dispatch_hook, _OURS, True)
+    return dispatch_hook
 
 
 class _RequestsAdapter(Adapter):
@@ -74,13 +145,19 @@ class _RequestsAdapter(Adapter):
             port = parts.port
         except ValueError:  # requests itself reports the bad URL
             port = None
+        redirects = get_current().get(_REDIRECTS_KEY)
+        if redirects is None:
+            return telemetry.begin(request.method, url, parts.scheme, parts.hostname, port,
+                                   request.headers)
+        redirects.count += 1
         return telemetry.begin(request.method, url, parts.scheme, parts.hostname, port,
-                               request.headers)
+                               request.headers, redirects.count, redirects.parent)
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         sent = self._copy(argument(args, kwargs, 0, "request"))
         call.inject(sent.headers)
+        call.sent = sent
         return replace_argument(args, kwargs, 0, "request", sent)
 
     def _copy(self, request: Any) -> Any:
@@ -100,5 +177,9 @@ class _RequestsAdapter(Adapter):
         return sent
 
     def outcome(self, response: Any) -> tuple[Any, Any, Any]:
-        raw = getattr(response, "raw", None)  # absent with mocking adapters
-        return response.status_code, getattr(raw, "version", None), response.headers
+        return _outcome(response)
+
+
+def _outcome(response: Any) -> tuple[Any, Any, Any]:
+    raw = getattr(response, "raw", None)  # absent with mocking adapters
+    return response.status_code, getattr(raw, "version", None), response.headers

@@ -5,15 +5,18 @@ through.
 Produces
     a CLIENT span named after the method (``HTTP`` for unknown methods) and a point on
     ``http.client.request.duration`` (seconds). Retries and same-host redirects urllib3
-    makes inside one ``urlopen()`` are part of the one span; a ``PoolManager`` redirect is
-    a second ``urlopen()`` and a second span. With ``preload_content=False`` the span ends
-    when the response headers have arrived.
+    makes inside one ``urlopen()`` are part of the one span; a ``PoolManager`` redirect or
+    retry is a further ``urlopen()`` and a further span, with ``http.request.resend_count``
+    = the number of requests sent before it (the length of the ``Retry`` history it is
+    handed). With ``preload_content=False`` the span ends when the response headers have
+    arrived.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
     ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
     ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
-    an exception event), captured ``http.request.header.*``/``http.response.header.*``.
+    an exception event), ``http.request.resend_count``, captured
+    ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``error.type`` — never the URL.
 Layering
@@ -45,8 +48,10 @@ from .http_client import (
     replace_argument,
 )
 
-# urlopen(self, method, url, body=None, headers=None, ...): the same in 1.x and 2.x.
+# urlopen(self, method, url, body=None, headers=None, retries=None, ...): the same in 1.x
+# and 2.x.
 _HEADERS_INDEX = 3
+_RETRIES_INDEX = 4
 
 
 def patch(module: Any, context: Any) -> None:
@@ -73,7 +78,11 @@ class _Urllib3Adapter(Adapter):
         else:
             scheme, host, port = instance.scheme, instance.host, instance.port
             full = origin(scheme, host, port) + url
-        return telemetry.begin(method, full, scheme, host, port, _headers(instance, args, kwargs))
+        # (a Retry object's history: every request sent for this one before; retries may
+        # also be an int, a bool or None)
+        history = getattr(argument(args, kwargs, _RETRIES_INDEX, "retries"), "history", None)
+        return telemetry.begin(method, full, scheme, host, port, _headers(instance, args, kwargs),
+                               len(history) if history else 0)
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

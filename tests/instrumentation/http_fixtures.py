@@ -1,9 +1,12 @@
 """A real HTTP server on loopback for the client instrumentation tests.
 
-``/status/<code>`` answers with that code, ``/redirect`` sends a 302 to ``/status/200``,
-anything else answers 200. Every answer's body is the request's headers as JSON, and the
-server keeps the requests it saw (method, path, headers) so a test can check what actually
-went over the wire (``traceparent`` …).
+``/status/<code>`` answers with that code, ``/redirect`` sends a 302 to ``/status/200``
+(``/redirect?to=URL``: to that URL), ``/session`` answers 200 with an ``X-Echo-Session``
+header (a secret to redact), anything else answers 200. Every answer carries ``X-Echo: yes``
+and its body is the request's headers as JSON; the server keeps the requests it saw
+(method, path, headers) so a test can check what actually went over the wire
+(``traceparent`` …). ``other_echo_server`` is a second one, on another port: a redirect
+from one to the other goes to another server.
 
 Run by hand: ``python -m tests.instrumentation.http_fixtures``.
 """
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -61,7 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/status/"):
             status = int(self.path.rsplit("/", 1)[1])
         elif self.path.startswith("/redirect"):
-            status, extra = 302, {"Location": "/status/200"}
+            to = parse_qs(urlsplit(self.path).query).get("to")
+            status, extra = 302, {"Location": to[0] if to else "/status/200"}
+        elif self.path.startswith("/session"):
+            extra = {"X-Echo-Session": "echo-session-secret"}
         body = json.dumps(headers).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -88,6 +95,15 @@ def start_echo_server() -> tuple[EchoServer, ThreadingHTTPServer]:
 @pytest.fixture(scope="session")
 def echo_server() -> Iterator[EchoServer]:
     """One loopback HTTP server for the session; tests read ``seen`` after their request."""
+    echo, server = start_echo_server()
+    yield echo
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def other_echo_server() -> Iterator[EchoServer]:
+    """A second loopback server (another port): the far end of a cross-server redirect."""
     echo, server = start_echo_server()
     yield echo
     server.shutdown()

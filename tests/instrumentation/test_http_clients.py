@@ -1,9 +1,10 @@
 """The HTTP client instrumentations (http.client/urllib.request, urllib3, requests, httpx)
 against the real libraries and a real loopback server.
 
-Patching is global and permanent, so one session fixture patches all four libraries once,
-with in-memory exporters that every test starts empty; the fixture removes the wrappers at
-the end of the session. What needs a clean process (bootstrap order, disabling) runs in a
+Patching is global, so one module fixture patches all four libraries once, with in-memory
+exporters that every test starts empty, and removes the wrappers when this module's tests are
+done (left in place, they would inject their own traceparent into the requests of later test
+modules, which send theirs). What needs a clean process (bootstrap order, disabling) runs in a
 subprocess.
 """
 
@@ -51,18 +52,23 @@ from telemetryflow_bootstrap.instrumentation import urllib3 as urllib3_patch
 from telemetryflow_bootstrap.instrumentation.registry import PatchContext
 
 from ..e2e.launcher import REPO, receiver_env
-from .http_fixtures import EchoServer, echo_server, refused_url
+from .http_fixtures import EchoServer, echo_server, other_echo_server, refused_url
 
-__all__ = ["echo_server"]
+__all__ = ["echo_server", "other_echo_server"]
 
 _PATCHES = ((http_client_patch, http.client), (urllib3_patch, urllib3),
             (requests_patch, requests), (httpx_patch, httpx))
 _WRAPPED = ((http.client.HTTPConnection, "request"), (http.client.HTTPConnection, "getresponse"),
             (urllib3.HTTPConnectionPool, "urlopen"), (requests.Session, "send"),
-            (httpx.Client, "send"), (httpx.AsyncClient, "send"))
+            (httpx.Client, "send"), (httpx.AsyncClient, "send"),
+            (httpx.Client, "_send_single_request"), (httpx.AsyncClient, "_send_single_request"))
+# Plain names and regexes, as opentelemetry-python-contrib takes them. (``X-Echo-S.*``
+# matches only the header ``/session`` answers with.)
 _CAPTURE_ENV = {
-    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": "x-demo,authorization",
-    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE": "x-echo",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST":
+        "x-demo,authorization,X-Tenant-.*,x-api-key",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE": "x-echo,X-Echo-S.*",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS": "x-api-key,.*session.*",
 }
 
 
@@ -77,6 +83,11 @@ class Telemetry:
 
     def spans(self) -> list[Any]:
         return list(self.exporter.get_finished_spans())
+
+    def client_spans(self) -> list[Any]:
+        """The CLIENT spans recorded, in the order they started."""
+        return sorted((s for s in self.spans() if s.kind is SpanKind.CLIENT),
+                      key=lambda s: s.start_time)
 
     def client_span(self) -> Any:
         """The one CLIENT span recorded (fails if there are more or none)."""
@@ -99,7 +110,7 @@ class Telemetry:
         self.reader.get_metrics_data()  # delta temporality: collecting drains
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _patched() -> Iterator[Telemetry]:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -112,6 +123,7 @@ def _patched() -> Iterator[Telemetry]:
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(CompositePropagator(
         [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    dispatch_hook = requests.sessions.dispatch_hook
     with mock.patch.dict(os.environ, _CAPTURE_ENV):  # header capture is read at patch time
         for ours, module in _PATCHES:
             ours.patch(module, context)
@@ -120,6 +132,7 @@ def _patched() -> Iterator[Telemetry]:
         handle = method_wrappers.our_wrapper(owner, name)
         if handle is not None:
             method_wrappers.unwrap(owner, name, handle)
+    requests.sessions.dispatch_hook = dispatch_hook
     propagate.set_global_textmap(previous)
     meter_provider.shutdown()
 
@@ -385,6 +398,28 @@ def test_nothing_is_traced_while_instrumentation_is_suppressed(telemetry: Teleme
 
 
 @each_client
+def test_header_capture_takes_regular_expressions_as_contrib_does(
+        telemetry: Telemetry, echo_server: EchoServer, client: Client) -> None:
+    """Capture entries are regexes matched against whole header names and sanitize entries
+    regexes searched in them, case-insensitively: X-Tenant-.* captures X-Tenant-Id and
+    X-TENANT-SESSION, .*session.* and x-api-key redact theirs, request and response alike, and
+    no secret value reaches an attribute."""
+    client.get(f"{echo_server.url}/session", {
+        "X-Tenant-Id": "t-1", "X-TENANT-SESSION": "SESSTOK", "X-Api-Key": "APIKEY",
+        "X-Other": "o"})
+    attributes = dict(telemetry.client_span().attributes)
+    captured = {k: v for k, v in attributes.items() if ".header." in k}
+    assert captured == {
+        "http.request.header.x-tenant-id": ("t-1",),
+        "http.request.header.x-tenant-session": ("REDACTED",),
+        "http.request.header.x-api-key": ("REDACTED",),
+        "http.response.header.x-echo": ("yes",),
+        "http.response.header.x-echo-session": ("REDACTED",)}
+    recorded = repr(attributes)
+    assert not [s for s in ("SESSTOK", "APIKEY", "echo-session-secret") if s in recorded]
+
+
+@each_client
 def test_header_capture_redacts_authorization(telemetry: Telemetry, echo_server: EchoServer,
                                               client: Client) -> None:
     """Configured request and response headers become attributes; Authorization's value is
@@ -433,22 +468,299 @@ def test_unknown_method_is_named_http(telemetry: Telemetry, echo_server: EchoSer
     assert telemetry.duration_points()[0].attributes["http.request.method"] == "_OTHER"
 
 
+def _follow_with_urllib3(url: str, headers: dict[str, str] | None) -> int:
+    return _POOL.request("GET", url, headers=headers, timeout=5).status  # (redirects followed)
+
+
+def _follow_with_httpx(url: str, headers: dict[str, str] | None) -> int:
+    with httpx.Client(trust_env=False, verify=_TLS, follow_redirects=True) as client:
+        return client.get(url, headers=headers).status_code
+
+
+def _follow_with_httpx_async(url: str, headers: dict[str, str] | None) -> int:
+    async def get() -> int:
+        async with httpx.AsyncClient(trust_env=False, verify=_TLS,
+                                     follow_redirects=True) as client:
+            return (await client.get(url, headers=headers)).status_code
+
+    return asyncio.run(get())
+
+
+# (client, counts resends): urllib's redirects reach http.client as unrelated requests
+FOLLOWING = [(_with_requests, True), (_follow_with_urllib3, True), (_with_urllib, False),
+             (_follow_with_httpx, True), (_follow_with_httpx_async, True)]
+each_following_client = pytest.mark.parametrize(
+    ("follow", "counts_resends"), FOLLOWING,
+    ids=["requests", "urllib3", "urllib.request", "httpx", "httpx-async"])
+
+
+@each_following_client
+def test_each_redirect_hop_is_a_span_of_its_own(telemetry: Telemetry, echo_server: EchoServer,
+                                                other_echo_server: EchoServer,
+                                                follow: Callable[..., int],
+                                                counts_resends: bool) -> None:
+    """A redirect to another server that answers 503 is two CLIENT spans under the caller's
+    span: the first with the first server's URL, address and 302, the second with the other
+    server's URL, address, 503 and http.request.resend_count 1; each request carries its own
+    span's traceparent, and each server gets the metric point of its own answer."""
+    target = f"{other_echo_server.url}/status/503"
+    start = f"{echo_server.url}/redirect?to={target}"
+    with telemetry.tracer.start_as_current_span("handler") as handler:
+        assert follow(start, None) == 503
+    first, second = telemetry.client_spans()
+    assert first.parent.span_id == second.parent.span_id == handler.get_span_context().span_id
+    assert (first.attributes["url.full"], first.attributes["server.port"]) == (
+        start, echo_server.port)
+    assert first.attributes["http.response.status_code"] == 302
+    assert "error.type" not in first.attributes
+    assert "http.request.resend_count" not in first.attributes
+    assert first.status.status_code is StatusCode.UNSET
+    assert (second.attributes["url.full"], second.attributes["server.port"]) == (
+        target, other_echo_server.port)
+    assert second.attributes["http.response.status_code"] == 503
+    assert second.attributes["error.type"] == "503"
+    assert second.attributes.get("http.request.resend_count") == (1 if counts_resends else None)
+    assert echo_server.last().headers["traceparent"] == _traceparent_of(first)
+    assert other_echo_server.last().headers["traceparent"] == _traceparent_of(second)
+    points = {p.attributes["server.port"]: dict(p.attributes)
+              for p in telemetry.duration_points()}
+    assert points[echo_server.port]["http.response.status_code"] == 302
+    assert "error.type" not in points[echo_server.port]
+    assert points[other_echo_server.port]["error.type"] == "503"
+
+
+@pytest.mark.parametrize("follow", [_with_requests, _follow_with_httpx, _follow_with_urllib3],
+                         ids=["requests", "httpx", "urllib3"])
+def test_resend_count_grows_along_a_chain_of_redirects(telemetry: Telemetry,
+                                                       echo_server: EchoServer,
+                                                       follow: Callable[..., int]) -> None:
+    """Redirect, redirect, answer: three spans with no resend count, then 1, then 2."""
+    last = f"{echo_server.url}/status/200"
+    middle = f"{echo_server.url}/redirect?to={last}"
+    assert follow(f"{echo_server.url}/redirect?to={middle}", None) == 200
+    spans = telemetry.client_spans()
+    assert [s.attributes.get("http.request.resend_count") for s in spans] == [None, 1, 2]
+    assert [s.attributes["http.response.status_code"] for s in spans] == [302, 302, 200]
+
+
+@pytest.mark.parametrize("get", [
+    lambda url: _SESSION.get(url, allow_redirects=False, timeout=5).status_code,
+    lambda url: _with_httpx(url, None),
+], ids=["requests", "httpx"])
+def test_a_redirect_not_followed_is_one_span(telemetry: Telemetry, echo_server: EchoServer,
+                                             get: Callable[[str], int]) -> None:
+    """Without following, the 302 is the call's one request and its one span."""
+    assert get(f"{echo_server.url}/redirect") == 302
+    span = telemetry.client_span()
+    assert span.attributes["http.response.status_code"] == 302
+    assert echo_server.last().headers["traceparent"] == _traceparent_of(span)
+
+
+# ----- code of the caller's that the library calls back ---------------------------------------
+
+def _assert_own_span(telemetry: Telemetry, echo_server: EchoServer, path: str,
+                     parent: Any) -> None:
+    """The request to ``path`` has a CLIENT span of its own, a child of ``parent`` (not of
+    the call whose hook made it, and not counted as a resend), whose traceparent the server
+    received."""
+    [seen] = [s for s in echo_server.seen if s.path == path]
+    [span] = [s for s in telemetry.client_spans() if s.attributes["url.full"].endswith(path)]
+    assert seen.headers["traceparent"] == _traceparent_of(span)
+    assert span.parent.span_id == parent.get_span_context().span_id
+    assert "http.request.resend_count" not in span.attributes
+
+
+def test_a_call_from_an_httpx_event_hook_is_traced(telemetry: Telemetry,
+                                                   echo_server: EchoServer) -> None:
+    """An httpx response event hook that makes a requests call: that call gets its own span
+    and trace headers, next to the httpx request's span."""
+    def hook(response: httpx.Response) -> None:
+        _SESSION.get(f"{echo_server.url}/from-hook", timeout=5)
+
+    with telemetry.tracer.start_as_current_span("handler") as handler, \
+            httpx.Client(trust_env=False, verify=_TLS,
+                         event_hooks={"request": [lambda r: None], "response": [hook]}) as c:
+        assert c.get(f"{echo_server.url}/main").status_code == 200
+    _assert_own_span(telemetry, echo_server, "/from-hook", handler)
+    _assert_own_span(telemetry, echo_server, "/main", handler)
+
+
+def test_a_call_from_an_async_httpx_event_hook_is_traced(telemetry: Telemetry,
+                                                         echo_server: EchoServer) -> None:
+    """The same with AsyncClient and an async hook making an AsyncClient call."""
+    async def main() -> None:
+        async with httpx.AsyncClient(trust_env=False, verify=_TLS) as other:
+            async def hook(response: httpx.Response) -> None:
+                await other.get(f"{echo_server.url}/from-async-hook")
+
+            async with httpx.AsyncClient(trust_env=False, verify=_TLS,
+                                         event_hooks={"response": [hook]}) as client:
+                await client.get(f"{echo_server.url}/async-main")
+
+    with telemetry.tracer.start_as_current_span("handler") as handler:
+        asyncio.run(main())
+    _assert_own_span(telemetry, echo_server, "/from-async-hook", handler)
+    _assert_own_span(telemetry, echo_server, "/async-main", handler)
+
+
+def test_a_call_from_an_httpx_auth_flow_is_traced(telemetry: Telemetry,
+                                                  echo_server: EchoServer) -> None:
+    """An httpx Auth flow that fetches a token over HTTP before the request and again after
+    a 401: each token request is traced on its own, and the retried request is a resend."""
+    class TokenAuth(httpx.Auth):
+        def auth_flow(self, request: httpx.Request) -> Any:
+            token = _SESSION.get(f"{echo_server.url}/token", timeout=5).status_code
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code == 401:
+                _SESSION.get(f"{echo_server.url}/token-again", timeout=5)
+                request.url = request.url.copy_with(path="/status/200")
+                yield request
+
+    with telemetry.tracer.start_as_current_span("handler") as handler, \
+            httpx.Client(trust_env=False, verify=_TLS) as client:
+        assert client.get(f"{echo_server.url}/status/401", auth=TokenAuth()).status_code == 200
+    _assert_own_span(telemetry, echo_server, "/token", handler)
+    _assert_own_span(telemetry, echo_server, "/token-again", handler)
+    [retried] = [s for s in telemetry.client_spans()
+                 if s.attributes["url.full"].endswith("/status/200")]
+    assert retried.attributes["http.request.resend_count"] == 1
+
+
+def test_a_call_from_a_requests_response_hook_is_traced(telemetry: Telemetry,
+                                                        echo_server: EchoServer) -> None:
+    """A requests response hook that makes an httpx call, on a request that is redirected:
+    the hook runs for both responses, and each of its calls is a request of its own (not a
+    resend of the redirected one), with its own span and trace headers."""
+    made: list[str] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = f"/from-hook-{len(made)}"
+        made.append(path)
+        _with_httpx(f"{echo_server.url}{path}", None)
+
+    with telemetry.tracer.start_as_current_span("handler") as handler:
+        response = _SESSION.get(f"{echo_server.url}/redirect", hooks={"response": hook},
+                                timeout=5)
+    assert response.status_code == 200
+    assert made == ["/from-hook-0", "/from-hook-1"]
+    for path in made:
+        _assert_own_span(telemetry, echo_server, path, handler)
+    hops = [s for s in telemetry.client_spans() if "/from-hook" not in s.attributes["url.full"]]
+    assert [s.attributes.get("http.request.resend_count") for s in hops] == [None, 1]
+
+
+# ----- the caller's objects stay the caller's -------------------------------------------------
+
+def test_httpx_leaves_the_callers_request_and_headers_alone(telemetry: Telemetry,
+                                                            echo_server: EchoServer) -> None:
+    """After send(), the request's headers are the caller's very object with the caller's
+    entries, and response.request is the caller's request, while the server got the span's
+    traceparent; a refused request's exception names the caller's request too."""
+    with httpx.Client(trust_env=False, verify=_TLS) as client:
+        request = client.build_request("GET", echo_server.url,
+                                       headers=httpx.Headers({"X-Demo": "1"}))
+        headers = request.headers
+        before = list(headers.multi_items())
+        response = client.send(request)
+        assert response.request is request
+        assert request.headers is headers
+        assert list(headers.multi_items()) == before
+        assert echo_server.last().headers["traceparent"] == _traceparent_of(
+            telemetry.client_span())
+        refused = client.build_request("GET", refused_url())
+        refused_headers = refused.headers
+        with pytest.raises(httpx.ConnectError) as caught:
+            client.send(refused)
+        assert caught.value.request is refused
+        assert refused.headers is refused_headers
+        assert "traceparent" not in refused.headers
+
+
+def test_one_httpx_request_sent_twice_at_once_keeps_its_headers(telemetry: Telemetry) -> None:
+    """The same Request sent three times concurrently (the transport holds each until all
+    three are in): each send carries its own traceparent, and afterwards the request has
+    the caller's headers object back, without a traceparent."""
+    arrived: list[str] = []
+
+    async def main() -> httpx.Request:
+        all_in = asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            arrived.append(request.headers["traceparent"])
+            if len(arrived) == 3:
+                all_in.set()
+            await all_in.wait()
+            return httpx.Response(204)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            request = client.build_request("GET", "http://svc.test/x")
+            headers = request.headers
+            responses = await asyncio.gather(*(client.send(request) for _ in range(3)))
+            assert [r.status_code for r in responses] == [204] * 3
+            assert request.headers is headers
+            return request
+
+    request = asyncio.run(main())
+    assert "traceparent" not in request.headers
+    assert sorted(arrived) == sorted(_traceparent_of(s) for s in telemetry.client_spans())
+    assert len(set(arrived)) == 3
+
+
+# ----- timing ---------------------------------------------------------------------------------
+
+@each_client
+def test_the_span_lasts_as_long_as_the_duration_point_says(telemetry: Telemetry,
+                                                           client: Client) -> None:
+    """For a refused connection (whose exception event takes a while to format) the span
+    ends at the measured end: its duration is the metric point's, to the nanosecond."""
+    with pytest.raises(client.refused):
+        client.get(refused_url(), None)
+    span = telemetry.client_span()
+    [point] = telemetry.duration_points()
+    assert abs((span.end_time - span.start_time) - point.sum * 1e9) <= 1
+
+
+@each_client
+@pytest.mark.parametrize("refused", [False, True], ids=["answered", "refused"])
+def test_the_duration_point_is_recorded_in_the_callers_context(telemetry: Telemetry,
+                                                               echo_server: EchoServer,
+                                                               client: Client,
+                                                               refused: bool) -> None:
+    """Answered or failed, the point's exemplar names the caller's span (the context the
+    call was made in), as every client records it, never the client span's context."""
+    with telemetry.tracer.start_as_current_span("handler") as handler:
+        if refused:
+            with pytest.raises(client.refused):
+                client.get(refused_url(), None)
+        else:
+            client.get(echo_server.url, None)
+    [point] = telemetry.duration_points()
+    assert [e.span_id for e in point.exemplars] == [handler.get_span_context().span_id]
+
+
+# ----- URL redaction --------------------------------------------------------------------------
+
 @pytest.mark.parametrize("get", [
     lambda url: _SESSION.get(url, timeout=5).status_code,
-    lambda url: httpx.get(url, follow_redirects=True, trust_env=False, verify=_TLS).status_code,
-], ids=["requests", "httpx"])
-def test_redirects_followed_inside_one_call_are_one_span(telemetry: Telemetry,
-                                                         echo_server: EchoServer,
-                                                         get: Callable[[str], int]) -> None:
-    """A redirect the library follows is part of the caller's one span, which reports the
-    final status; both hops carry that span's context."""
-    before = len(echo_server.seen)
-    assert get(f"{echo_server.url}/redirect") == 200
-    span = telemetry.client_span()
-    assert span.attributes["http.response.status_code"] == 200
-    hops = echo_server.seen[before:]
-    assert [h.path for h in hops] == ["/redirect", "/status/200"]
-    assert {h.headers["traceparent"] for h in hops} == {_traceparent_of(span)}
+    lambda url: _with_httpx(url, None),
+    lambda url: _POOL.request("GET", url, retries=False).status,
+    lambda url: _with_urllib(url, None),
+], ids=["requests", "httpx", "urllib3", "urllib.request"])
+def test_presigned_url_credentials_are_redacted(telemetry: Telemetry, echo_server: EchoServer,
+                                                get: Callable[[str], int]) -> None:
+    """An AWS SigV4 presigned URL's signature, credential and session token are REDACTED in
+    url.full (their keys kept), the other parameters left as they are."""
+    query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261127%2F"
+             "us-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261127T000000Z&X-Amz-Expires=300"
+             "&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE&X-Amz-SignedHeaders=host"
+             "&X-Amz-Signature=0123456789abcdef")
+    assert get(f"{echo_server.url}/bucket/key?{query}") == 200
+    full = telemetry.client_span().attributes["url.full"]
+    assert full == (f"{echo_server.url}/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                    "&X-Amz-Credential=REDACTED&X-Amz-Date=20261127T000000Z&X-Amz-Expires=300"
+                    "&X-Amz-Security-Token=REDACTED&X-Amz-SignedHeaders=host"
+                    "&X-Amz-Signature=REDACTED")
 
 
 # ----- the call itself stays the caller's -----------------------------------------------------

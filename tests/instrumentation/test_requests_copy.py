@@ -130,6 +130,7 @@ def _exporter() -> Iterator[InMemorySpanExporter]:
     earlier = method_wrappers.our_wrapper(requests.Session, "send")
     if earlier is not None:
         method_wrappers.unwrap(requests.Session, "send", earlier)
+    dispatch_hook = requests.sessions.dispatch_hook  # (ours already, or put back after)
     requests_patch.patch(requests, context)
     assert method_wrappers.our_wrapper(requests.Session, "send") is not None
     yield exporter
@@ -138,6 +139,7 @@ def _exporter() -> Iterator[InMemorySpanExporter]:
         method_wrappers.unwrap(requests.Session, "send", ours)
     if earlier is not None:
         method_wrappers.wrap_once(requests.Session, "send", method_wrappers.wrapper_of(earlier))
+    requests.sessions.dispatch_hook = dispatch_hook
     propagate.set_global_textmap(previous)
     provider.shutdown()
 
@@ -267,15 +269,19 @@ def test_redirect_is_followed_and_the_callers_request_is_unchanged(
     assert _snapshot(prepared) == before
     assert {c.name for c in prepared._cookies} == {"session_cookie", "request_cookie"}
     assert "traceparent" not in prepared.headers
-    # both hops went out under the one CLIENT span, with the cookie the 302 set
-    traceparent = _traceparent(_client_span(exporter))
+    # each hop went out with its own CLIENT span's context, the second with the cookie the
+    # 302 set (and not the first hop's traceparent, which its copy of the request had)
+    spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
+    assert [s.attributes.get("http.request.resend_count") for s in spans] == [None, 1]
     first, second = server.seen
     assert (first.path, second.path) == ("/redirect", "/landing")
-    assert first.header("traceparent") == second.header("traceparent") == traceparent
+    assert first.header("traceparent") == _traceparent(spans[0])
+    assert second.header("traceparent") == _traceparent(spans[1])
     assert first.cookies() == {"session_cookie": "s1", "request_cookie": "r1"}
     assert second.cookies() == {"session_cookie": "s1", "request_cookie": "r1", "hop": "1"}
     assert response.history[0].request is not prepared
-    assert response.history[0].request.headers["traceparent"] == traceparent
+    assert response.history[0].request.headers["traceparent"] == _traceparent(spans[0])
+    assert response.request.headers["traceparent"] == _traceparent(spans[1])
     assert {c.name: c.value for c in session.cookies} == {
         "session_cookie": "s1", "hop": "1", "landed": "yes"}
     # and again with the same prepared request: nothing left over from the first time

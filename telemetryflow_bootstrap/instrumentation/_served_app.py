@@ -40,27 +40,22 @@ def instrumented_by_framework(app: Any) -> bool:
 
 def wsgi(app: Any, context: Any, server: str) -> Any:
     """``app`` in a ``TelemetryWSGIMiddleware``, or ``app`` itself (see module)."""
-    if app is None or instrumented_by_framework(app):
-        return app
-    try:
-        from .wsgi import TelemetryWSGIMiddleware
-
-        return TelemetryWSGIMiddleware(app, client=context)
-    except Exception as exc:  # never keep the server from serving
-        _diagnostics.warn_every_minute(
-            f"{server}-app", f"{server}: application served without server spans "
-            f"({type(exc).__name__}: {exc})")
-        return app
+    return _wrapped(app, context, server, "wsgi", "TelemetryWSGIMiddleware")
 
 
 def asgi(app: Any, context: Any, server: str) -> Any:
     """``app`` in a ``TelemetryASGIMiddleware``, or ``app`` itself (see module)."""
+    return _wrapped(app, context, server, "asgi", "TelemetryASGIMiddleware")
+
+
+def _wrapped(app: Any, context: Any, server: str, module: str, middleware: str) -> Any:
     if app is None or instrumented_by_framework(app):
         return app
     try:
-        from .asgi import TelemetryASGIMiddleware
+        from importlib import import_module
 
-        return TelemetryASGIMiddleware(app, client=context)
+        wrapper = getattr(import_module(f"{__package__}.{module}"), middleware)
+        return wrapper(app, client=context)
     except Exception as exc:  # never keep the server from serving
         _diagnostics.warn_every_minute(
             f"{server}-app", f"{server}: application served without server spans "

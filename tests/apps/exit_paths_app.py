@@ -15,6 +15,10 @@ for i in range(50):
         pass
 if how == "own_handler":
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+if how == "sigint":
+    # Python's default handler even when SIGINT was ignored on entry (a shell's background
+    # job inherits it ignored, and Python then leaves it so)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 print("ready", flush=True)
 if how == "sys_exit":
     sys.exit(4)

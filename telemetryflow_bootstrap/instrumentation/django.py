@@ -39,6 +39,8 @@ from typing import Any
 from opentelemetry import context as _otel_context
 
 from .. import _diagnostics
+from ..infrastructure.current_context import attach as _set_current
+from ..infrastructure.current_context import reset as _reset_current
 from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
 from .wsgi import UnsampledRequest, open_environ, shortcut_for
 
@@ -212,10 +214,15 @@ def _watch_stream(response: Any, server_request: _ServerRequest) -> None:
 
 
 def _watched(iterator: Iterator[Any], server_request: _ServerRequest) -> Iterator[Any]:
-    """The chunks unchanged; the request ends after the last, or with the exception that
-    cut the body short, or when whoever iterates drops it (a client gone)."""
+    """The chunks unchanged, each produced with the request's context current (the server
+    pulls them after the view and the middleware have returned: without it, work done in a
+    streaming generator would belong to no request, or start a trace of its own); the
+    request ends after the last, or with the exception that cut the body short, or when
+    whoever iterates drops it (a client gone)."""
+    context = server_request.context
     try:
         while True:
+            token = _set_current(context)
             try:
                 chunk = next(iterator)
             except StopIteration:
@@ -223,6 +230,8 @@ def _watched(iterator: Iterator[Any], server_request: _ServerRequest) -> Iterato
             except BaseException as error:
                 server_request.finish(error)
                 raise
+            finally:
+                _reset_current(token)
             yield chunk
     finally:
         server_request.finish()
@@ -230,11 +239,15 @@ def _watched(iterator: Iterator[Any], server_request: _ServerRequest) -> Iterato
 
 async def _awatched(iterator: AsyncIterator[Any],
                     server_request: _ServerRequest) -> AsyncIterator[Any]:
-    """``_watched`` for an async iterator. Cancelled is how Django's ASGI handler stops a
+    """``_watched`` for an async iterator (its steps too run with the request's context
+    current). Cancelled is how Django's ASGI handler stops a
     body whose client went away: ended as is, as a client gone from a WSGI server or from
     Starlette (an event stream ends that way every time; not a server error)."""
+    context = server_request.context
     try:
         while True:
+            # (set and reset around one step: both happen in the task that awaits it)
+            token = _set_current(context)
             try:
                 chunk = await iterator.__anext__()
             except StopAsyncIteration:
@@ -244,6 +257,8 @@ async def _awatched(iterator: AsyncIterator[Any],
             except BaseException as error:
                 server_request.finish(error)
                 raise
+            finally:
+                _reset_current(token)
             yield chunk
     finally:
         server_request.finish()

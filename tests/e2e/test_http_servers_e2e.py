@@ -180,11 +180,26 @@ def test_django_runserver(otlp_receiver, tmp_path):
     with serving((args, env, port, tmp_path / "d.log")):
         assert get(port, "/hello/dj/", {"traceparent": TRACEPARENT}) == (200, "hello dj")
         assert get(port, "/api/items/3/") == (200, "item 3")
-        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 2)}
+        assert get(port, "/stream/context/") == (200, "chunk 0\nchunk 1\n")
+        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 3)}
     hello = spans["/hello/dj/"]
     assert hello.name == "GET /hello/<str:name>/"
     assert_continued(hello)
     assert spans["/api/items/3/"].attributes["http.route"] == "/api/items/<int:item_id>/"
+    _assert_stream_work_is_a_child(otlp_receiver, spans["/stream/context/"])
+
+
+def _assert_stream_work_is_a_child(receiver, server_span) -> None:
+    """The queries a streaming generator ran while the server pulled its chunks (after the
+    view returned) are children of the request's server span."""
+    def children() -> list:
+        return [s for s in receiver.spans()
+                if s.trace_id == server_span.trace_id and s.kind == "CLIENT"]
+
+    assert receiver.wait_for(lambda _: len(children()) >= 2), [s.name for s in children()]
+    assert [s.attributes.get("db.system.name", s.attributes.get("db.system"))
+            for s in children()] == ["sqlite", "sqlite"]
+    assert {s.parent_span_id for s in children()} == {server_span.span_id}
 
 
 def test_uvicorn_serves_django_asgi_and_ends_a_broken_stream(otlp_receiver, tmp_path):
@@ -200,7 +215,11 @@ def test_uvicorn_serves_django_asgi_and_ends_a_broken_stream(otlp_receiver, tmp_
         assert get_broken(port, "/astream/fail/") == (200, b"chunk 0\n")
         assert get_broken(port, "/stream/fail/")[0] == 200
         assert get(port, "/hello/asgi/") == (200, "hello asgi")
-        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 3)}
+        assert get(port, "/astream/context/") == (200, "chunk 0\nchunk 1\n")
+        assert get(port, "/stream/context/") == (200, "chunk 0\nchunk 1\n")
+        spans = {s.attributes["url.path"]: s for s in server_spans(otlp_receiver, 5)}
+        for path in ("/astream/context/", "/stream/context/"):
+            _assert_stream_work_is_a_child(otlp_receiver, spans[path])
         points = otlp_receiver.wait_for_metric(
             "http.server.request.duration",
             where=lambda p: p.attributes.get("http.route") == "/astream/fail/")

@@ -251,6 +251,34 @@ def test_streamed_body_under_the_asgi_handler_ends_once(server_telemetry, django
     assert len(server_telemetry.duration_points()) == 1
 
 
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume")
+@pytest.mark.parametrize("path", ["/stream/context/", "/astream/context/"],
+                         ids=["sync", "async"])
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_streaming_generator_runs_in_the_request_span(server_telemetry, django_settings,
+                                                      kind, path):
+    """The server pulls a streamed body after the view and the middleware have returned:
+    each chunk is still produced with the request's span current (as under Flask), so work
+    a streaming generator does belongs to the request."""
+    from django.test import Client
+
+    from tests.apps.server_django.server_django import views
+
+    views.STREAM_SPANS.clear()
+    if kind == "wsgi":
+        response = Client().get(path)
+        assert views.STREAM_SPANS == []  # (nothing pulled yet)
+        assert b"".join(response) == b"chunk 0\nchunk 1\n"  # (as a WSGI server pulls it)
+    else:
+        sent = asyncio.run(_asgi_get(path))
+        assert b"".join(m.get("body", b"") for m in sent[1:]) == b"chunk 0\nchunk 1\n"
+    span = server_telemetry.one_server_span()
+    assert len(views.STREAM_SPANS) == 2
+    for seen in views.STREAM_SPANS:
+        assert seen.span_id == span.context.span_id
+        assert seen.trace_id == span.context.trace_id
+
+
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])
 def test_middleware_exception_names_its_class_and_the_route(server_telemetry,
                                                             django_settings, kind):

@@ -15,6 +15,8 @@ urlpatterns = [
     path("stream/", views.stream),
     path("stream/fail/", views.stream_fail),
     path("astream/fail/", views.astream_fail),
+    path("stream/context/", views.stream_context),
+    path("astream/context/", views.astream_context),
     path("source/", views.source),
     path("api/", include(api)),
 ]

@@ -58,6 +58,46 @@ async def astream_fail(request):
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
+# The span current in each step of the context-reporting streams below (tests read it).
+STREAM_SPANS: list[object] = []
+
+
+def _note_current_span() -> None:
+    """What a streaming generator's own work looks like to the tracer: the span current
+    (for in-process tests) and a traced SQLite query (its span's parent, end to end)."""
+    import sqlite3
+
+    from opentelemetry import trace
+
+    STREAM_SPANS.append(trace.get_current_span().get_span_context())
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("SELECT 1").fetchall()
+    finally:
+        connection.close()
+
+
+def stream_context(request):
+    """A stream whose generator notes the span current while the server pulls each chunk."""
+    def chunks():
+        for i in range(2):
+            _note_current_span()
+            yield f"chunk {i}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def astream_context(request):
+    """``stream_context`` with an async body."""
+    async def chunks():
+        for i in range(2):
+            await asyncio.sleep(0)
+            _note_current_span()
+            yield f"chunk {i}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
 def source(request):
     """This file, as a FileResponse (which a WSGI server may send with ``sendfile``)."""
     return FileResponse(open(__file__, "rb"), content_type="text/plain")

@@ -1,17 +1,20 @@
 """``TelemetryFlowBuilder``: fluent construction of a ``TelemetryFlowClient``.
 
 ``with_auto_configuration()`` reads the environment with the very parser the launcher uses;
-explicit ``with_*`` calls win over it whatever their order. ``build()`` reports every missing
-or invalid field at once.
+explicit ``with_*`` calls win over it whatever their order (``with_endpoint()`` over
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT too: code says what it means for every signal).
+``build()`` reports every missing or invalid field at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from .client import TelemetryFlowClient
+from .domain import per_signal
 from .domain.config import TelemetryConfig, load_config
 from .domain.credentials import Credentials
 from .domain.errors import BuilderError, ConfigError
@@ -139,6 +142,11 @@ class TelemetryFlowBuilder:
         elif "service_name" not in self._fields:
             problems.append("service name is missing: call with_service(name)")
         fields = dict(self._fields)
+        for signal in per_signal.SIGNALS:  # (an explicit setting is every signal's)
+            own = base.overrides(signal)
+            cleared = {name: None for name in own.given() if name in fields}
+            if cleared:
+                fields[per_signal.group(signal)] = dataclasses.replace(own, **cleared)
         if self._attributes:
             fields["resource_attributes"] = (*base.resource_attributes, *self._attributes.items())
         if self._api_key is not None or self._collector_id is not None:

@@ -3,7 +3,9 @@ FAIL or SKIP with a fix, and an exit code a container health check can use (1 on
 
 The checks follow the path an export takes — configuration, hook, DNS, TCP, TLS, then one
 EMPTY OTLP export per exported signal — so the first FAIL is usually the cause and the ones
-after it are skipped rather than repeated.
+after it are skipped rather than repeated. Signals with their own endpoint
+(OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT) get DNS, TCP and TLS once per distinct destination,
+and each export check uses its signal's own settings (headers, TLS, CA, compression).
 
 The export check sends a request built by hand (the same endpoint, headers, TLS settings and
 compression the exporters use) instead of going through the SDK exporters: those retry
@@ -11,7 +13,8 @@ transient errors until their own timeout and only log the status, while a single
 request reports the status itself (``UNAUTHENTICATED``, HTTP 401…) within the check's
 timeout. An empty request carries no data, so nothing shows up in the backend.
 
-Every check is bounded: ``TELEMETRYFLOW_TIMEOUT`` when set, else 5 seconds (blocking calls
+Every check is bounded: ``TELEMETRYFLOW_TIMEOUT`` when set (a signal's own
+OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT for its checks), else 5 seconds (blocking calls
 without their own timeout, like ``getaddrinfo``, run in a daemon thread that is abandoned
 when late). Nothing printed contains a secret: details that come back from the server are
 scrubbed of the credentials that were sent.
@@ -19,6 +22,7 @@ scrubbed of the credentials that were sent.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -35,9 +39,10 @@ from urllib.parse import urlsplit
 
 from .. import _launch
 from .._version import __version__
+from ..domain import per_signal
 from ..domain.config import TelemetryConfig, load_config
 from ..domain.environment import EnvironmentReading
-from ..domain.redaction import redact_text, url_secrets
+from ..domain.redaction import redact_text
 from ..domain.signals import ExporterKind, Protocol, SignalType
 from . import info
 
@@ -330,13 +335,18 @@ def _last_line(text: str) -> str:
 def _network_checks(
     config: TelemetryConfig, reading: EnvironmentReading, timeout: float
 ) -> list[Check]:
+    """DNS, TCP and TLS once per distinct destination (signals may each have their own
+    endpoint, OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT), then one empty export per signal, all
+    exports at once. With several destinations each check's name says for which signals."""
     exported = [
         signal
         for signal in config.enabled_signals
         if config.exporter_for(signal) is ExporterKind.OTLP
     ]
     if not exported:
-        if config.endpoint is None:
+        if config.endpoint is None and not any(
+            config.overrides(signal).endpoint for signal in config.enabled_signals
+        ):
             why = (
                 "no endpoint configured: telemetry is printed on stderr (console exporter); "
                 "network checks skipped"
@@ -350,32 +360,29 @@ def _network_checks(
                 )
             ]
         return [Check("network", SKIP, "no signal is exported over OTLP; network checks skipped")]
-    endpoint_var = reading.sources.get("endpoint", "TELEMETRYFLOW_ENDPOINT")
-    url = urlsplit(config.resolved_endpoint())
-    host = url.hostname or "localhost"
-    try:
-        port = url.port or 443
-    except ValueError:
-        port = 443
-    checks = [_check_dns(host, port, timeout, endpoint_var)]
-    if checks[-1].outcome != FAIL:
-        checks.append(_check_tcp(host, port, timeout))
-    tls = info.transport_uses_tls(config)
-    if checks[-1].outcome != FAIL:
-        checks.append(
-            _check_tls(host, port, config, reading, timeout)
-            if tls
-            else _plaintext_note(config, host, reading)
-        )
-    if checks[-1].outcome == FAIL:
-        reason = f"not attempted: the {checks[-1].name} check failed"
-        checks.extend(Check(f"export {signal.value}", SKIP, reason) for signal in exported)
-        return checks
-    secrets = _secrets(config)
+    destinations: dict[tuple[Any, ...], list[SignalType]] = {}
+    for signal in exported:
+        destinations.setdefault(_destination(config, signal), []).append(signal)
+    checks: list[Check] = []
+    attempted: list[SignalType] = []
+    for signals in destinations.values():
+        suffix = f" ({', '.join(s.value for s in signals)})" if len(destinations) > 1 else ""
+        path = _path_checks(config, reading, signals[0],
+                            max(_signal_timeout(config, timeout, s) for s in signals))
+        checks.extend(dataclasses.replace(check, name=check.name + suffix) for check in path)
+        if path[-1].outcome == FAIL:
+            reason = f"not attempted: the {path[-1].name + suffix} check failed"
+            checks.extend(Check(f"export {signal.value}", SKIP, reason) for signal in signals)
+        else:
+            attempted.extend(signals)
+    secrets = config.secret_values()
+    limits = [_signal_timeout(config, timeout, signal) for signal in attempted]
     exports = _parallel(
-        [_export_check(config, signal, timeout, secrets) for signal in exported], timeout + 1.0
+        [_export_check(config, signal, limit, secrets)
+         for signal, limit in zip(attempted, limits, strict=True)],
+        max(limits, default=timeout) + 1.0,
     )
-    for signal, outcome in zip(exported, exports, strict=True):
+    for signal, limit, outcome in zip(attempted, limits, exports, strict=True):
         if isinstance(outcome, Check):
             checks.append(outcome)
         else:
@@ -383,11 +390,69 @@ def _network_checks(
                 Check(
                     f"export {signal.value}",
                     FAIL,
-                    f"no answer within {timeout:g}s",
-                    _unavailable_hint(config),
+                    f"no answer within {limit:g}s",
+                    _unavailable_hint(config, signal),
                 )
             )
+    order = {f"export {signal.value}": index for index, signal in enumerate(exported)}
+    return sorted(checks, key=lambda check: order.get(check.name, -1))
+
+
+def _signal_timeout(config: TelemetryConfig, timeout: float, signal: SignalType) -> float:
+    """A signal's own OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT bounds its checks, else ``timeout``."""
+    own = config.overrides(signal).timeout
+    return own if own is not None else timeout
+
+
+def _host_port(config: TelemetryConfig, signal: SignalType) -> tuple[str, int]:
+    """Where ``signal``'s exporter connects: a per-signal OTLP/HTTP URL is used as is, so a
+    URL without a port means the scheme's (443 or 80), not OTLP's 4318."""
+    target = config.export_target(signal)
+    url = urlsplit(target if "://" in target else f"//{target}")
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    return url.hostname or "localhost", port or (80 if url.scheme == "http" else 443)
+
+
+def _destination(config: TelemetryConfig, signal: SignalType) -> tuple[Any, ...]:
+    """What the path checks (DNS, TCP, TLS) depend on: signals sharing it share them."""
+    view = config.for_signal(signal)
+    tls = info.transport_uses_tls(view)
+    return (*_host_port(config, signal), tls, view.certificate_file if tls else None,
+            view.protocol)
+
+
+def _path_checks(
+    config: TelemetryConfig, reading: EnvironmentReading, signal: SignalType, timeout: float
+) -> list[Check]:
+    """DNS, then TCP, then TLS (or the plaintext note) to ``signal``'s destination, stopping
+    at the first FAIL."""
+    view = config.for_signal(signal)
+    host, port = _host_port(config, signal)
+    checks = [_check_dns(host, port, timeout, _variable_for(config, reading, signal, "endpoint"))]
+    if checks[-1].outcome != FAIL:
+        checks.append(_check_tcp(host, port, timeout))
+    if checks[-1].outcome != FAIL:
+        if info.transport_uses_tls(view):
+            ca_var = _variable_for(config, reading, signal, "certificate_file")
+            checks.append(_check_tls(host, port, view, ca_var, timeout))
+        else:
+            source = (_variable_for(config, reading, signal, "insecure", "")
+                      or _variable_for(config, reading, signal, "endpoint", "the endpoint"))
+            checks.append(_plaintext_note(view, host, source))
     return checks
+
+
+def _variable_for(config: TelemetryConfig, reading: EnvironmentReading, signal: SignalType,
+                  setting: str, default: str | None = None) -> str:
+    """The variable that set ``setting`` for ``signal``, else ``default`` (our variable's
+    name when not given)."""
+    found = per_signal.source_of(config, reading, signal, setting)
+    if found is not None:
+        return found
+    return per_signal.SETTINGS[setting][1] if default is None else default
 
 
 def _check_dns(host: str, port: int, timeout: float, endpoint_var: str) -> Check:
@@ -449,8 +514,7 @@ def _check_tcp(host: str, port: int, timeout: float) -> Check:
     return Check("TCP", PASS, f"connected to {where} in {_ms(started)}")
 
 
-def _plaintext_note(config: TelemetryConfig, host: str, reading: EnvironmentReading) -> Check:
-    source = reading.sources.get("insecure") or reading.sources.get("endpoint", "the endpoint")
+def _plaintext_note(config: TelemetryConfig, host: str, source: str) -> Check:
     if config.credentials is not None and host not in _LOOPBACK:
         return Check(
             "TLS",
@@ -461,10 +525,8 @@ def _plaintext_note(config: TelemetryConfig, host: str, reading: EnvironmentRead
     return Check("TLS", SKIP, f"plaintext ({source})")
 
 
-def _check_tls(
-    host: str, port: int, config: TelemetryConfig, reading: EnvironmentReading, timeout: float
-) -> Check:
-    ca_var = reading.sources.get("certificate_file", "TELEMETRYFLOW_CERTIFICATE")
+def _check_tls(host: str, port: int, config: TelemetryConfig, ca_var: str,
+               timeout: float) -> Check:
     cafile = config.certificate_file
     if cafile and not os.path.isfile(cafile):
         return Check(
@@ -544,7 +606,7 @@ def _export_check(
 ) -> Callable[[], Check]:
     def check() -> Check:
         try:
-            if config.protocol is Protocol.GRPC:
+            if config.for_signal(signal).protocol is Protocol.GRPC:
                 return _grpc_export(config, signal, timeout, secrets)
             return _http_export(config, signal, timeout, secrets)
         except Exception as exc:  # a check reports, it never takes the report down
@@ -578,22 +640,21 @@ def _grpc_export(
 ) -> Check:
     import grpc
 
-    from ..infrastructure.exporters import OTLPExporterFactory
-
     request_type, response_type, method = _messages(signal)
-    target = OTLPExporterFactory(config).endpoint_for(signal)
-    if config.uses_tls:
+    target = config.export_target(signal)
+    view = config.for_signal(signal)  # (the signal's own settings, as its exporter has them)
+    if view.uses_tls:
         pem = None
-        if config.certificate_file:
-            with open(config.certificate_file, "rb") as file:
+        if view.certificate_file:
+            with open(view.certificate_file, "rb") as file:
                 pem = file.read()
         channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=pem))
     else:
         channel = grpc.insecure_channel(target)
     compression = (
-        grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
+        grpc.Compression.Gzip if view.compression == "gzip" else grpc.Compression.NoCompression
     )
-    headers = tuple((key.lower(), value) for key, value in config.get_auth_headers().items())
+    headers = tuple((key.lower(), value) for key, value in view.get_auth_headers().items())
     name = f"export {signal.value}"
     shown = info.safe_url(target)
     started = time.monotonic()
@@ -628,18 +689,17 @@ def _http_export(
     import urllib.error
     import urllib.request
 
-    from ..infrastructure.exporters import OTLPExporterFactory
-
     request_type, response_type, _method = _messages(signal)
-    url = OTLPExporterFactory(config).endpoint_for(signal)
+    url = config.export_target(signal)
+    view = config.for_signal(signal)  # (the signal's own settings, as its exporter has them)
     body = request_type().SerializeToString()
-    headers = {"Content-Type": "application/x-protobuf", **config.get_auth_headers()}
-    if config.compression == "gzip":
+    headers = {"Content-Type": "application/x-protobuf", **view.get_auth_headers()}
+    if view.compression == "gzip":
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     context = None
     if url.startswith("https://"):
-        context = ssl.create_default_context(cafile=config.certificate_file or None)
+        context = ssl.create_default_context(cafile=view.certificate_file or None)
     name = f"export {signal.value}"
     shown = info.safe_url(url)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -656,13 +716,14 @@ def _http_export(
         )
     except urllib.error.URLError as exc:
         reason = _shown(_scrub(str(exc.reason), secrets))
-        return Check(name, FAIL, f"OTLP/HTTP POST {shown}: {reason}", _unavailable_hint(config))
+        return Check(name, FAIL, f"OTLP/HTTP POST {shown}: {reason}",
+                     _unavailable_hint(config, signal))
     except TimeoutError:
         return Check(
             name,
             FAIL,
             f"OTLP/HTTP POST {shown}: no answer within {timeout:g}s",
-            _unavailable_hint(config),
+            _unavailable_hint(config, signal),
         )
     except (http.client.HTTPException, OSError) as exc:
         # What an HTTP client sees when the port speaks gRPC (HTTP/2 only) or TLS.
@@ -670,7 +731,7 @@ def _http_export(
             name,
             FAIL,
             f"OTLP/HTTP POST {shown}: not an HTTP answer ({type(exc).__name__})",
-            _unavailable_hint(config),
+            _unavailable_hint(config, signal),
         )
     response = None
     if payload:
@@ -694,36 +755,48 @@ def _accepted(name: str, what: str, started: float, response: Any, secrets: list
     return Check(name, PASS, f"{what} in {_ms(started)} (empty request accepted)")
 
 
-def _auth_hint(config: TelemetryConfig) -> str:
+def _auth_hint(config: TelemetryConfig, signal: SignalType) -> str:
+    headers_var = _to_set(config, signal, "headers")
     if config.credentials is None:
         return (
             f"the collector wants credentials: set {_AUTH_VARS} "
-            "(or the header it expects in TELEMETRYFLOW_HEADERS)"
+            f"(or the header it expects in {headers_var})"
         )
     return (
         f"check {_AUTH_VARS} (the key may be wrong, revoked or for another collector) "
-        "and TELEMETRYFLOW_HEADERS"
+        f"and {headers_var}"
     )
 
 
-def _unavailable_hint(config: TelemetryConfig) -> str:
-    other = Protocol.HTTP if config.protocol is Protocol.GRPC else Protocol.GRPC
+def _to_set(config: TelemetryConfig, signal: SignalType, setting: str) -> str:
+    """The variable a hint tells to set for ``signal``: its own when it has its own
+    endpoint or that setting (the all-signals one would not reach it), else ours."""
+    own = config.overrides(signal)
+    if own.endpoint is not None or getattr(own, setting) is not None:
+        return per_signal.variable(signal, setting)
+    return per_signal.SETTINGS[setting][1]
+
+
+def _unavailable_hint(config: TelemetryConfig, signal: SignalType) -> str:
+    view = config.for_signal(signal)
+    other = Protocol.HTTP if view.protocol is Protocol.GRPC else Protocol.GRPC
     hint = (
         f"is the collector running? If it serves OTLP/{other.value} on this port, set "
-        f"TELEMETRYFLOW_PROTOCOL={other.value}"
+        f"{_to_set(config, signal, 'protocol')}={other.value}"
     )
-    if config.protocol is Protocol.GRPC and not config.uses_tls:
-        hint += "; if it uses TLS, drop TELEMETRYFLOW_INSECURE"
-    elif config.protocol is Protocol.GRPC:
-        hint += "; if it has no TLS, set TELEMETRYFLOW_INSECURE=true"
+    insecure_var = _to_set(config, signal, "insecure")
+    if view.protocol is Protocol.GRPC and not view.uses_tls:
+        hint += f"; if it uses TLS, drop {insecure_var}"
+    elif view.protocol is Protocol.GRPC:
+        hint += f"; if it has no TLS, set {insecure_var}=true"
     return hint
 
 
 def _grpc_hint(code: str, config: TelemetryConfig, signal: SignalType, timeout: float) -> str:
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return _auth_hint(config)
+        return _auth_hint(config, signal)
     if code == "UNAVAILABLE":
-        return _unavailable_hint(config)
+        return _unavailable_hint(config, signal)
     if code == "UNIMPLEMENTED":
         return (
             f"the endpoint does not serve OTLP {signal.value} over gRPC: enable a "
@@ -732,7 +805,7 @@ def _grpc_hint(code: str, config: TelemetryConfig, signal: SignalType, timeout: 
     if code == "DEADLINE_EXCEEDED":
         return (
             f"no answer within {timeout:g}s: the collector is overloaded or the network "
-            "is slow (raise TELEMETRYFLOW_TIMEOUT)"
+            f"is slow (raise {_to_set(config, signal, 'timeout')})"
         )
     if code == "RESOURCE_EXHAUSTED":
         return "the collector is throttling: see its memory_limiter/rate limits"
@@ -741,7 +814,13 @@ def _grpc_hint(code: str, config: TelemetryConfig, signal: SignalType, timeout: 
 
 def _http_hint(status: int, config: TelemetryConfig, signal: SignalType) -> str:
     if status in (401, 403):
-        return _auth_hint(config)
+        return _auth_hint(config, signal)
+    if status in (404, 405) and config.overrides(signal).endpoint is not None:
+        return (
+            f"{per_signal.variable(signal, 'endpoint')} is used as is (nothing is appended): "
+            f"give the full URL, e.g. http://collector:4318/v1/{signal.value}; and the "
+            f"collector needs a {signal.value} pipeline"
+        )
     if status in (404, 405):
         return (
             "TELEMETRYFLOW_ENDPOINT should be the collector's base URL (e.g. "
@@ -756,13 +835,6 @@ def _http_hint(status: int, config: TelemetryConfig, signal: SignalType) -> str:
 
 
 # ----- helpers --------------------------------------------------------------------------------
-
-
-def _secrets(config: TelemetryConfig) -> list[str]:
-    values = list(config.get_auth_headers().values())
-    if config.credentials is not None:
-        values.append(config.credentials.key_secret)
-    return values + url_secrets(config.endpoint or "")
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

@@ -7,6 +7,12 @@ never disagree with them. It runs in the launcher's Python: the library versions
 are those of that environment (``doctor -- PYTHON`` checks another interpreter). What a
 running program actually patched is ``registry.status()`` inside that program.
 
+Per-signal OTLP settings (``OTEL_EXPORTER_OTLP_<SIGNAL>_*``) are rows of their own, the
+all-signals row they override says for which signal it no longer applies, and the Export
+section gives each signal's protocol, destination and TLS with the variables that set them:
+an ``--endpoint`` typed on the command line that a per-signal variable overrides for one
+signal is visible at a glance.
+
 Secrets never reach the report: the API key secret shows as ``tfs_****``, header values as
 ``****``, URL userinfo and query values as ``****`` — the JSON form is built from the same
 redacted rows as the table, so neither can leak what the other hides.
@@ -25,9 +31,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from ..domain import per_signal
 from ..domain.config import TelemetryConfig, load_config
 from ..domain.credentials import redact_secret
-from ..domain.environment import VARIABLES, EnvironmentReading, Variable
+from ..domain.environment import SIGNAL_VARIABLES, VARIABLES, EnvironmentReading, Variable
 from ..domain.redaction import redact_text, redact_url
 from ..domain.signals import ExporterKind, Protocol, SignalType
 
@@ -146,7 +153,7 @@ def collect(
         executable=sys.executable,
         enabled=config.enabled,
         settings=_settings(config, reading),
-        export=_export_summary(config),
+        export=_export_summary(config, reading),
         sampler=_sampler_summary(config, reading),
         problems=[
             mask_urls(f"{problem} ({reading.outcome(problem)})") for problem in reading.problems
@@ -181,8 +188,30 @@ def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Sett
         flagged = [name for name in (var.name, *var.fallbacks) if name in invalid]
         if flagged:
             source = f"{source} ({flagged[0]}: see Warnings)"
+        overridden = _overridden_for(var.field, reading)
+        if overridden:
+            source = f"{source} (not for {overridden}: see below)"
         rows.append(Setting(var.name, shown, source))
+    for var in SIGNAL_VARIABLES:  # only those set: 21 rows of "unset" would hide the rest
+        signal = var.field.partition("_")[0]
+        if var.name in invalid:
+            rows.append(Setting(var.name, "", f"{signal} only (invalid: see Warnings)"))
+        elif reading.sources.get(var.field) == var.name:
+            ours = per_signal.SETTINGS[var.field.partition(".")[2]][1]
+            rows.append(Setting(var.name, _shown(var, reading.values[var.field]),
+                                f"{signal} only, over {ours}"))
     return rows
+
+
+def _overridden_for(field: str, reading: EnvironmentReading) -> str:
+    """The signals whose own variable replaces the all-signals ``field``, e.g. ``traces``."""
+    if field not in per_signal.SETTINGS:
+        return ""
+    return ", ".join(
+        signal.value for signal in per_signal.SIGNALS
+        if reading.sources.get(f"{per_signal.group(signal)}.{field}")
+        == per_signal.variable(signal, field)
+    )
 
 
 def _unset(
@@ -195,7 +224,10 @@ def _unset(
     if var.field == "insecure" and config.endpoint:
         return _text(not transport_uses_tls(config)), "derived"
     if var.field == "exporter":
-        return ("otlp" if config.endpoint else "console"), "derived"
+        kinds = {signal.value: config.exporter_for(signal).value for signal in _SIGNALS}
+        if len(set(kinds.values())) == 1:
+            return kinds["traces"], "derived"
+        return ", ".join(f"{name}: {kind}" for name, kind in kinds.items()), "derived"
     if var.field == "sample_rate" and not config.sampler.endswith("traceidratio"):
         return "(unused)", f"the sampler is {config.sampler} ({_sampler_source(reading)})"
     return var.default, "default"
@@ -206,7 +238,7 @@ def _shown(var: Variable, value: Any) -> str:
         if isinstance(value, tuple):  # headers: the names help, the values are credentials
             return printable(",".join(f"{key}=****" for key, _ in value))
         return redact_secret(str(value).strip())
-    if var.field == "endpoint":
+    if var.field.rpartition(".")[2] == "endpoint":
         return printable(safe_url(str(value)))
     return printable(_text(value))
 
@@ -251,10 +283,9 @@ def transport_uses_tls(config: TelemetryConfig) -> bool:
     return config.uses_tls
 
 
-def _export_summary(config: TelemetryConfig) -> dict[str, str]:
-    from ..infrastructure.exporters import OTLPExporterFactory
-
-    factory = OTLPExporterFactory(config)
+def _export_summary(config: TelemetryConfig, reading: EnvironmentReading) -> dict[str, str]:
+    """Each signal's destination, from its own settings, naming the per-signal variables
+    that set any of them."""
     summary = {}
     for signal in _SIGNALS:
         kind = config.exporter_for(signal)
@@ -265,12 +296,31 @@ def _export_summary(config: TelemetryConfig) -> dict[str, str]:
         elif kind is ExporterKind.NONE:
             summary[signal.value] = "none (not exported)"
         elif kind is ExporterKind.CONSOLE:
-            summary[signal.value] = f"console (stderr, {config.console_format})"
+            summary[signal.value] = f"console (stderr, {config.console_format})" + (
+                f": no endpoint for {signal.value}" if _any_own_endpoint(config) else "")
         else:
-            tls = "TLS" if transport_uses_tls(config) else "no TLS"
-            target = printable(safe_url(factory.endpoint_for(signal)))
-            summary[signal.value] = f"otlp/{config.protocol.value} -> {target} ({tls})"
+            view = config.for_signal(signal)
+            tls = "TLS" if transport_uses_tls(view) else "no TLS"
+            target = printable(safe_url(config.export_target(signal)))
+            by = _own_variables(signal, reading)
+            summary[signal.value] = f"otlp/{view.protocol.value} -> {target} ({tls}{by})"
     return summary
+
+
+def _any_own_endpoint(config: TelemetryConfig) -> bool:
+    return any(config.overrides(signal).endpoint for signal in _SIGNALS)
+
+
+def _own_variables(signal: SignalType, reading: EnvironmentReading) -> str:
+    """``; per-signal OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS`` for what set ``signal``'s
+    settings instead of the all-signals variables, or nothing."""
+    own = [per_signal.SETTINGS[setting][0] for setting in per_signal.SETTINGS
+           if reading.sources.get(f"{per_signal.group(signal)}.{setting}")
+           == per_signal.variable(signal, setting)]
+    if not own:
+        return ""
+    prefix = f"OTEL_EXPORTER_OTLP_{signal.value.upper()}"
+    return f"; per-signal {prefix}_{own[0]}" + "".join(f", _{suffix}" for suffix in own[1:])
 
 
 def _sampler_source(reading: EnvironmentReading) -> str:
@@ -307,19 +357,7 @@ def _setup_warnings(
 ) -> list[str]:
     """Settings that are each valid but will not do what was meant: these are silent at run
     time (the exporter keeps failing, a typo disables nothing), so ``--info`` says them."""
-    warnings = []
-    endpoint_var = reading.sources.get("endpoint", "TELEMETRYFLOW_ENDPOINT")
-    if config.endpoint:
-        port = urlsplit(config.resolved_endpoint()).port
-        usual = _USUAL_PORTS.get(port or 0)
-        if usual is not None and usual is not config.protocol:
-            protocol_var = reading.sources.get("protocol", "the default")
-            warnings.append(
-                f"{endpoint_var} uses port {port}, the usual OTLP/{usual.value} port, but the "
-                f"protocol is {config.protocol.value} ({protocol_var}); set "
-                f"TELEMETRYFLOW_PROTOCOL={usual.value} or use the collector's "
-                f"{config.protocol.value} port"
-            )
+    warnings = _endpoint_warnings(config, reading)
     # (a missing or non-PEM certificate file is a problem of the reading: parsers.pem_file)
     if config.signal_enabled(SignalType.TRACES) and (
         config.sampler in ("always_off", "parentbased_always_off") or config.sample_rate <= 0.0
@@ -340,6 +378,45 @@ def _setup_warnings(
         if unknown:
             warnings.append(unknown)
     return warnings
+
+
+def _endpoint_warnings(config: TelemetryConfig, reading: EnvironmentReading) -> list[str]:
+    """Per signal (each may have its own endpoint and protocol), each said once: a port that
+    is the other protocol's usual one, and a per-signal OTLP/HTTP URL without a path (it is
+    used as is, so the collector gets ``POST /``)."""
+    warnings: dict[str, None] = {}
+    for signal in _SIGNALS:
+        view, own = config.for_signal(signal), config.overrides(signal)
+        if not view.endpoint:
+            continue
+        endpoint_var = _variable_for(config, reading, signal, "endpoint")
+        if own.endpoint is not None and view.protocol is Protocol.HTTP:
+            path = urlsplit(config.export_target(signal)).path
+            if path in ("", "/"):
+                warnings[
+                    f"{endpoint_var} has no path: a per-signal OTLP/HTTP endpoint is used as is "
+                    f"(nothing appended), so give the full URL, e.g. "
+                    f"http://collector:4318/v1/{signal.value}"
+                ] = None
+        port = urlsplit(view.resolved_endpoint()).port
+        usual = _USUAL_PORTS.get(port or 0)
+        if usual is not None and usual is not view.protocol:
+            protocol_var = _variable_for(config, reading, signal, "protocol", "the default")
+            set_var = (per_signal.variable(signal, "protocol")
+                       if own.protocol is not None or own.endpoint is not None
+                       else "TELEMETRYFLOW_PROTOCOL")
+            warnings[
+                f"{endpoint_var} uses port {port}, the usual OTLP/{usual.value} port, but the "
+                f"protocol is {view.protocol.value} ({protocol_var}); set "
+                f"{set_var}={usual.value} or use the collector's {view.protocol.value} port"
+            ] = None
+    return list(warnings)
+
+
+def _variable_for(config: TelemetryConfig, reading: EnvironmentReading, signal: SignalType,
+                  setting: str, default: str = "") -> str:
+    return (per_signal.source_of(config, reading, signal, setting) or default
+            or per_signal.SETTINGS[setting][1])
 
 
 def _unknown_disabled_names(

@@ -3,6 +3,10 @@
 Built from the environment (``from_environment``), by the builder, or directly. Changing it
 means making a new one (``with_grpc()``, ``replace()``), so a running SDK never sees its
 configuration move under it.
+
+The OTLP settings (endpoint, protocol, TLS, certificate, headers, compression, timeout) are
+those of every signal unless a signal has its own (``traces_otlp``..., see ``per_signal``):
+``for_signal()`` is the configuration one signal's exporter is built from.
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import parsers
+from . import config_checks, parsers, per_signal
 from .credentials import Credentials
 from .environment import EnvironmentReading, read_environment, show_value
 from .errors import ConfigError, CredentialsError, Problem
+from .per_signal import NO_OVERRIDES, SignalOverrides
+from .redaction import url_secrets
 from .signals import ExporterKind, Protocol, SignalType
 
 DEFAULT_SERVICE_NAME = "python-app"
 _DEFAULT_PORTS = {Protocol.GRPC: 4317, Protocol.HTTP: 4318}
+_HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
+               SignalType.LOGS: "/v1/logs"}
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,17 @@ class TelemetryConfig:
     process_span: bool | None = None
     db_commenter: bool = False
     redis_capture_args: bool = False
+    # OTEL_EXPORTER_OTLP_<SIGNAL>_*: what differs for one signal (see ``for_signal``)
+    traces_otlp: SignalOverrides = NO_OVERRIDES
+    metrics_otlp: SignalOverrides = NO_OVERRIDES
+    logs_otlp: SignalOverrides = NO_OVERRIDES
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = [
+            problem
+            for signal in per_signal.SIGNALS
+            for problem in per_signal.problems_of(self.overrides(signal), signal)
+        ]
         if not isinstance(self.protocol, Protocol):
             try:
                 object.__setattr__(self, "protocol", Protocol(str(self.protocol).lower()))
@@ -129,13 +145,66 @@ class TelemetryConfig:
 
     def exporter_for(self, signal: SignalType) -> ExporterKind:
         """Where ``signal`` goes: the per-signal OTEL_* choice, else the global one, else
-        OTLP when an endpoint is configured and the console when not."""
+        OTLP when an endpoint is configured for it (its own or the all-signals one) and the
+        console when not."""
         specific = getattr(self, f"{signal.value}_exporter")
         if self.exporter is not None:
             return self.exporter if specific is not ExporterKind.NONE else specific
         if specific is not None:
             return specific
-        return ExporterKind.OTLP if self.endpoint else ExporterKind.CONSOLE
+        endpoint = self.overrides(signal).endpoint or self.endpoint
+        return ExporterKind.OTLP if endpoint else ExporterKind.CONSOLE
+
+    def overrides(self, signal: SignalType) -> SignalOverrides:
+        """The OTLP settings ``signal`` has of its own (OTEL_EXPORTER_OTLP_<SIGNAL>_*)."""
+        overrides: SignalOverrides = getattr(self, per_signal.group(signal))
+        return overrides
+
+    def for_signal(self, signal: SignalType) -> TelemetryConfig:
+        """The configuration ``signal``'s exporter uses: its own OTLP settings in place of
+        the all-signals ones (headers replaced, not merged, as OpenTelemetry specifies), and
+        no per-signal settings left. (Its ``resolved_endpoint()`` is the endpoint with scheme
+        and port; ``export_target()`` says what the exporter is given.)"""
+        own = self.overrides(signal)
+        if own == NO_OVERRIDES and not self.has_overrides:
+            return self
+        return dataclasses.replace(self, **own.as_changes(), traces_otlp=NO_OVERRIDES,
+                                   metrics_otlp=NO_OVERRIDES, logs_otlp=NO_OVERRIDES)
+
+    @property
+    def has_overrides(self) -> bool:
+        return any(self.overrides(s) != NO_OVERRIDES for s in per_signal.SIGNALS)
+
+    def export_target(self, signal: SignalType) -> str:
+        """What ``signal``'s exporter is given: ``host:port`` for gRPC, a full URL for HTTP.
+
+        Over HTTP the all-signals endpoint is a base URL the signal's path is appended to
+        (a path already ending in ``/v1/<signal>`` is kept, for this signal), as OTLP
+        specifies; a per-signal endpoint is the full URL and used as is, port included."""
+        view = self.for_signal(signal)
+        url = view.resolved_endpoint()
+        if view.protocol is Protocol.GRPC:
+            return url.split("://", 1)[1].split("/", 1)[0]
+        own = self.overrides(signal).endpoint
+        if own is not None:
+            return _as_is(own.strip()) if "://" in own else url
+        for path in _HTTP_PATHS.values():
+            if url.endswith(path):
+                return url[: -len(path)] + _HTTP_PATHS[signal]
+        return f"{url}{_HTTP_PATHS[signal]}"
+
+    def secret_values(self) -> list[str]:
+        """Everything any signal sends that no message may show: header values (the API
+        key's included), the API key secret, and each endpoint's ``user:password``."""
+        values: list[str] = [*self.get_auth_headers().values(),
+                             *url_secrets(self.endpoint or "")]
+        for signal in per_signal.SIGNALS:
+            view = self.for_signal(signal)
+            values.extend(view.get_auth_headers().values())
+            values.extend(url_secrets(view.endpoint or ""))
+        if self.credentials is not None:
+            values.append(self.credentials.key_secret)
+        return list(dict.fromkeys(values))
 
     def signal_enabled(self, signal: SignalType) -> bool:
         on = getattr(self, f"enable_{signal.value}")
@@ -245,6 +314,15 @@ class TelemetryConfig:
         return config
 
 
+def _as_is(url: str) -> str:
+    """A per-signal OTLP/HTTP URL as given, minus its ``user:password@`` (sent as a header,
+    see ``get_auth_headers``); ``grpc(s)://`` read as ``http(s)://``, as for the endpoint."""
+    scheme, _, rest = url.partition("://")
+    scheme = {"grpc": "http", "grpcs": "https"}.get(scheme.lower(), scheme)
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def _has_port(hostport: str) -> bool:
     hostport = hostport.rpartition("@")[2]  # user:password@ is not a port
     if hostport.startswith("["):
@@ -273,6 +351,7 @@ def load_config(
     for key in ("protocol",):
         if key in values:
             values[key] = Protocol(values[key])
+    _signal_overrides(values)
     for key in ("exporter", "traces_exporter", "metrics_exporter", "logs_exporter"):
         if key in values:
             values[key] = ExporterKind(values[key])
@@ -292,31 +371,21 @@ def load_config(
     except ConfigError as exc:  # cross-field problems the per-variable parsers cannot see
         reading.problems.extend(exc.problems)
         config = TelemetryConfig(service_name=values["service_name"])
-    config = _grpc_header_names(config, reading)
-    _cross_field_warnings(config, reading)
+    config = config_checks.grpc_header_names(config, reading)
+    config_checks.cross_field_warnings(config, reading)
     return config, reading
 
 
-def _grpc_header_names(config: TelemetryConfig, reading: EnvironmentReading) -> TelemetryConfig:
-    """gRPC metadata names are stricter than HTTP header names (lower-case letters, digits,
-    ``-_.``; we lower-case them): a name gRPC refuses fails every export, so it is a problem
-    of the headers variable, found here since only here the protocol is known."""
-    if config.protocol is not Protocol.GRPC:
-        return config
-    for key, _value in config.headers:
-        if not parsers.GRPC_METADATA_NAME.fullmatch(key.lower()):
-            source = reading.sources.get("headers", "TELEMETRYFLOW_HEADERS")
-            reading.problems.append(
-                Problem(
-                    source,
-                    show_value(",".join(f"{k}={v}" for k, v in config.headers), secret=True,
-                               name=source),
-                    f"header name {key!r} is not valid for gRPC: expected letters, digits, "
-                    "'-', '_' and '.'",
-                )
-            )
-            return config.replace(headers=())
-    return config
+def _signal_overrides(values: dict[str, Any]) -> None:
+    """The reading's ``<signal>_otlp.<setting>`` values gathered into ``SignalOverrides``."""
+    given: dict[str, dict[str, Any]] = {}
+    for key in [key for key in values if "." in key]:
+        name, _, setting = key.partition(".")
+        given.setdefault(name, {})[setting] = values.pop(key)
+    for name, settings in given.items():
+        if "protocol" in settings:
+            settings["protocol"] = Protocol(settings["protocol"])
+        values[name] = SignalOverrides(**settings)
 
 
 def _credentials(reading: EnvironmentReading) -> Credentials | None:
@@ -340,16 +409,3 @@ def _credentials(reading: EnvironmentReading) -> Credentials | None:
                 Problem(_CREDENTIAL_VARS[problem.source], problem.shown_value, problem.expected)
             )
         return None
-
-
-def _cross_field_warnings(config: TelemetryConfig, reading: EnvironmentReading) -> None:
-    endpoint = (config.endpoint or "").lower()
-    if endpoint.startswith("https://") and config.insecure:
-        reading.warnings.append(
-            f"{reading.sources.get('insecure', 'insecure')}=true is ignored: the endpoint says "
-            "https://, so exports use TLS"
-        )
-    if config.exporter is ExporterKind.OTLP and config.endpoint is None:
-        reading.warnings.append(
-            "TELEMETRYFLOW_EXPORTER=otlp but no endpoint is set; sending to localhost"
-        )

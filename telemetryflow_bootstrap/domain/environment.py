@@ -3,7 +3,8 @@
 This table is the single source for the configuration, the builder's
 ``with_auto_configuration()``, the launcher's validation and ``--help``, ``--info`` and the
 README table. ``TELEMETRYFLOW_*`` wins over the ``OTEL_*`` fallbacks where both are set; an
-empty value counts as unset (as the OpenTelemetry specification says).
+empty value counts as unset (as the OpenTelemetry specification says). The per-signal OTLP
+variables (``SIGNAL_VARIABLES``, see ``per_signal``) win over both, for their signal only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import parsers as p
+from . import per_signal
 from .credentials import redact_secret
 from .errors import Problem
 from .redaction import redact_url
@@ -47,6 +49,9 @@ def _v(
 
 _bool = p.parse_bool
 _ms = p.integer(minimum=0, unit="milliseconds")
+_protocol = p.choice("grpc", "http", aliases={"http/protobuf": "http"})
+_compression = p.choice("gzip", "none", aliases={"true": "gzip", "false": "none"})
+_OVERRIDE = "; a signal's own OTEL_EXPORTER_OTLP_{{TRACES,METRICS,LOGS}}_{} wins for it"
 
 VARIABLES: tuple[Variable, ...] = (
     _v(
@@ -90,15 +95,16 @@ VARIABLES: tuple[Variable, ...] = (
         "endpoint",
         p.endpoint,
         "(none: print to stderr)",
-        "OTLP endpoint: host:port, http://host:port or https://host:port",
+        "OTLP endpoint of all signals: host:port, http://host:port or https://host:port"
+        + _OVERRIDE.format("ENDPOINT"),
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ),
     _v(
         "TELEMETRYFLOW_PROTOCOL",
         "protocol",
-        p.choice("grpc", "http", aliases={"http/protobuf": "http"}),
+        _protocol,
         "grpc",
-        "OTLP transport: grpc or http (HTTP/protobuf)",
+        "OTLP transport: grpc or http (HTTP/protobuf)" + _OVERRIDE.format("PROTOCOL"),
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ),
     _v(
@@ -106,7 +112,7 @@ VARIABLES: tuple[Variable, ...] = (
         "insecure",
         _bool,
         "false (true for http:// endpoints)",
-        "true sends without TLS",
+        "true sends without TLS" + _OVERRIDE.format("INSECURE"),
         "OTEL_EXPORTER_OTLP_INSECURE",
     ),
     _v(
@@ -114,7 +120,7 @@ VARIABLES: tuple[Variable, ...] = (
         "certificate_file",
         p.pem_file,
         "(system CAs)",
-        "CA bundle (PEM file) to verify the endpoint with",
+        "CA bundle (PEM file) to verify the endpoint with" + _OVERRIDE.format("CERTIFICATE"),
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
     ),
     _v(
@@ -122,7 +128,8 @@ VARIABLES: tuple[Variable, ...] = (
         "headers",
         p.header_list,
         "(none)",
-        "extra export headers, key=value,key2=value2 (values never printed)",
+        "extra export headers, key=value,key2=value2 (values never printed)"
+        + _OVERRIDE.format("HEADERS"),
         "OTEL_EXPORTER_OTLP_HEADERS",
         secret=True,
     ),
@@ -174,9 +181,9 @@ VARIABLES: tuple[Variable, ...] = (
     _v(
         "TELEMETRYFLOW_COMPRESSION",
         "compression",
-        p.choice("gzip", "none", aliases={"true": "gzip", "false": "none"}),
+        _compression,
         "gzip",
-        "export compression: gzip or none",
+        "export compression: gzip or none" + _OVERRIDE.format("COMPRESSION"),
         "OTEL_EXPORTER_OTLP_COMPRESSION",
     ),
     _v(
@@ -184,7 +191,8 @@ VARIABLES: tuple[Variable, ...] = (
         "timeout",
         p.seconds(),
         "10",
-        "export timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds)",
+        "export timeout in seconds (OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds)"
+        + _OVERRIDE.format("TIMEOUT"),
     ),
     _v(
         "TELEMETRYFLOW_BATCH_TIMEOUT",
@@ -320,6 +328,30 @@ VARIABLES: tuple[Variable, ...] = (
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
 
+# The per-signal OTLP settings (see ``per_signal``): parsed exactly as the all-signals
+# variables are, each into the ``<signal>_otlp.<setting>`` key of the reading.
+_SIGNAL_PARSERS: dict[str, p.Parser] = {
+    "endpoint": p.endpoint,
+    "protocol": _protocol,
+    "insecure": _bool,
+    "certificate_file": p.pem_file,
+    "headers": p.header_list,
+    "compression": _compression,
+    "timeout": p.seconds(from_unit="milliseconds"),
+}
+SIGNAL_VARIABLES: tuple[Variable, ...] = tuple(
+    Variable(
+        per_signal.variable(signal, setting),
+        f"{per_signal.group(signal)}.{setting}",
+        _SIGNAL_PARSERS[setting],
+        f"(the all-signals {ours})",
+        f"{signal.value} only, over {ours}",
+        secret=setting == "headers",
+    )
+    for signal in per_signal.SIGNALS
+    for setting, (_suffix, ours) in per_signal.SETTINGS.items()
+)
+
 # Standard OpenTelemetry variables read with their own rules (not a 1:1 fallback).
 OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
     ("OTEL_SDK_DISABLED", "true disables everything, like TELEMETRYFLOW_ENABLED=false"),
@@ -329,6 +361,24 @@ OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
     ("OTEL_TRACES_EXPORTER", "otlp, console or none for traces"),
     ("OTEL_METRICS_EXPORTER", "otlp, console or none for metrics"),
     ("OTEL_LOGS_EXPORTER", "otlp, console or none for logs"),
+    # (the per-signal variables, one row per setting: `--help` and the README table)
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT",
+     "that signal's endpoint, over TELEMETRYFLOW_ENDPOINT; for OTLP/HTTP the full URL, used as "
+     "is (no /v1/traces etc. appended); alone it sends that signal over OTLP, the others keep "
+     "their setting (the console when no endpoint is set)"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_HEADERS",
+     "that signal's headers, replacing (not merged with) TELEMETRYFLOW_HEADERS for it; the "
+     "API key's headers still go with every signal"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL", "that signal's transport, over "
+     "TELEMETRYFLOW_PROTOCOL"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_CERTIFICATE", "that signal's CA bundle, over "
+     "TELEMETRYFLOW_CERTIFICATE"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_INSECURE", "that signal's TLS switch, over "
+     "TELEMETRYFLOW_INSECURE"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_COMPRESSION", "that signal's compression, over "
+     "TELEMETRYFLOW_COMPRESSION"),
+    ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_TIMEOUT", "that signal's export timeout in "
+     "milliseconds, over TELEMETRYFLOW_TIMEOUT"),
 )
 
 _SAMPLERS = (
@@ -343,19 +393,8 @@ _SIGNAL_EXPORTER = p.choice("otlp", "console", "none")
 
 # Standard variables other OpenTelemetry distributions honour and we do not: each is named
 # when set (opentelemetry-instrument users would otherwise lose data without a word), with
-# the setting that does the job here.
-_PER_SIGNAL = ("TRACES", "METRICS", "LOGS")
+# the setting that does the job here. (The batch settings are shared by spans and logs.)
 UNSUPPORTED: tuple[tuple[tuple[str, ...], str], ...] = (
-    (tuple(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT" for s in _PER_SIGNAL),
-     "TELEMETRYFLOW_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT): one endpoint for all signals"),
-    (tuple(f"OTEL_EXPORTER_OTLP_{s}_HEADERS" for s in _PER_SIGNAL),
-     "TELEMETRYFLOW_HEADERS (or OTEL_EXPORTER_OTLP_HEADERS): sent with every signal"),
-    (tuple(f"OTEL_EXPORTER_OTLP_{s}_PROTOCOL" for s in _PER_SIGNAL),
-     "TELEMETRYFLOW_PROTOCOL (or OTEL_EXPORTER_OTLP_PROTOCOL): one protocol for all signals"),
-    (tuple(f"OTEL_EXPORTER_OTLP_{s}_{setting}" for setting in
-           ("CERTIFICATE", "INSECURE", "COMPRESSION", "TIMEOUT") for s in _PER_SIGNAL),
-     "TELEMETRYFLOW_CERTIFICATE, _INSECURE, _COMPRESSION, _TIMEOUT (or their "
-     "OTEL_EXPORTER_OTLP_* fallbacks): for all signals"),
     (("OTEL_BLRP_SCHEDULE_DELAY",),
      "TELEMETRYFLOW_BATCH_TIMEOUT (or OTEL_BSP_SCHEDULE_DELAY): for spans and logs"),
     (("OTEL_BLRP_MAX_QUEUE_SIZE",),
@@ -446,9 +485,21 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentReading:
             if _get(environ, name) is not None:
                 rejected.append(name)
     _read_otel_specials(reading, environ)
+    _read_per_signal(reading, environ)
     _check_conflicts(reading, environ)
     _name_unsupported(reading, environ)
     return reading
+
+
+def _read_per_signal(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
+    """After the all-signals settings (a rejected per-signal value falls back to them, and
+    its message says which variable that is)."""
+    for var in SIGNAL_VARIABLES:
+        if _read_one(reading, environ, var.name, var.field, var.parse, var.secret):
+            continue
+        instead = reading.sources.get(var.field.partition(".")[2])
+        if instead is not None and _get(environ, var.name) is not None:
+            reading.replaced_by[var.name] = instead
 
 
 def _name_unsupported(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:

@@ -5,21 +5,32 @@ The OTLP exporters (and with them grpc, protobuf, requests) are imported only in
 the import happens on the export worker thread once the first item is queued, off the
 program's start-up path (a program that never emits never imports them) — and the build
 again, freshly, in a forked child, so no gRPC channel is ever shared across a fork.
+
+Each signal's exporter is built from that signal's settings (``TelemetryConfig.for_signal``:
+an OTEL_EXPORTER_OTLP_<SIGNAL>_* variable in place of the all-signals setting), so traces,
+metrics and logs may each go to their own endpoint, protocol, credentials and CA.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import _diagnostics
+from ..domain import per_signal
 from ..domain.config import TelemetryConfig
 from ..domain.errors import ConfigError, Problem
 from ..domain.signals import ExporterKind, Protocol, SignalType
 
-_HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
-               SignalType.LOGS: "/v1/logs"}
+_GRPC_MODULES = {
+    SignalType.TRACES: "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    SignalType.METRICS: "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+    SignalType.LOGS: "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+}
 # What the HTTP exporter sets itself (not from the environment): kept when pinning headers.
 _TRANSPORT_HEADERS = frozenset({"user-agent", "content-type", "content-encoding"})
 
@@ -33,26 +44,29 @@ class OTLPExporterFactory:
         return self._config.exporter_for(signal)
 
     def endpoint_for(self, signal: SignalType) -> str:
-        """Where ``signal`` is sent: ``host:port`` for gRPC, a full URL for HTTP."""
-        config = self._config
-        url = config.resolved_endpoint()
-        if config.protocol is Protocol.GRPC:
-            return url.split("://", 1)[1].split("/", 1)[0]
-        # A path ending in /v1/<signal> is a full path: keep it, but for this signal.
-        # Any other path is a base path the signal path is appended to (as OTLP specifies).
-        for path in _HTTP_PATHS.values():
-            if url.endswith(path):
-                return url[: -len(path)] + _HTTP_PATHS[signal]
-        return f"{url}{_HTTP_PATHS[signal]}"
+        """Where ``signal`` is sent: ``host:port`` for gRPC, a full URL for HTTP (the
+        all-signals endpoint with ``/v1/<signal>`` appended, a per-signal one as is)."""
+        return self._config.export_target(signal)
 
-    def _check_certificate(self) -> None:
-        path = self._config.certificate_file
+    def _settings(self, signal: SignalType) -> TelemetryConfig:
+        """``signal``'s configuration; its secrets (its own headers and endpoint password
+        included) registered with the diagnostics before an exporter can quote them."""
+        config = self._config.for_signal(signal)
+        _diagnostics.add_secrets(config.secret_values())
+        return config
+
+    def _check_certificate(self, config: TelemetryConfig, signal: SignalType) -> None:
+        path = config.certificate_file
         if path and not os.path.isfile(path):
-            raise ConfigError([Problem("TELEMETRYFLOW_CERTIFICATE", repr(path),
+            name = (per_signal.variable(signal, "certificate_file")
+                    if self._config.overrides(signal).certificate_file is not None
+                    else "TELEMETRYFLOW_CERTIFICATE")
+            raise ConfigError([Problem(name, repr(path),
                                        "expected the path of a readable PEM file")])
 
-    def _common(self) -> dict[str, Any]:
-        return {"headers": self._config.get_auth_headers(), "timeout": self._config.timeout}
+    @staticmethod
+    def _common(config: TelemetryConfig) -> dict[str, Any]:
+        return {"headers": config.get_auth_headers(), "timeout": config.timeout}
 
     def warm_up(self, signal: SignalType) -> None:
         """Import what ``create_*`` will need for spans or logs (grpc or requests, protobuf,
@@ -63,8 +77,8 @@ class OTLPExporterFactory:
             return
         from . import otlp_exporters
 
-        otlp_exporters.exporter_class(signal.value,
-                                      grpc=self._config.protocol is Protocol.GRPC)
+        protocol = self._config.for_signal(signal).protocol
+        otlp_exporters.exporter_class(signal.value, grpc=protocol is Protocol.GRPC)
 
     def create_span_exporter(self) -> Any:
         kind = self.kind(SignalType.TRACES)
@@ -72,13 +86,17 @@ class OTLPExporterFactory:
             from .console import ConsoleSpanExporter
 
             return ConsoleSpanExporter(fmt=self._config.console_format)
-        if self._config.protocol is Protocol.GRPC:
+        config = self._settings(SignalType.TRACES)
+        if config.protocol is Protocol.GRPC:
             from .otlp_exporters import grpc_span_exporter
 
-            return self._pinned(grpc_span_exporter(**self._grpc_kwargs(SignalType.TRACES)))
+            kwargs = self._grpc_kwargs(config, SignalType.TRACES)
+            with _bad_signal_timeout_hidden(SignalType.TRACES):
+                return self._pinned(grpc_span_exporter(**kwargs), config)
         from .otlp_exporters import http_span_exporter
 
-        return self._pinned(http_span_exporter(**self._http_kwargs(SignalType.TRACES)))
+        return self._pinned(
+            http_span_exporter(**self._http_kwargs(config, SignalType.TRACES)), config)
 
     def create_metric_exporter(self) -> Any:
         kind = self.kind(SignalType.METRICS)
@@ -86,15 +104,19 @@ class OTLPExporterFactory:
             from .console import ConsoleMetricExporter
 
             return ConsoleMetricExporter(fmt=self._config.console_format)
-        if self._config.protocol is Protocol.GRPC:
+        config = self._settings(SignalType.METRICS)
+        if config.protocol is Protocol.GRPC:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-            return self._pinned(OTLPMetricExporter(**self._grpc_kwargs(SignalType.METRICS)))
+            kwargs = self._grpc_kwargs(config, SignalType.METRICS)
+            with _bad_signal_timeout_hidden(SignalType.METRICS):
+                return self._pinned(OTLPMetricExporter(**kwargs), config)
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HTTPMetricExporter,
         )
 
-        return self._pinned(HTTPMetricExporter(**self._http_kwargs(SignalType.METRICS)))
+        return self._pinned(
+            HTTPMetricExporter(**self._http_kwargs(config, SignalType.METRICS)), config)
 
     def create_log_exporter(self) -> Any:
         kind = self.kind(SignalType.LOGS)
@@ -102,24 +124,31 @@ class OTLPExporterFactory:
             from .console import ConsoleLogExporter
 
             return ConsoleLogExporter(fmt=self._config.console_format)
-        if self._config.protocol is Protocol.GRPC:
+        config = self._settings(SignalType.LOGS)
+        if config.protocol is Protocol.GRPC:
             from .otlp_exporters import grpc_log_exporter
 
-            return self._pinned(grpc_log_exporter(**self._grpc_kwargs(SignalType.LOGS)))
+            kwargs = self._grpc_kwargs(config, SignalType.LOGS)
+            with _bad_signal_timeout_hidden(SignalType.LOGS):
+                return self._pinned(grpc_log_exporter(**kwargs), config)
         from .otlp_exporters import http_log_exporter
 
-        return self._pinned(http_log_exporter(**self._http_kwargs(SignalType.LOGS)))
+        return self._pinned(
+            http_log_exporter(**self._http_kwargs(config, SignalType.LOGS)), config)
 
-    def _pinned(self, exporter: Any) -> Any:
+    @staticmethod
+    def _pinned(exporter: Any, config: TelemetryConfig) -> Any:
         """``exporter`` sending exactly the configured headers (and, over HTTP, verifying
         with the configured CA or the system's). The SDK's exporters read
         OTEL_EXPORTER_OTLP_HEADERS (and the per-signal variable) themselves: gRPC's when it
         is given none, HTTP's always, merged with what it is given; HTTP's reads
         OTEL_EXPORTER_OTLP_CERTIFICATE when given no file. So a value our reader rejected
         (and said so) would still be used, and TELEMETRYFLOW_HEADERS would not win as
-        documented: what the environment added is taken out again after construction."""
-        ours = {name.lower(): value for name, value in self._config.get_auth_headers().items()}
-        if self._config.protocol is Protocol.GRPC:
+        documented, nor would a per-signal variable replace the all-signals headers as
+        OpenTelemetry specifies: what the environment added is taken out again after
+        construction. (``config`` is the signal's: its headers are the ones to send.)"""
+        ours = {name.lower(): value for name, value in config.get_auth_headers().items()}
+        if config.protocol is Protocol.GRPC:
             if hasattr(exporter, "_headers"):
                 exporter._headers = tuple(ours.items())
                 return exporter
@@ -127,25 +156,22 @@ class OTLPExporterFactory:
             client = getattr(exporter, "_client", None)
             current = getattr(client, "_headers", None)
             session = getattr(getattr(client, "_transport", None), "_session", None)
-            if session is not None and not self._config.certificate_file:
+            if session is not None and not config.certificate_file:
                 session.verify = True  # (not an OTEL_*_CERTIFICATE our reader rejected)
             if isinstance(current, dict):
                 kept = {name: value for name, value in current.items()
                         if name.lower() in _TRANSPORT_HEADERS and name.lower() not in ours}
                 client._headers = {**kept, **ours}  # type: ignore[union-attr]
                 return exporter
-        from .. import _diagnostics
-
         _diagnostics.debug(f"cannot pin the headers of {type(exporter).__name__}: the "
                            "exporter may add OTEL_EXPORTER_OTLP_HEADERS from the environment")
         return exporter
 
-    def _grpc_kwargs(self, signal: SignalType) -> dict[str, Any]:
+    def _grpc_kwargs(self, config: TelemetryConfig, signal: SignalType) -> dict[str, Any]:
         import grpc
 
-        self._check_certificate()
-        config = self._config
-        kwargs = self._common()
+        self._check_certificate(config, signal)
+        kwargs = self._common(config)
         kwargs["headers"] = tuple((k.lower(), v) for k, v in kwargs["headers"].items())
         kwargs["endpoint"] = self.endpoint_for(signal)
         kwargs["insecure"] = not config.uses_tls
@@ -161,12 +187,11 @@ class OTLPExporterFactory:
             kwargs["credentials"] = grpc.ssl_channel_credentials(root_certificates=root)
         return kwargs
 
-    def _http_kwargs(self, signal: SignalType) -> dict[str, Any]:
+    def _http_kwargs(self, config: TelemetryConfig, signal: SignalType) -> dict[str, Any]:
         from opentelemetry.exporter.otlp.proto.http import Compression
 
-        self._check_certificate()
-        config = self._config
-        kwargs = self._common()
+        self._check_certificate(config, signal)
+        kwargs = self._common(config)
         kwargs["endpoint"] = self.endpoint_for(signal)
         kwargs["compression"] = (Compression.Gzip if config.compression == "gzip"
                                  else Compression.NoCompression)
@@ -174,6 +199,36 @@ class OTLPExporterFactory:
             kwargs["certificate_file"] = config.certificate_file
             kwargs["session"] = _pinned_ca_session(config.certificate_file)
         return kwargs
+
+
+@contextlib.contextmanager
+def _bad_signal_timeout_hidden(signal: SignalType) -> Iterator[None]:
+    """The SDK's gRPC exporters parse OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT with ``float()`` in
+    their constructor even when given a timeout, so a value our reader rejected (``5s``: said
+    once, naming it, and the all-signals timeout used) would fail the build and lose the
+    signal. While one is built, its module sees the environment without that variable (a
+    copy: the process environment is never changed, a child process started meanwhile gets
+    all of it). Only when the value is one ``float()`` refuses, which is rare."""
+    name = per_signal.variable(signal, "timeout")
+    raw = os.environ.get(name)
+    if raw is None or not _float_refuses(raw):
+        yield
+        return
+    module = importlib.import_module(_GRPC_MODULES[signal])
+    seen = module.environ
+    module.environ = {key: value for key, value in os.environ.items() if key != name}
+    try:
+        yield
+    finally:
+        module.environ = seen
+
+
+def _float_refuses(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return True
+    return False
 
 
 def _pinned_ca_session(ca_file: str) -> Any:
@@ -230,8 +285,6 @@ class LazyExporter:
                 self._real = self._build()
                 self._pid = os.getpid()
             except Exception as exc:
-                from .. import _diagnostics
-
                 self._failed_build = True
                 _diagnostics.warn(f"cannot create the {self._signal} exporter: {exc}")
                 return None
@@ -260,8 +313,6 @@ class LazyExporter:
             try:
                 warm_up()
             except Exception as exc:  # the build reports what is wrong, once
-                from .. import _diagnostics
-
                 _diagnostics.debug(f"{self._signal} exporter warm-up failed: {exc!r}")
             self._get_locked()
 

@@ -198,23 +198,23 @@ def test_telemetryflow_headers_replace_otel_headers_over_http(otlp_receiver: OTL
 # ----- settings we do not support, the sampler, contradictions ----------------------------------
 
 
-def test_per_signal_endpoint_is_named_as_ignored() -> None:
-    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_BLRP_* are named once as not supported,
-    with the setting to use instead, at run time and in --info."""
+def test_blrp_is_named_as_ignored_and_per_signal_settings_are_not() -> None:
+    """OTEL_BLRP_* is named once as not supported, with the setting to use instead, at run
+    time and in --info; a per-signal OTLP setting is honoured, so it is not named."""
     env = clean_env(
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://c:4318/v1/traces",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http",
         OTEL_BLRP_SCHEDULE_DELAY="100",
         TELEMETRYFLOW_EXPORTER="none",
     )
     proc = run(python(app("fixed_output_app.py")), env)
     assert _warnings(proc.stderr) == [
-        "telemetryflow: warning: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not supported by "
-        "telemetryflow and ignored; use TELEMETRYFLOW_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT): "
-        "one endpoint for all signals",
         "telemetryflow: warning: OTEL_BLRP_SCHEDULE_DELAY is not supported by telemetryflow and "
         "ignored; use TELEMETRYFLOW_BATCH_TIMEOUT (or OTEL_BSP_SCHEDULE_DELAY): for spans and logs",
     ]
-    assert "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is not supported" in run(["--info"], env).stdout
+    unsupported = [line for line in run(["--info"], env).stdout.splitlines()
+                   if "not supported" in line]
+    assert len(unsupported) == 1 and "OTEL_BLRP_SCHEDULE_DELAY" in unsupported[0]
 
 
 def test_info_shows_the_sampler() -> None:
@@ -358,3 +358,147 @@ def test_exit_message_blames_the_shutdown_timeout_when_it_was_reached(
     [line] = [w for w in _warnings(proc.stderr) if "not all telemetry was exported" in w]
     assert "within 1s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)" in line
     assert "MAX_QUEUE_SIZE" not in proc.stderr
+
+
+# ----- per-signal OTLP settings (OTEL_EXPORTER_OTLP_<SIGNAL>_*) --------------------------------
+
+_ALL_SIGNALS_APP = (
+    "from telemetryflow_bootstrap import get_client\n"
+    "c = get_client()\n"
+    "with c.span('split-work'):\n"
+    "    c.increment_counter('split.count')\n"
+    "    c.log_info('split log')\n"
+)
+
+
+def test_each_signal_goes_to_its_own_endpoint_with_its_own_headers(
+    otlp_receiver: OTLPReceiver,
+) -> None:
+    """As an opentelemetry-instrument user configures it: traces over gRPC to one receiver
+    (its endpoint's user:pw@ as Basic authorization, its own header), logs and metrics over
+    HTTP to another (logs to a per-signal URL used as is, with their own header; metrics to
+    the all-signals endpoint with /v1/metrics appended and the all-signals header). Each
+    signal arrives where it was sent, with exactly its headers, and nothing is warned."""
+    with OTLPReceiver() as other:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=other.http_endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_HEADERS="x-all=1",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=(
+                f"http://tempo:{SECRET}@127.0.0.1:{otlp_receiver.grpc_port}"),
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_TRACES_HEADERS="x-tempo=t",
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=f"{other.http_endpoint}/loki/otlp/v1/logs",
+            OTEL_EXPORTER_OTLP_LOGS_HEADERS="X-Scope-OrgID=shop",
+            TELEMETRYFLOW_BATCH_TIMEOUT="200",
+            TELEMETRYFLOW_RUNTIME_METRICS="false",
+        )
+        proc = run(python("-c", _ALL_SIGNALS_APP), env)
+        assert proc.returncode == 0, proc.stderr
+        assert _warnings(proc.stderr) == [] and SECRET not in proc.stderr
+        otlp_receiver.wait_for_spans(1, name="split-work")
+        other.wait_for_logs(1, body="split log")
+        other.wait_for_metric("split.count")
+        basic = "Basic " + base64.b64encode(f"tempo:{SECRET}".encode()).decode()
+        traces = otlp_receiver.requests()
+        assert {(r.signal, r.transport) for r in traces} == {("traces", "grpc")}
+        assert all(r.headers.get("authorization") == basic and r.headers.get("x-tempo") == "t"
+                   and "x-all" not in r.headers for r in traces)
+        assert {r.signal for r in other.requests()} == {"logs", "metrics"}
+        for r in other.requests("logs"):
+            assert (r.transport, r.path) == ("http", "/loki/otlp/v1/logs")  # (as is)
+            assert r.headers.get("x-scope-orgid") == "shop"
+            assert "x-all" not in r.headers and "authorization" not in r.headers
+        for r in other.requests("metrics"):
+            assert (r.transport, r.path) == ("http", "/v1/metrics")  # (appended)
+            assert r.headers.get("x-all") == "1" and "authorization" not in r.headers
+
+
+def test_a_per_signal_endpoint_alone_exports_that_signal_only(
+    otlp_receiver: OTLPReceiver,
+) -> None:
+    """Only OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces arrive over OTLP, while metrics and
+    logs are printed on stderr by the console exporter, as with no endpoint at all."""
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{otlp_receiver.grpc_port}",
+        TELEMETRYFLOW_BATCH_TIMEOUT="200",
+        TELEMETRYFLOW_RUNTIME_METRICS="false",
+    )
+    proc = run(python("-c", _ALL_SIGNALS_APP), env)
+    assert proc.returncode == 0, proc.stderr
+    otlp_receiver.wait_for_spans(1, name="split-work")
+    assert {r.signal for r in otlp_receiver.requests()} == {"traces"}
+    assert "telemetryflow: log " in proc.stderr and "split log" in proc.stderr
+    assert "telemetryflow: metric split.count" in proc.stderr
+    assert "split-work" not in proc.stderr  # (not printed: exported)
+
+
+def test_command_line_endpoint_overridden_for_one_signal_is_said_once(
+    otlp_receiver: OTLPReceiver,
+) -> None:
+    """``--endpoint`` sets TELEMETRYFLOW_ENDPOINT; OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, more
+    specific, still wins for logs (as under opentelemetry-instrument): one start-up line
+    says so, --info shows both destinations, and each signal goes where --info says."""
+    with OTLPReceiver() as other:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=f"http://127.0.0.1:{other.grpc_port}",
+            TELEMETRYFLOW_BATCH_TIMEOUT="200",
+            TELEMETRYFLOW_ENABLE_METRICS="false",
+        )
+        options = ["--endpoint", f"http://127.0.0.1:{otlp_receiver.grpc_port}"]
+        proc = run([*options, *python("-c", _ALL_SIGNALS_APP)], env)
+        assert proc.returncode == 0, proc.stderr
+        assert _warnings(proc.stderr) == [
+            "telemetryflow: warning: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT overrides "
+            "TELEMETRYFLOW_ENDPOINT for logs: a per-signal variable is more specific "
+            "(telemetryflow-run --info shows each signal's settings)"
+        ]
+        otlp_receiver.wait_for_spans(1, name="split-work")
+        other.wait_for_logs(1, body="split log")
+        assert {r.signal for r in otlp_receiver.requests()} == {"traces"}
+        assert {r.signal for r in other.requests()} == {"logs"}
+        export = run([*options, "--info"], env).stdout.split("\nExport\n")[1]
+        assert f"traces   otlp/grpc -> 127.0.0.1:{otlp_receiver.grpc_port} (no TLS)" in export
+        assert (f"logs     otlp/grpc -> 127.0.0.1:{other.grpc_port} (no TLS; per-signal "
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)") in export
+
+
+def test_malformed_per_signal_values_are_one_line_each_and_fall_back(
+    otlp_receiver: OTLPReceiver,
+) -> None:
+    """Malformed per-signal values are reported like the all-signals ones (one line each,
+    naming the variable, values and passwords masked) and the signal uses the all-signals
+    settings: its spans still arrive, without the rejected header."""
+    env = receiver_env(
+        otlp_receiver,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://u:{SECRET}@bad:port",
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS=f"authorization=Bearer {SECRET},oops",
+        OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="5s",
+        TELEMETRYFLOW_ENABLE_METRICS="false",
+        TELEMETRYFLOW_ENABLE_LOGS="false",
+    )
+    proc = run(python(app("traced_app.py")), env)
+    assert proc.returncode == 0, proc.stderr
+    assert SECRET not in proc.stderr and "Traceback" not in proc.stderr
+    assert _warnings(proc.stderr) == [
+        "telemetryflow: warning: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT='http://****@bad:port': "
+        "expected host:port, http://host:port or https://host:port, e.g. collector:4317 "
+        "(using TELEMETRYFLOW_ENDPOINT instead)",
+        "telemetryflow: warning: OTEL_EXPORTER_OTLP_TRACES_HEADERS=authorization=****,****: "
+        "expected comma-separated key=value pairs, e.g. team=shop,region=eu (using the default)",
+        "telemetryflow: warning: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT='5s': expected a number in "
+        "milliseconds without a unit suffix, e.g. 10 (using TELEMETRYFLOW_TIMEOUT instead)",
+    ]
+    otlp_receiver.wait_for_spans(2)
+    assert all("authorization" not in r.headers for r in otlp_receiver.requests())
+
+
+def test_malformed_per_signal_value_in_strict_mode_exits_2(tmp_path: Path) -> None:
+    """Strict mode refuses the launch for a bad per-signal value, naming it."""
+    marker = tmp_path / "ran"
+    env = clean_env(TELEMETRYFLOW_STRICT="true", OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="udp")
+    proc = run(python("-c", f"open({str(marker)!r}, 'w')"), env)
+    assert proc.returncode == 2
+    assert not marker.exists()
+    assert "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL='udp'" in proc.stderr
+

@@ -176,3 +176,53 @@ def test_slow_collector_is_bounded_by_the_timeout(otlp_receiver: OTLPReceiver) -
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "DEADLINE_EXCEEDED" in proc.stdout
     assert elapsed < delay, elapsed
+
+
+# ----- per-signal endpoints ----------------------------------------------------------------------
+
+
+def test_each_distinct_endpoint_is_checked_once(otlp_receiver: OTLPReceiver) -> None:
+    """Traces to one receiver over gRPC (per-signal), metrics and logs to another over HTTP
+    (logs through a per-signal URL used as is, on the same host and port): DNS, TCP and TLS
+    run once per destination, named after its signals, and each signal's empty export goes
+    where its exporter would send it, with its own headers."""
+    with OTLPReceiver() as other:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=other.http_endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{otlp_receiver.grpc_port}",
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=f"{other.http_endpoint}/loki/otlp/v1/logs",
+            OTEL_EXPORTER_OTLP_LOGS_HEADERS="X-Scope-OrgID=shop",
+        )
+        proc = run(["doctor"], env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        names = [line.split("  ")[2].strip() for line in proc.stdout.split("\nChecks")[1]
+                 .splitlines() if line.startswith(("  PASS", "  SKIP", "  WARN", "  FAIL"))]
+        for check in ("DNS", "TCP", "TLS"):
+            assert [n for n in names if n.startswith(check)] == [
+                f"{check} (traces)", f"{check} (metrics, logs)"], names
+        for signal in _SIGNALS:
+            assert _outcome(proc.stdout, f"export {signal}") == "PASS", proc.stdout
+        assert {(r.signal, r.transport) for r in otlp_receiver.requests()} == {("traces", "grpc")}
+        logs, metrics = other.requests("logs"), other.requests("metrics")
+        assert [(r.path, r.headers.get("x-scope-orgid")) for r in logs] == [
+            ("/loki/otlp/v1/logs", "shop")]
+        assert [r.path for r in metrics] == ["/v1/metrics"] and other.requests("traces") == []
+
+
+def test_per_signal_url_used_as_is_gets_a_hint_naming_it(otlp_receiver: OTLPReceiver) -> None:
+    """A per-signal OTLP/HTTP endpoint without the signal's path reaches no OTLP path (it is
+    used as is): that export FAILs and the hint says to give the full URL in that variable."""
+    env = receiver_env(
+        otlp_receiver,
+        "http",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=f"{otlp_receiver.http_endpoint}/otlp",
+    )
+    proc = run(["doctor"], env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _outcome(proc.stdout, "export logs") == "FAIL"
+    assert "HTTP 404" in proc.stdout
+    hint = _hint_after(proc.stdout, "export logs")
+    assert "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT is used as is" in hint and "/v1/logs" in hint
+    assert _outcome(proc.stdout, "export traces") == "PASS"

@@ -125,6 +125,38 @@ def test_info_shows_what_launcher_options_set() -> None:
     assert rows["TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS"]["value"] == "requests"
 
 
+def test_info_shows_per_signal_settings_over_the_command_line_endpoint() -> None:
+    """--endpoint sets TELEMETRYFLOW_ENDPOINT for every signal; a per-signal variable that
+    overrides it for logs is visible: the endpoint row says "not for logs", the per-signal
+    row and the Export line name it, a warning says it, and no header value or password
+    appears in the text or the JSON."""
+    env = clean_env(
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="https://loki:pa55w0rd@loki.example/otlp/v1/logs",
+        OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http",
+        OTEL_EXPORTER_OTLP_LOGS_HEADERS="X-Scope-OrgID=tenant-secret-7",
+    )
+    options = ["--endpoint", "collector:4317"]
+    proc = run([*options, "--info"], env)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert _row(text, "TELEMETRYFLOW_ENDPOINT")[1:] == [
+        "collector:4317", "TELEMETRYFLOW_ENDPOINT", "(not", "for", "logs:", "see", "below)"]
+    assert _row(text, "OTEL_EXPORTER_OTLP_LOGS_HEADERS")[1:] == [
+        "X-Scope-OrgID=****", "logs", "only,", "over", "TELEMETRYFLOW_HEADERS"]
+    export = text.split("\nExport\n")[1].split("\n\n")[0]
+    assert "  metrics  otlp/grpc -> collector:4317 (TLS)" in export
+    assert ("  logs     otlp/http -> https://loki.example/otlp/v1/logs (TLS; per-signal "
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, _PROTOCOL, _HEADERS)") in export
+    assert "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT overrides TELEMETRYFLOW_ENDPOINT for logs" in text
+    data = _info_json(env, *options)
+    assert data["export"]["traces"] == "otlp/grpc -> collector:4317 (TLS)"
+    rows = {row["variable"]: row for row in data["settings"]}
+    assert rows["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"]["value"] == (
+        "https://****@loki.example/otlp/v1/logs")
+    for output in (text, json.dumps(data)):
+        assert "pa55w0rd" not in output and "tenant-secret-7" not in output
+
+
 def test_info_with_a_program_is_a_usage_error() -> None:
     """--info runs nothing: naming a program with it exits 2 without running it."""
     proc = run(["--info", "python", "-c", "print('ran')"], clean_env())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -390,3 +392,271 @@ def test_auth_headers_later_sources_win_case_insensitively() -> None:
     headers = with_key.get_auth_headers()
     assert [name for name in headers if name.lower() == "authorization"] == ["Authorization"]
     assert headers["Authorization"] == f"Bearer tfk_id:{_SECRET}"
+
+
+# ----- per-signal OTLP settings (OTEL_EXPORTER_OTLP_<SIGNAL>_*) --------------------------------
+
+_CA_DIR = Path(__file__).with_name("data")
+# setting -> (per-signal raw, TELEMETRYFLOW_* raw, OTEL_EXPORTER_OTLP_* raw) and what each
+# becomes; the last is the default. Certificates are given as file names (see the test).
+_LEVELS: dict[str, tuple[tuple[str, str, str], tuple[Any, Any, Any, Any]]] = {
+    "endpoint": (("http://tempo:4318/v1/traces", "ours:4317", "http://otel:4317"),
+                 ("http://tempo:4318/v1/traces", "ours:4317", "http://otel:4317", None)),
+    "protocol": (("http", "grpc", "http/protobuf"),
+                 (Protocol.HTTP, Protocol.GRPC, Protocol.HTTP, Protocol.GRPC)),
+    "insecure": (("true", "false", "true"), (True, False, True, None)),
+    "certificate_file": (("own.pem", "ours.pem", "otel.pem"),
+                         ("own.pem", "ours.pem", "otel.pem", None)),
+    "headers": (("a=1", "b=2", "c=3"), ((("a", "1"),), (("b", "2"),), (("c", "3"),), ())),
+    "compression": (("none", "gzip", "none"), ("none", "gzip", "none", "gzip")),
+    "timeout": (("1500", "7", "2500"), (1.5, 7.0, 2.5, 10.0)),
+}
+_SUFFIX = {"endpoint": "ENDPOINT", "protocol": "PROTOCOL", "insecure": "INSECURE",
+           "certificate_file": "CERTIFICATE", "headers": "HEADERS",
+           "compression": "COMPRESSION", "timeout": "TIMEOUT"}
+
+
+@pytest.mark.parametrize("setting", list(_LEVELS))
+def test_per_signal_precedence_for_every_setting(setting: str, tmp_path: Path) -> None:
+    """For each setting, per signal: its own OTEL_EXPORTER_OTLP_<SIGNAL>_<X> > TELEMETRYFLOW_<X>
+    > OTEL_EXPORTER_OTLP_<X> > default; a signal without its own variable keeps the
+    all-signals value."""
+    (raw_own, raw_ours, raw_otel), (own, ours, otel, default) = _LEVELS[setting]
+    if setting == "certificate_file":  # three real PEM files, named as in the table
+        pem = (_CA_DIR / "ca.pem").read_bytes()
+        for name in (raw_own, raw_ours, raw_otel):
+            (tmp_path / name).write_bytes(pem)
+        raw_own, raw_ours, raw_otel = (str(tmp_path / n) for n in (raw_own, raw_ours, raw_otel))
+        own, ours, otel = raw_own, raw_ours, raw_otel
+    suffix = _SUFFIX[setting]
+    environ = {
+        f"OTEL_EXPORTER_OTLP_TRACES_{suffix}": raw_own,
+        f"TELEMETRYFLOW_{suffix}": raw_ours,
+        f"OTEL_EXPORTER_OTLP_{suffix}": raw_otel,
+    }
+
+    def seen(env: dict[str, str], signal: SignalType) -> Any:
+        config, reading = load_config(env)
+        assert reading.problems == []
+        return getattr(config.for_signal(signal), setting)
+
+    assert seen(environ, SignalType.TRACES) == own
+    assert seen(environ, SignalType.METRICS) == ours
+    del environ[f"TELEMETRYFLOW_{suffix}"]
+    assert (seen(environ, SignalType.TRACES), seen(environ, SignalType.LOGS)) == (own, otel)
+    del environ[f"OTEL_EXPORTER_OTLP_{suffix}"]
+    assert (seen(environ, SignalType.TRACES), seen(environ, SignalType.LOGS)) == (own, default)
+
+
+def test_per_signal_headers_replace_the_all_signals_ones_and_the_api_key_stays() -> None:
+    """A signal's own headers replace (not merge with) TELEMETRYFLOW_HEADERS for it; the API
+    key's headers go with every signal; the other signals keep the all-signals headers."""
+    config, _ = load_config({
+        "TELEMETRYFLOW_HEADERS": "x-tenant=all,x-common=1",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "X-Scope-OrgID=loki",
+        "TELEMETRYFLOW_API_KEY_ID": "tfk_id",
+        "TELEMETRYFLOW_API_KEY_SECRET": _SECRET,
+    })
+    logs = config.for_signal(SignalType.LOGS).get_auth_headers()
+    traces = config.for_signal(SignalType.TRACES).get_auth_headers()
+    key = {"Authorization": f"Bearer tfk_id:{_SECRET}", "X-TelemetryFlow-Key-ID": "tfk_id",
+           "X-TelemetryFlow-Key-Secret": _SECRET}
+    assert logs == {"X-Scope-OrgID": "loki", **key}
+    assert traces == {"x-tenant": "all", "x-common": "1", **key}
+
+
+def test_per_signal_endpoint_password_is_basic_auth_for_that_signal_only() -> None:
+    """``user:pw@`` in a per-signal endpoint is Basic authorization for that signal; the
+    all-signals endpoint's password is not sent to a signal with its own endpoint."""
+    config, _ = load_config({
+        "TELEMETRYFLOW_ENDPOINT": "http://all:pw1@collector:4317",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:pw2@tempo:4317",
+    })
+    basic = "Basic " + base64.b64encode(b"tempo:pw2").decode()
+    assert config.for_signal(SignalType.TRACES).get_auth_headers() == {"Authorization": basic}
+    metrics = config.for_signal(SignalType.METRICS).get_auth_headers()["Authorization"]
+    assert metrics == "Basic " + base64.b64encode(b"all:pw1").decode()
+    assert config.export_target(SignalType.TRACES) == "tempo:4317"
+
+
+def test_per_signal_endpoint_alone_turns_otlp_on_for_that_signal() -> None:
+    """Only OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set: traces go over OTLP, metrics and logs to
+    the console as with no endpoint at all."""
+    config, reading = load_config({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tempo:4317"})
+    assert reading.problems == [] and reading.warnings == []
+    assert config.exporter_for(SignalType.TRACES) is ExporterKind.OTLP
+    assert config.exporter_for(SignalType.METRICS) is ExporterKind.CONSOLE
+    assert config.exporter_for(SignalType.LOGS) is ExporterKind.CONSOLE
+    assert config.endpoint is None
+
+
+_HTTP = {"TELEMETRYFLOW_PROTOCOL": "http"}
+
+
+@pytest.mark.parametrize(("environ", "signal", "expected"), [
+    # OTLP/HTTP: a per-signal endpoint is used as is (no path appended, no port added) ...
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4318/v1/traces"},
+     SignalType.TRACES, "http://tempo:4318/v1/traces"),
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://loki.example/otlp/v1/logs"},
+     SignalType.LOGS, "https://loki.example/otlp/v1/logs"),
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://prom:9090/api/v1/otlp/v1/metrics"},
+     SignalType.METRICS, "http://prom:9090/api/v1/otlp/v1/metrics"),
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://u:p@loki:3100/otlp"},
+     SignalType.LOGS, "http://loki:3100/otlp"),
+    # ... while the all-signals endpoint gets the signal path, as before
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+      "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:3100/otlp/v1/logs"},
+     SignalType.METRICS, "http://c:4318/v1/metrics"),
+    # gRPC: host:port, as for the all-signals endpoint
+    ({**_HTTP, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo",
+      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, SignalType.TRACES, "tempo:4317"),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:14317/ignored"},
+     SignalType.TRACES, "tempo:14317"),
+], ids=repr)
+def test_export_target_of_a_per_signal_endpoint(
+    environ: dict[str, str], signal: SignalType, expected: str
+) -> None:
+    """What each exporter is given, with the OTLP/HTTP per-signal endpoint used as is."""
+    config, reading = load_config(environ)
+    assert reading.problems == []
+    assert config.export_target(signal) == expected
+
+
+def test_per_signal_tls_follows_its_own_endpoint_and_insecure_setting() -> None:
+    """TLS is decided per signal: its endpoint's scheme, else its own or the all-signals
+    insecure setting."""
+    config, _ = load_config({
+        "TELEMETRYFLOW_ENDPOINT": "https://collector:4317",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:4317",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "prom:4317",
+        "OTEL_EXPORTER_OTLP_METRICS_INSECURE": "true",
+    })
+    assert config.for_signal(SignalType.TRACES).uses_tls is True
+    assert config.for_signal(SignalType.LOGS).uses_tls is False
+    assert config.for_signal(SignalType.METRICS).uses_tls is False
+
+
+def test_grpc_header_names_are_checked_per_signal() -> None:
+    """A header name gRPC refuses is a problem of the variable that set it, for the signals
+    that send it over gRPC only: the others keep their headers."""
+    config, reading = load_config({
+        "TELEMETRYFLOW_PROTOCOL": "http",
+        "TELEMETRYFLOW_HEADERS": "x!y=1",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a!b=2,ok=3",
+    })
+    assert [(p.source, p.shown_value) for p in reading.problems] == [
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a!b=****,ok=****"),
+        ("TELEMETRYFLOW_HEADERS", "x!y=****"),
+    ]
+    assert config.for_signal(SignalType.TRACES).headers == ()
+    assert config.for_signal(SignalType.LOGS).headers == ()
+    assert config.for_signal(SignalType.METRICS).headers == (("x!y", "1"),)  # (HTTP)
+
+
+def test_strict_from_environment_names_the_per_signal_variable() -> None:
+    """Strict construction refuses a bad per-signal value, naming it, as for any variable."""
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_METRICS_PROTOCOL='udp'"):
+        TelemetryConfig.from_environment({"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "udp"})
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    # our variable (what --endpoint sets) overridden for one signal: said once
+    ({"TELEMETRYFLOW_ENDPOINT": "collector:4317",
+      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tempo:4317"},
+     ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT overrides TELEMETRYFLOW_ENDPOINT for traces"]),
+    ({"TELEMETRYFLOW_HEADERS": "a=1", "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "b=2",
+      "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "c=3"},
+     ["OTEL_EXPORTER_OTLP_METRICS_HEADERS, OTEL_EXPORTER_OTLP_LOGS_HEADERS override "
+      "TELEMETRYFLOW_HEADERS for metrics, logs"]),
+    ({"TELEMETRYFLOW_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http"},
+     ["OTEL_EXPORTER_OTLP_LOGS_PROTOCOL overrides TELEMETRYFLOW_PROTOCOL for logs"]),
+    # the same destination (a full /v1/traces URL of the same base): nothing to say
+    ({"TELEMETRYFLOW_ENDPOINT": "http://c:4318", "TELEMETRYFLOW_PROTOCOL": "http",
+      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, []),
+    ({"TELEMETRYFLOW_TIMEOUT": "2", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2000"}, []),
+    # the all-signals value from OTEL_EXPORTER_OTLP_*: OpenTelemetry's own rule, no warning
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317",
+      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tempo:4317"}, []),
+], ids=repr)
+def test_per_signal_override_of_our_variable_is_said_once(
+    environ: dict[str, str], expected: list[str]
+) -> None:
+    """A TELEMETRYFLOW_* value a per-signal variable overrides, with a different result, is
+    one warning naming both and the signals; nothing when the result is the same or when
+    the all-signals value came from OTEL_EXPORTER_OTLP_*."""
+    _, reading = load_config(environ)
+    assert reading.problems == []
+    assert [w.split(":")[0] for w in reading.warnings] == expected
+
+
+def test_https_per_signal_endpoint_with_insecure_warns_naming_it() -> None:
+    """insecure=true with a per-signal https:// endpoint is said to be ignored, naming the
+    variables, once."""
+    _, reading = load_config({
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo:4317",
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
+    })
+    assert reading.warnings == [
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE=true is ignored: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
+        "says https://, so exports use TLS"
+    ]
+
+
+def test_otlp_exporter_without_an_endpoint_for_some_signals_warns() -> None:
+    """TELEMETRYFLOW_EXPORTER=otlp with an endpoint for traces only: the others go to
+    localhost, and the warning says which."""
+    _, reading = load_config({
+        "TELEMETRYFLOW_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "tempo:4317",
+    })
+    assert reading.warnings == [
+        "TELEMETRYFLOW_EXPORTER=otlp but no endpoint is set for metrics, logs; sending to "
+        "localhost"
+    ]
+
+
+def test_secret_values_cover_every_signal() -> None:
+    """Every header value and endpoint password any signal sends is a secret to mask."""
+    config, _ = load_config({
+        "TELEMETRYFLOW_ENDPOINT": "http://u:allpass1@c:4317",
+        "TELEMETRYFLOW_HEADERS": "x-a=allheader1",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-b=logsheader2",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://u:tracespass3@t:4317",
+        "TELEMETRYFLOW_API_KEY_ID": "tfk_id",
+        "TELEMETRYFLOW_API_KEY_SECRET": _SECRET,
+    })
+    secrets = config.secret_values()
+    for value in ("allpass1", "allheader1", "logsheader2", "tracespass3", _SECRET):
+        assert value in secrets
+
+
+def test_per_signal_settings_given_in_code_are_validated() -> None:
+    """SignalOverrides given directly are checked like the config's own fields: a protocol
+    name becomes the enum, a bad value is a ConfigError naming the field."""
+    from telemetryflow_bootstrap.domain.per_signal import SignalOverrides
+
+    config = TelemetryConfig(traces_otlp=SignalOverrides(endpoint="tempo:4317", protocol="HTTP"))
+    assert config.for_signal(SignalType.TRACES).protocol is Protocol.HTTP
+    with pytest.raises(ConfigError) as raised:
+        TelemetryConfig(logs_otlp=SignalOverrides(endpoint="not a url", protocol="udp",
+                                                  compression="zstd", timeout=0))
+    assert {p.source for p in raised.value.problems} == {
+        "logs_otlp.endpoint", "logs_otlp.protocol", "logs_otlp.compression",
+        "logs_otlp.timeout"}
+
+
+def test_builder_explicit_settings_win_over_per_signal_variables() -> None:
+    """``with_auto_configuration()`` reads the per-signal variables, and an explicit
+    ``with_endpoint()``/``with_http()`` still wins for every signal (as over the others)."""
+    from telemetryflow_bootstrap.builder import TelemetryFlowBuilder
+
+    environ = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4318/v1/traces",
+               "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+               "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1500"}
+    auto = TelemetryFlowBuilder().with_service("s").with_auto_configuration(environ)
+    assert auto.build_config().export_target(SignalType.TRACES) == "tempo:4318"
+    config = auto.with_endpoint("http://mine:4318").with_http().build_config()
+    traces = config.for_signal(SignalType.TRACES)
+    assert config.export_target(SignalType.TRACES) == "http://mine:4318/v1/traces"
+    assert (traces.protocol, traces.timeout) == (Protocol.HTTP, 1.5)

@@ -316,3 +316,95 @@ def test_disabled_telemetry_is_stated() -> None:
 def test_safe_url_masks_credentials(url: str, shown: str) -> None:
     """Userinfo and query values are masked; the rest of the URL stays readable."""
     assert safe_url(url) == shown
+
+
+# ----- per-signal OTLP settings --------------------------------------------------------------
+
+_SPLIT = {
+    "TELEMETRYFLOW_ENDPOINT": "collector:4317",
+    "TELEMETRYFLOW_HEADERS": "x-all=allvalue1",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:4318/v1/traces",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "authorization=Bearer tempotoken2",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://loki:pa55w0rd@loki.example/otlp/v1/logs",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http",
+}
+
+
+def test_per_signal_settings_are_rows_and_their_all_signals_rows_say_so() -> None:
+    """Each per-signal variable set is a row (value redacted, for which signal, over what);
+    the all-signals row it overrides names the signals it no longer applies to."""
+    report = _report(**_SPLIT)
+    endpoint = _setting(report, "TELEMETRYFLOW_ENDPOINT")
+    assert endpoint.source == "TELEMETRYFLOW_ENDPOINT (not for traces, logs: see below)"
+    assert _setting(report, "TELEMETRYFLOW_HEADERS").source == (
+        "TELEMETRYFLOW_HEADERS (not for traces: see below)")
+    assert _setting(report, "OTEL_EXPORTER_OTLP_TRACES_HEADERS") == info.Setting(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization=****",
+        "traces only, over TELEMETRYFLOW_HEADERS")
+    assert _setting(report, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT").value == (
+        "https://****@loki.example/otlp/v1/logs")
+    assert "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" not in {s.variable for s in report.settings}
+
+
+def test_export_section_gives_each_signal_s_destination_and_what_set_it() -> None:
+    """The Export section shows where each signal really goes (the per-signal URL as is,
+    its own protocol and TLS) and names the per-signal variables that decided it."""
+    report = _report(**_SPLIT)
+    assert report.export == {
+        "traces": "otlp/http -> http://tempo:4318/v1/traces (no TLS; per-signal "
+                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _PROTOCOL, _HEADERS)",
+        "metrics": "otlp/grpc -> collector:4317 (TLS)",
+        "logs": "otlp/http -> https://loki.example/otlp/v1/logs (TLS; per-signal "
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, _PROTOCOL)",
+    }
+    assert any("override TELEMETRYFLOW_ENDPOINT for traces, logs" in w for w in report.warnings)
+
+
+def test_per_signal_secrets_never_reach_text_or_json() -> None:
+    """Per-signal header values and endpoint passwords are masked in both forms."""
+    report = _report(**_SPLIT)
+    for output in (info.render_text(report), info.render_json(report)):
+        for secret in ("allvalue1", "tempotoken2", "pa55w0rd"):
+            assert secret not in output
+
+
+def test_only_a_per_signal_endpoint_says_the_others_go_to_the_console() -> None:
+    """A traces endpoint alone: traces over OTLP, metrics and logs on the console, and the
+    report says why (no endpoint for them); the exporter row says per signal."""
+    report = _report(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="tempo:4317")
+    assert report.export["traces"].startswith("otlp/grpc -> tempo:4317 (TLS; per-signal")
+    assert report.export["metrics"] == "console (stderr, text): no endpoint for metrics"
+    assert report.export["logs"] == "console (stderr, text): no endpoint for logs"
+    assert _setting(report, "TELEMETRYFLOW_EXPORTER").value == (
+        "traces: otlp, metrics: console, logs: console")
+
+
+def test_per_signal_http_url_without_a_path_is_warned_about() -> None:
+    """A per-signal OTLP/HTTP endpoint is used as is: without a path nothing would reach
+    the collector's /v1/<signal>, and the report says so; with the path, nothing is said."""
+    report = _report(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://loki:4318",
+                     OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http")
+    [warning] = report.warnings
+    assert warning.startswith("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT has no path")
+    good = _report(OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://loki:4318/v1/logs",
+                   OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http")
+    assert good.warnings == []
+
+
+def test_port_of_the_other_protocol_is_warned_about_per_signal() -> None:
+    """Port 4318 given to one signal that uses gRPC names that signal's variables."""
+    report = _report(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://tempo:4318")
+    assert report.warnings == [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT uses port 4318, the usual OTLP/http port, but the "
+        "protocol is grpc (the default); set OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http or use "
+        "the collector's grpc port"
+    ]
+
+
+def test_invalid_per_signal_value_is_a_problem_and_a_row() -> None:
+    """A malformed per-signal value is a problem naming it and a row pointing to it."""
+    report = _report(OTEL_EXPORTER_OTLP_METRICS_TIMEOUT="5s")
+    assert any(p.startswith("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT='5s'") for p in report.problems)
+    assert _setting(report, "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT").source == (
+        "metrics only (invalid: see Warnings)")

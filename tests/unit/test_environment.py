@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from telemetryflow_bootstrap.domain.config import TelemetryConfig, load_config
 from telemetryflow_bootstrap.domain.environment import (
     OTEL_SPECIAL,
+    SIGNAL_VARIABLES,
     VARIABLES,
     read_environment,
 )
@@ -98,7 +99,8 @@ _WITH_FALLBACK = [(var, fallback) for var in VARIABLES for fallback in var.fallb
 _ALL_NAMES = sorted(
     {v.name for v in VARIABLES}
     | {fb for _, fb in _WITH_FALLBACK}
-    | {name for name, _ in OTEL_SPECIAL}
+    | {name for name, _ in OTEL_SPECIAL if "{" not in name}  # (not the per-signal rows)
+    | {v.name for v in SIGNAL_VARIABLES}
 )
 
 
@@ -679,8 +681,9 @@ def test_malformed_variable_names_the_fallback_used_instead() -> None:
 
 
 def test_unsupported_standard_variables_are_named() -> None:
-    """Per-signal OTLP settings and OTEL_BLRP_* are named as ignored, grouped, with the
-    setting that does the job; nothing is said when none is set."""
+    """OTEL_BLRP_* (the batch settings are shared by spans and logs) is named as ignored,
+    with the setting that does the job; the per-signal OTLP settings are no longer named
+    (they are honoured); nothing is said when none is set."""
     reading = read_environment(
         {
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces",
@@ -690,12 +693,116 @@ def test_unsupported_standard_variables_are_named() -> None:
         }
     )
     assert reading.warnings == [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT are not supported "
-        "by telemetryflow and ignored; use TELEMETRYFLOW_ENDPOINT (or "
-        "OTEL_EXPORTER_OTLP_ENDPOINT): one endpoint for all signals",
-        "OTEL_EXPORTER_OTLP_METRICS_HEADERS is not supported by telemetryflow and ignored; use "
-        "TELEMETRYFLOW_HEADERS (or OTEL_EXPORTER_OTLP_HEADERS): sent with every signal",
         "OTEL_BLRP_MAX_QUEUE_SIZE is not supported by telemetryflow and ignored; use "
         "TELEMETRYFLOW_MAX_QUEUE_SIZE (or OTEL_BSP_MAX_QUEUE_SIZE): for spans and logs",
     ]
     assert read_environment({}).warnings == []
+
+
+# ----- per-signal OTLP settings: OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_* ------------------
+
+# One good value per setting: raw text -> the parsed value (the all-signals parser's).
+SIGNAL_GOOD: dict[str, tuple[str, Any]] = {
+    "ENDPOINT": (" http://tempo:4318/v1/traces ", "http://tempo:4318/v1/traces"),
+    "PROTOCOL": ("http/protobuf", "http"),
+    "INSECURE": ("yes", True),
+    "CERTIFICATE": (_OTEL_CA, _OTEL_CA),
+    "HEADERS": ("x-scope-orgid=t%201, Authorization=Basic abc",
+                (("x-scope-orgid", "t 1"), ("Authorization", "Basic abc"))),
+    "COMPRESSION": ("none", "none"),
+    "TIMEOUT": ("2500", 2.5),  # milliseconds, as OTEL_EXPORTER_OTLP_TIMEOUT
+}
+# The all-signals variable parsed the same way (TIMEOUT: the OTEL one, in milliseconds).
+_SAME_PARSER = {
+    "ENDPOINT": "TELEMETRYFLOW_ENDPOINT", "PROTOCOL": "TELEMETRYFLOW_PROTOCOL",
+    "INSECURE": "TELEMETRYFLOW_INSECURE", "CERTIFICATE": "TELEMETRYFLOW_CERTIFICATE",
+    "HEADERS": "TELEMETRYFLOW_HEADERS", "COMPRESSION": "TELEMETRYFLOW_COMPRESSION",
+    "TIMEOUT": "OTEL_EXPORTER_OTLP_TIMEOUT",
+}
+SIGNAL_BAD: dict[str, list[str]] = {
+    "ENDPOINT": ["http://bad:port", "ftp://h:1", "h:4318/v1/traces", "http://h:1/?a=b"],
+    "PROTOCOL": ["http/json", "udp"],
+    "INSECURE": ["sure"],
+    "CERTIFICATE": ["/nonexistent/ca.pem", str(Path(__file__))],
+    "HEADERS": ["novalue", "X Foo=v", "x-tok=s\u20accret"],
+    "COMPRESSION": ["zstd"],
+    "TIMEOUT": ["10s", "0", "-5", "1e99"],
+}
+
+
+def _suffix(var: Any) -> str:
+    return var.name.rsplit("_", 1)[1]
+
+
+def test_per_signal_table_has_every_signal_and_setting() -> None:
+    """Seven settings for each of the three signals, named as OpenTelemetry names them."""
+    names = {v.name for v in SIGNAL_VARIABLES}
+    assert names == {f"OTEL_EXPORTER_OTLP_{signal}_{setting}"
+                     for signal in ("TRACES", "METRICS", "LOGS") for setting in SIGNAL_GOOD}
+
+
+@pytest.mark.parametrize("var", SIGNAL_VARIABLES, ids=lambda v: v.name)
+def test_per_signal_variable_parses_a_good_value(var: Any) -> None:
+    """A good value of each per-signal variable is read, normalised as the all-signals one
+    would be, sourced from it, and ends up in that signal's overrides only."""
+    raw, expected = SIGNAL_GOOD[_suffix(var)]
+    reading = read_environment({var.name: raw})
+    assert reading.problems == [] and reading.warnings == []
+    assert reading.values[var.field] == expected
+    assert reading.sources[var.field] == var.name
+    config, _ = load_config({var.name: raw})
+    group, _, setting = var.field.partition(".")
+    assert getattr(getattr(config, group), setting) == expected
+    others = {g for g in ("traces_otlp", "metrics_otlp", "logs_otlp") if g != group}
+    assert all(getattr(config, other).given() == () for other in others)
+
+
+@pytest.mark.parametrize("var", SIGNAL_VARIABLES, ids=lambda v: v.name)
+def test_per_signal_variable_is_as_strict_as_the_all_signals_one(var: Any) -> None:
+    """Each bad value is one problem naming the per-signal variable, saying exactly what the
+    all-signals variable's message says for the same value; the setting is not applied."""
+    for raw in SIGNAL_BAD[_suffix(var)]:
+        reading = read_environment({var.name: raw})
+        [problem] = reading.problems
+        assert problem.source == var.name
+        same = read_environment({_SAME_PARSER[_suffix(var)]: raw}).problems
+        assert [problem.expected] == [p.expected for p in same], raw
+        assert var.field not in reading.values
+
+
+@pytest.mark.parametrize("var", SIGNAL_VARIABLES, ids=lambda v: v.name)
+@pytest.mark.parametrize("raw", ["", "   "], ids=["empty", "blank"])
+def test_empty_per_signal_value_counts_as_unset(var: Any, raw: str) -> None:
+    """An empty per-signal value is unset: the all-signals setting applies to the signal."""
+    reading = read_environment({var.name: raw})
+    assert reading.problems == [] and var.field not in reading.values
+
+
+@pytest.mark.parametrize("signal", ["TRACES", "METRICS", "LOGS"])
+def test_per_signal_secrets_are_redacted_in_problems(signal: str) -> None:
+    """A rejected per-signal header list shows the header names, never a value; a rejected
+    per-signal endpoint never shows its password."""
+    reading = read_environment({
+        f"OTEL_EXPORTER_OTLP_{signal}_HEADERS": "authorization=Bearer s3cr3t,bad",
+        f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT": "http://user:pa55w0rd@host:port",
+    })
+    assert len(reading.problems) == 2
+    text = " ".join(str(problem) for problem in reading.problems)
+    assert "s3cr3t" not in text and "pa55w0rd" not in text
+    assert f"OTEL_EXPORTER_OTLP_{signal}_HEADERS=authorization=****,****" in text
+    assert f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT='http://****@host:port'" in text
+
+
+def test_rejected_per_signal_value_says_which_setting_is_used_instead() -> None:
+    """A malformed per-signal value falls back to the all-signals setting for that signal,
+    and the message names the variable that set it (or the default when none did)."""
+    _, reading = load_config({
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://bad:port",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "5s",
+    })
+    outcomes = {p.source: reading.outcome(p) for p in reading.problems}
+    assert outcomes == {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "using OTEL_EXPORTER_OTLP_ENDPOINT instead",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "using the default",
+    }

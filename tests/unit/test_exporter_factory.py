@@ -27,8 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.builder import TelemetryFlowBuilder
 from telemetryflow_bootstrap.client import TelemetryFlowClient
-from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.domain.config import TelemetryConfig, load_config
 from telemetryflow_bootstrap.domain.errors import BuilderError, ConfigError
+from telemetryflow_bootstrap.domain.per_signal import SignalOverrides
 from telemetryflow_bootstrap.domain.signals import Protocol, SignalType
 from telemetryflow_bootstrap.infrastructure import otlp_exporters
 from telemetryflow_bootstrap.infrastructure.console import (
@@ -424,3 +425,126 @@ def test_http_exporter_ignores_a_rejected_otel_certificate(
         assert exporter._client._transport._session.verify is True
     finally:
         exporter.shutdown()
+
+
+# ----- per-signal settings (OTEL_EXPORTER_OTLP_<SIGNAL>_*) ------------------------------------
+
+_SPLIT = {  # traces to Tempo over gRPC, logs to Loki over HTTP, metrics to the collector
+    "TELEMETRYFLOW_ENDPOINT": "collector:4317",
+    "TELEMETRYFLOW_HEADERS": "x-all=1",
+    "TELEMETRYFLOW_TIMEOUT": "4",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:14317",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tempo=2",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "none",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://loki.example/otlp/v1/logs",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "X-Scope-OrgID=shop",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": "1500",
+}
+
+
+def test_each_signal_exporter_is_built_from_its_own_settings(captured: None) -> None:
+    """Each SDK exporter gets its signal's endpoint (a per-signal OTLP/HTTP URL as is),
+    transport, TLS, headers (per-signal ones replacing the all-signals ones), compression
+    and timeout."""
+    config, reading = load_config(_SPLIT)
+    assert reading.problems == []
+    traces = _kwargs(config, SignalType.TRACES)
+    assert (traces["endpoint"], traces["insecure"]) == ("tempo:14317", True)
+    assert dict(traces["headers"]) == {"x-tempo": "2"}
+    assert traces["compression"] is grpc.Compression.NoCompression and traces["timeout"] == 4.0
+    logs = _kwargs(config, SignalType.LOGS)
+    assert logs["endpoint"] == "https://loki.example/otlp/v1/logs"
+    assert logs["headers"] == {"X-Scope-OrgID": "shop"}
+    assert logs["compression"] is HTTPCompression.Gzip and logs["timeout"] == 1.5
+    metrics = _kwargs(config, SignalType.METRICS)
+    assert (metrics["endpoint"], metrics["insecure"]) == ("collector:4317", False)
+    assert dict(metrics["headers"]) == {"x-all": "1"} and metrics["timeout"] == 4.0
+
+
+def test_warm_up_imports_each_signal_s_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up prepares the transport the signal's exporter will use (gRPC for traces,
+    HTTP for logs here), not the all-signals one."""
+    asked: list[tuple[str, bool]] = []
+    monkeypatch.setattr(otlp_exporters, "exporter_class",
+                        lambda signal, *, grpc: asked.append((signal, grpc)))
+    factory = OTLPExporterFactory(load_config(_SPLIT)[0])
+    factory.warm_up(SignalType.TRACES)
+    factory.warm_up(SignalType.LOGS)
+    assert asked == [("traces", True), ("logs", False)]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_missing_per_signal_certificate_names_its_variable(
+        captured: None, tmp_path: Path, protocol: str) -> None:
+    """A per-signal CA file gone since it was read raises ConfigError naming that signal's
+    variable; the other signals are built."""
+    missing = str(tmp_path / "gone.pem")
+    config = _config("https://collector:4317", protocol,
+                     logs_otlp=SignalOverrides(certificate_file=missing))
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE"):
+        OTLPExporterFactory(config).create_log_exporter()
+    assert _kwargs(config, SignalType.TRACES)["endpoint"]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_real_exporters_send_only_the_signal_s_own_headers(
+        monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
+    """The real SDK exporters send exactly the signal's headers: its own variable's, without
+    the all-signals ones (which the HTTP exporter would merge in from the environment)."""
+    environ = {"OTEL_EXPORTER_OTLP_HEADERS": "x-all=1",
+               "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-logs=2",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+               "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)  # (the SDK's exporters read them too)
+    config, _ = load_config(environ)
+    for signal, expected in ((SignalType.LOGS, {"x-logs": "2"}),
+                             (SignalType.TRACES, {"x-all": "1"})):
+        exporter = getattr(OTLPExporterFactory(config), _CREATE[signal])()
+        try:
+            if protocol == "grpc":
+                sent = dict(exporter._headers)
+            else:
+                sent = {k.lower(): v for k, v in exporter._client._headers.items()
+                        if k.lower() not in ("user-agent", "content-type", "content-encoding")}
+            assert sent == expected
+        finally:
+            exporter.shutdown()
+
+
+def test_a_signal_s_own_secrets_are_masked_in_our_messages(
+        captured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """Building a signal's exporter registers its own header values and endpoint password
+    as secrets: a message quoting them (as an SDK error may) shows ****."""
+    config, _ = load_config({
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:hunter22@loki:3100/otlp/v1/logs",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-token=logs-token-9z",
+    })
+    OTLPExporterFactory(config).create_log_exporter()
+    _diagnostics.warn("export failed: sent x-token=logs-token-9z to loki (pw hunter22)")
+    err = capsys.readouterr().err
+    assert "logs-token-9z" not in err and "hunter22" not in err and "****" in err
+
+
+
+@pytest.mark.parametrize("signal", list(SignalType))
+def test_real_grpc_exporter_builds_despite_a_timeout_our_reader_rejected(
+        monkeypatch: pytest.MonkeyPatch, signal: SignalType) -> None:
+    """A per-signal timeout the reader rejected (``5s``: reported, the all-signals timeout
+    used) does not fail the SDK's gRPC exporter, which parses it with float() itself; the
+    process environment and the SDK module are left as they were."""
+    name = f"OTEL_EXPORTER_OTLP_{signal.value.upper()}_TIMEOUT"
+    monkeypatch.setenv(name, "5s")
+    config, reading = load_config({name: "5s", "TELEMETRYFLOW_ENDPOINT": "http://127.0.0.1:9",
+                                   "TELEMETRYFLOW_TIMEOUT": "3"})
+    assert [p.source for p in reading.problems] == [name]
+    module = {SignalType.TRACES: grpc_traces, SignalType.METRICS: grpc_metrics,
+              SignalType.LOGS: grpc_logs}[signal]
+    exporter = getattr(OTLPExporterFactory(config), _CREATE[signal])()
+    try:
+        assert exporter._timeout == 3.0
+    finally:
+        exporter.shutdown()
+    assert os.environ[name] == "5s" and module.environ is os.environ

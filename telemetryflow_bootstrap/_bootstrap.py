@@ -226,15 +226,32 @@ def _digest(lines: list[str]) -> str:
 
 
 def _startup_line(config: Any, armed: int) -> str:
-    signals = " ".join(s.value for s in config.enabled_signals) or "no signals"
-    kinds = {config.exporter_for(s).value for s in config.enabled_signals}
-    if kinds == {"otlp"}:
-        from .domain.redaction import redact_url
-
-        target = f"{config.protocol.value}+{redact_url(config.resolved_endpoint())}"
+    """``shop → grpc+http://collector:4317, traces metrics logs, ...``; with per-signal
+    destinations, each with its signals (``traces → ...; metrics logs → ...``)."""
+    destinations: dict[str, list[str]] = {}
+    for signal in config.enabled_signals:
+        destinations.setdefault(_destination(config, signal), []).append(signal.value)
+    if len(destinations) > 1:
+        where = "; ".join(f"{' '.join(names)} → {target}"
+                          for target, names in destinations.items())
     else:
-        target = "/".join(sorted(kinds)) or "nowhere"
+        target, names = next(iter(destinations.items()), ("nowhere", []))
+        where = f"{target}, {' '.join(names) or 'no signals'}"
     return (
-        f"{config.service_name} → {target}, {signals}, {armed} instrumentations armed "
+        f"{config.service_name} → {where}, {armed} instrumentations armed "
         f"(pid {os.getpid()}, python {sys.version.split()[0]})"
     )
+
+
+def _destination(config: Any, signal: Any) -> str:
+    kind = config.exporter_for(signal).value
+    if kind != "otlp":
+        return kind
+    from .domain.redaction import redact_url
+
+    view = config.for_signal(signal)
+    # (a signal's own OTLP/HTTP endpoint is its full URL; the all-signals one is the base)
+    url = config.export_target(signal) \
+        if config.overrides(signal).endpoint and view.protocol.value == "http" \
+        else view.resolved_endpoint()
+    return f"{view.protocol.value}+{redact_url(url)}"

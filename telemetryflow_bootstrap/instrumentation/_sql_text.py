@@ -21,7 +21,8 @@ read; a literal open where that window ends is cut there, not a reason to drop t
 
 The dialect comes from ``db.system.name``: ``mysql``/``mariadb`` (backslash escapes,
 ``"..."`` strings, ``#`` comments), ``postgresql`` (``E''`` strings, ``$tag$`` quoting,
-nested comments), ``sqlite`` (``[name]`` identifiers, ``?1``/``:1`` placeholders); any other
+nested comments), ``sqlite`` (``[name]`` identifiers, ``?1``/``:1`` placeholders, and a
+``"..."`` where SQL expects a value taken for the string SQLite may read it as); any other
 system gets the PostgreSQL rules.
 
 Cost: a text with no quote, digit, ``$``, ``#``, ``[``, ``.``, ``-``, ``/`` or boolean (many
@@ -144,6 +145,8 @@ def sanitize(text: str, system: str = "") -> str | None:
     pos = 0
     match = pattern.match
     candidate = None if booleans else _CANDIDATE.search
+    reads_strings = pattern is _SQLITE
+    lists: list[int | bool] = [-1, False, -1]  # _sqlite_string's cache of the list it is in
     while True:
         if candidate is not None:
             # ``pos`` ends a token; past it, a name may have been skipped up to ``at``.
@@ -180,7 +183,10 @@ def sanitize(text: str, system: str = "") -> str | None:
         if kind in _KEPT:  # a quoted identifier: stays as written
             if found.group(_END[kind]) is None:
                 return _open(out, window, copied, start, cut)
-            continue
+            if not (reads_strings and kind == "name"
+                    and _sqlite_string(window, start, pos, lists)):
+                continue
+            # (a "..." SQLite takes for a string: replaced as the literal it is)
         if kind == "dollar":
             close = window.find(found.group(kind), pos)
             if close < 0:
@@ -205,6 +211,69 @@ def sanitize(text: str, system: str = "") -> str | None:
         return window  # nothing replaced: the same object, unless the window cut it
     out.append(window[copied:])
     return _finish(out)
+
+
+# ----- SQLite's double-quoted strings --------------------------------------------------
+#
+# SQLite reads "x" as an identifier when a column or table of that name exists and as a
+# string when none does (its "double-quoted string literal" misfeature, on in the builds
+# Python ships), so ``WHERE email = "a@example.com"`` runs, and its value would be exported
+# as a name. Which it is depends on the schema, which we do not see: a "..." is taken for a
+# string where SQL expects a value (after a comparison or arithmetic operator, after
+# IS/LIKE/THEN/DEFAULT..., or as an item of a VALUES or IN list), and kept as a name
+# elsewhere (a column list, a qualified name ``"t"."x"``, after SELECT/FROM/SET...). Where
+# a column is compared with a column (``"a" = "b"``) the second is replaced too: a name
+# lost, never a value shown.
+
+_VALUE_OPERATORS = frozenset("=<>!+-*/%|")
+_VALUE_WORDS = frozenset({"IS", "NOT", "LIKE", "GLOB", "REGEXP", "MATCH", "THEN", "ELSE",
+                          "WHEN", "BETWEEN", "ESCAPE", "DEFAULT"})
+_VALUE_LISTS = frozenset({"VALUES", "IN"})
+_LAST_WORD = re.compile(r"(\w+)\s*$")
+_NEXT_ROW = re.compile(r"\)\s*,\s*$")
+
+
+def _sqlite_string(window: str, start: int, end: int, lists: list[int | bool]) -> bool:
+    """Whether the "..." at ``window[start:end]`` stands where SQL expects a value.
+    ``lists`` caches the list the previous one was in: (its "(", a value list?, where the
+    search for a way out of it stopped), so each list is looked up once."""
+    if window[end:end + 1] == "." or window[start - 1:start] == ".":
+        return False  # a qualified name
+    before = window[max(0, start - 64):start].rstrip()
+    if not before:
+        return False
+    last = before[-1]
+    if last in _VALUE_OPERATORS:
+        return True
+    if last not in "(,":
+        word = _LAST_WORD.search(before)
+        return word is not None and word.group(1).upper() in _VALUE_WORDS
+    opener, values, checked = lists
+    if not (checked >= 0 and window.find(")", checked, start) < 0  # type: ignore[arg-type]
+            and window.find("(", checked, start) < 0):  # type: ignore[arg-type]
+        previous_values = values and opener >= 0
+        opener = _opening_paren(window, start)
+        head = window[max(0, opener - 64):opener] if opener >= 0 else ""
+        word = _LAST_WORD.search(head)
+        values = bool(word is not None and word.group(1).upper() in _VALUE_LISTS) or (
+            bool(previous_values) and _NEXT_ROW.search(head) is not None)  # VALUES (..), (..)
+        lists[0], lists[1] = opener, values
+    lists[2] = end
+    return bool(values)
+
+
+def _opening_paren(window: str, start: int) -> int:
+    """The index of the "(" whose list ``start`` is in, or -1."""
+    depth = 0
+    for index in range(start - 1, -1, -1):
+        char = window[index]
+        if char == ")":
+            depth += 1
+        elif char == "(":
+            if depth == 0:
+                return index
+            depth -= 1
+    return -1
 
 
 def _open(out: list[str], window: str, copied: int, start: int, cut: bool) -> str | None:

@@ -29,6 +29,8 @@ with tracer.start_as_current_span("sql-literals-app"):
     db.executescript(f"CREATE TABLE users (email, ssn); -- created for {SECRET}")
     db.execute(f"INSERT INTO users VALUES ('a@example.com', '{SECRET}')")
     seen += db.execute("SELECT ssn FROM users WHERE email = 'a@example.com'").fetchone()
+    # SQLite takes a "..." that names no column for a string: a value, written as a name
+    seen += db.execute(f'SELECT "email" FROM users WHERE "ssn" = "{SECRET}"').fetchone()
     db.execute("CREATE TABLE orders (id, email)")
     db.execute("SELECT * FROM orders o JOIN users u ON o.email = u.email").fetchall()
     db.close()

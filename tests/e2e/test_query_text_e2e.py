@@ -13,13 +13,14 @@ SECRET = "hunter2-4111-1111"  # as in tests/apps/sql_literals_app.py
 
 
 def test_no_value_written_into_sql_reaches_the_receiver(otlp_receiver):
-    """Inline literals (sqlite3, psycopg, psycopg2, PyMySQL), a comment, a psycopg.sql
-    Literal and psycopg2.extras batches: the program gets its values back, and no span
-    attribute, event, status or metric point the receiver gets holds one; the texts keep
-    their placeholders, the batches are one span each and the join names no table."""
+    """Inline literals (sqlite3, psycopg, psycopg2, PyMySQL; SQLite's "..." strings too), a
+    comment, a psycopg.sql Literal and psycopg2.extras batches: the program gets its values
+    back, and no span attribute, event, status or metric point the receiver gets holds one;
+    the texts keep their placeholders, the batches are one span each and the join names no
+    table."""
     proc = run(python(app("sql_literals_app.py")), receiver_env(otlp_receiver))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "sql_literals_app 6 3"
+    assert proc.stdout.strip() == "sql_literals_app 7 3"
     otlp_receiver.wait_for_spans(1, name="sql-literals-app")
     otlp_receiver.wait_for(lambda r: len(_db_spans(r)) >= 13)
     spans = _db_spans(otlp_receiver)
@@ -34,6 +35,7 @@ def test_no_value_written_into_sql_reaches_the_receiver(otlp_receiver):
         ("sqlite", "CREATE TABLE users (email, ssn);"),
         ("sqlite", "INSERT INTO users VALUES (?, ?)"),
         ("sqlite", "SELECT ssn FROM users WHERE email = ?"),
+        ("sqlite", 'SELECT "email" FROM users WHERE "ssn" = ?'),
         ("postgresql", None),  # the psycopg.sql Literal composition
         ("postgresql", "SELECT count(*) FROM pg_class WHERE relname = ?"),
         ("mariadb", "SELECT ?, ?")}

@@ -15,6 +15,49 @@ from telemetryflow_bootstrap.instrumentation._sql_text import names_other_tables
 PG, MY, LITE = "postgresql", "mysql", "sqlite"
 
 
+@pytest.mark.parametrize(("statement", "expected"), [
+    # where SQL expects a value, SQLite reads a "..." naming no column as a string
+    ('SELECT * FROM users WHERE email = "a@example.com"', "SELECT * FROM users WHERE email = ?"),
+    ('UPDATE t SET name = "bob", n = n + "1" WHERE id = ?',
+     "UPDATE t SET name = ?, n = n + ? WHERE id = ?"),
+    ('SELECT a FROM t WHERE b LIKE "%x%" ESCAPE "!" AND c IS NOT "y" AND d <> "z"',
+     "SELECT a FROM t WHERE b LIKE ? ESCAPE ? AND c IS NOT ? AND d <> ?"),
+    ('INSERT INTO t ("a", "b") VALUES ("x", "y"), ("z", "w")',
+     'INSERT INTO t ("a", "b") VALUES (?, ?), (?, ?)'),
+    ('SELECT * FROM t WHERE "t"."x" = "secret" AND y IN ("a", "b")',
+     'SELECT * FROM t WHERE "t"."x" = ? AND y IN (?)'),
+    ('SELECT CASE "s" WHEN "on" THEN "yes" ELSE "no" END FROM t',
+     'SELECT CASE "s" WHEN ? THEN ? ELSE ? END FROM t'),
+    ('CREATE TABLE t ("id" INTEGER, name TEXT DEFAULT "anon")',
+     'CREATE TABLE t ("id" INTEGER, name TEXT DEFAULT ?)'),
+    # where it is a name, it stays one
+    ('UPDATE "t" SET "name" = ? WHERE "id" = ?', 'UPDATE "t" SET "name" = ? WHERE "id" = ?'),
+    ('SELECT "a", count("b") FROM "t" JOIN "u" ON "t"."k" = "u"."k" GROUP BY "a" ORDER BY "b"',
+     'SELECT "a", count("b") FROM "t" JOIN "u" ON "t"."k" = "u"."k" GROUP BY "a" ORDER BY "b"'),
+    ('SELECT * FROM t WHERE x IN (SELECT "y" FROM u)',
+     'SELECT * FROM t WHERE x IN (SELECT "y" FROM u)'),
+])
+def test_sqlite_double_quoted_strings_are_values(statement, expected):
+    """SQLite's double-quoted string literals (a "..." that names no column is a string):
+    one written where SQL expects a value is replaced, so ``WHERE email = "a@x"`` exports no
+    address; quoted names stay. Only SQLite reads them so."""
+    assert sanitize(statement, LITE) == expected
+    assert sanitize('SELECT * FROM t WHERE a = "x"', PG) == 'SELECT * FROM t WHERE a = "x"'
+
+
+def test_sqlite_value_lists_are_looked_up_once_each(monkeypatch):
+    """A long VALUES list of "..." strings: each item is replaced, and the list's "(" is
+    searched for once, not once per item (a quadratic walk on a 32k statement)."""
+    items = ", ".join(f'"v{i}"' for i in range(3000))
+    calls = []
+    original = _sql_text._opening_paren
+    monkeypatch.setattr(_sql_text, "_opening_paren",
+                        lambda window, start: calls.append(start) or original(window, start))
+    assert sanitize(f"INSERT INTO t VALUES ({items})", LITE) \
+        == "INSERT INTO t VALUES (" + ", ".join(["?"] * 3000) + ")"
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize(("system", "statement", "expected"), [
     # string literals, with each dialect's escapes
     (LITE, "SELECT ssn FROM users WHERE email = 'a@example.com'",

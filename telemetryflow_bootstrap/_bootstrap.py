@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from . import _diagnostics, _runtime
-from ._context_env import context_from_environment
+from ._context_env import context_from_environment, keep_for_children
 from ._service_name import DERIVED_ENV, derive_service_name
 from .domain.errors import TelemetryFlowError
 
@@ -40,6 +40,7 @@ _SERVERS = frozenset(
 )
 
 REPORTED_ENV = "_TELEMETRYFLOW_REPORTED"
+_UWSGI_AFTER_FORK = "UWSGI_PY_CALL_OSAFTERFORK"  # (the launcher's, see _launch)
 
 
 class StrictModeError(TelemetryFlowError):
@@ -63,8 +64,10 @@ def start() -> Any:
     _report(reading, _own_checks(reading))
     if config.strict and reading.problems:
         raise StrictModeError("; ".join(str(p) for p in reading.problems))
-    if reading.sources.get("service_name") == "derived":
-        os.environ[DERIVED_ENV] = derived  # children report as the same service
+    # Children report as the same service; uWSGI read its option at its start already.
+    keep_for_children({
+        DERIVED_ENV: derived if reading.sources.get("service_name") == "derived" else None,
+        _UWSGI_AFTER_FORK: None})
 
     _quiet_sdk_loggers()  # (before the SDK is imported: it logs at import, see there)
     from . import _sigterm_watch

@@ -72,6 +72,11 @@ def hook_directory() -> Path:
     return Path(_hook_directory())
 
 
+def hook_directory_path() -> str:
+    """``hook_directory()`` as a string, without importing pathlib."""
+    return _hook_directory()
+
+
 def _hook_directory() -> str:
     # os.path, not pathlib: importing pathlib is a noticeable part of what the launcher's
     # fast path (_fast_launch) costs, and this is all it would be imported for.

@@ -33,6 +33,22 @@ def test_plain_api_spans_arrive_with_derived_service_name(otlp_receiver, protoco
     assert resource["telemetry.sdk.language"] == "python"
 
 
+def test_children_report_as_the_parent_service_and_os_environ_stays_clean(otlp_receiver):
+    """Python children report under the service name derived for the program, however they
+    are started (inherited environment, a copy of ``os.environ``, ``os.system``), while the
+    program's own ``os.environ`` holds none of the launcher's private variables (``requests``
+    scans every variable in it on every call)."""
+    proc = run(python(app("children_service_app.py")), receiver_env(otlp_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "parent os.environ: -"
+    names = ("child-inherited", "child-copied", "child-system")
+    assert otlp_receiver.wait_for(
+        lambda r: {s.name for s in r.spans()} >= set(names)), otlp_receiver.spans()
+    for span in otlp_receiver.spans():
+        if span.name in names:
+            assert span.resource["service.name"] == "children_service_app", span.name
+
+
 def test_configured_service_name_and_resource(otlp_receiver):
     """TELEMETRYFLOW_SERVICE_NAME/VERSION/ENVIRONMENT and OTEL_RESOURCE_ATTRIBUTES reach the
     exported resource."""

@@ -39,13 +39,16 @@ _armed: dict[str, int] = {}  # "read"/"write": our pipe in this process
 _fork_masks: dict[int, list[object]] = {}  # per forking thread: the mask before the fork
 
 
-def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
+def arm(terminating: Callable[[], bool], terminate: Callable[[], None],
+        abandon: Callable[[], None] | None = None) -> bool:
     """Set our wakeup fd and start the watcher (main thread only), unless the program has
     a wakeup fd of its own; True when armed. Safe to call again: in the same process it
     re-sets our fd if someone cleared it (multiprocessing's forkserver does, in each
     child); in a forked child it replaces the parent's pipe by the child's own, so that the
     child's signals never reach the parent's watcher. ``terminating()`` tells whether our
-    handler already runs; ``terminate()`` is the termination to run otherwise."""
+    handler already runs; ``terminate()`` is the termination to run otherwise, on a thread
+    of its own; ``abandon()`` what a further SIGTERM does while it runs (its export waits
+    for a backend that does not answer: end now, as a second SIGTERM kills bare)."""
     if _SIGTERM is None or not hasattr(signal, "set_wakeup_fd") \
             or threading.current_thread() is not threading.main_thread():
         return False
@@ -80,7 +83,8 @@ def arm(terminating: Callable[[], bool], terminate: Callable[[], None]) -> bool:
     _armed.update(read=read_fd, write=write_fd, pid=os.getpid())
     from .infrastructure.signal_masks import start_quietly
 
-    start_quietly(threading.Thread(target=_watch, args=(read_fd, terminating, terminate),
+    start_quietly(threading.Thread(target=_watch,
+                                   args=(read_fd, terminating, terminate, abandon),
                                    name="telemetryflow-sigterm-watch", daemon=True))
     return True
 
@@ -165,8 +169,9 @@ def disarm_inherited() -> None:
         _armed.clear()
 
 
-def _watch(read_fd: int, terminating: Callable[[], bool],
-           terminate: Callable[[], None]) -> None:
+def _watch(read_fd: int, terminating: Callable[[], bool], terminate: Callable[[], None],
+           abandon: Callable[[], None] | None) -> None:
+    ours: threading.Thread | None = None  # our termination, once we started it
     while True:
         try:
             received = os.read(read_fd, 256)
@@ -174,11 +179,19 @@ def _watch(read_fd: int, terminating: Callable[[], bool],
             return
         if not received:
             return
-        if _SIGTERM in received:
-            time.sleep(_GRACE_S)
+        if _SIGTERM not in received:
+            continue
+        time.sleep(_GRACE_S)
+        if ours is None:
             if not terminating():
-                terminate()
-                return
+                from .infrastructure.signal_masks import start_quietly
+
+                ours = threading.Thread(target=terminate, name="telemetryflow-sigterm",
+                                        daemon=True)
+                start_quietly(ours)
+        elif ours.is_alive() and abandon is not None:
+            abandon()
+            return
 
 
 def _close(*fds: int) -> None:

@@ -7,6 +7,9 @@ we end the spans still open (marked terminated), export what is buffered, then d
 exactly as the program would have (same exit status). A handler the program installs later
 simply replaces ours — its exit then runs the atexit path. ``multiprocessing`` children leave
 through ``os._exit`` (no atexit), so their telemetry is flushed when their target returns.
+These last exports give an unreachable backend one attempt (``infrastructure.reachability``),
+and a SIGINT or SIGTERM while the exit waits for them ends the process at once, of that
+signal (``_signals_end_the_flush``).
 Fork safety lives with the things that need it (batch queues, lazy exporters), registered
 through ``os.register_at_fork``.
 """
@@ -21,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import _diagnostics
@@ -88,15 +92,96 @@ def _shutdown(why: str) -> None:
         _end_process_span(terminated=why == "SIGTERM")
         started = time.monotonic()
         try:
-            ok = client.shutdown(timeout)
+            with _signals_end_the_flush(why):
+                ok = client.shutdown(timeout)
         except Exception as exc:
             _diagnostics.warn(f"shutdown at {why} failed: {exc!r}")
             return
-        if not ok:
+        except BaseException:
+            # The program's own signal handler raised (SystemExit, KeyboardInterrupt) while
+            # its exit waited for us: the export is abandoned, the exit goes on.
             _diagnostics.warn(_not_exported(why, timeout, time.monotonic() - started,
-                                            client.get_status()))
+                                            client.get_status(), abandoned="a signal"))
+            return
+        if not ok:
+            _warn_not_exported(why, timeout, time.monotonic() - started, client.get_status())
     if why == "exit":
         _keep_keyboard_interrupt_status()
+
+
+@contextlib.contextmanager
+def _signals_end_the_flush(why: str) -> Iterator[None]:
+    """Meanwhile, a SIGINT or SIGTERM ends the process at once (``_abandon_exit``).
+
+    Why: the program is exiting and only waits for our last export (a collector that
+    does not answer: up to TELEMETRYFLOW_SHUTDOWN_TIMEOUT). Bare, it would be gone; a
+    Ctrl-C then raised KeyboardInterrupt inside our atexit function (a traceback, exit
+    status 1) and a SIGTERM waited for the export. Only where the signal is at Python's
+    default or ours, and only on the main thread (the only one that may set handlers); a
+    SIGTERM left at SIG_DFL kills at once anyway.
+
+    Not SIGTERM in a ``multiprocessing`` child: ``Pool.terminate()`` (the end of every
+    ``with Pool() as pool:``) sends it to workers that just ran their last tasks and are
+    exporting those tasks' spans; our SIGTERM handler lets that export finish (bounded by
+    the shutdown timeout, and quick unless the collector hangs) before the worker dies."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _state["flushing"] = why
+    replaced: dict[int, Any] = {}
+    abandoning: list[tuple[int, tuple[Any, ...]]] = [
+        (signal.SIGINT, (signal.default_int_handler,))]
+    if not _state.get("multiprocessing_child"):
+        abandoning.append((signal.SIGTERM, (_on_sigterm,)))
+    for signum, defaults in abandoning:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            if signal.getsignal(signum) in defaults:
+                replaced[signum] = signal.signal(signum, _abandon_exit)
+    try:
+        yield
+    finally:
+        _state.pop("flushing", None)
+        for signum, previous in replaced.items():
+            with contextlib.suppress(ValueError, OSError):
+                if signal.getsignal(signum) is _abandon_exit:
+                    signal.signal(signum, previous)
+
+
+def _abandon_exit(signum: int, frame: Any) -> None:
+    """A SIGINT or SIGTERM while the process only waits for its last export: say what is
+    lost (one line), then die of that signal as bare Python would have (SIGINT: of an
+    unhandled KeyboardInterrupt, which is death by SIGINT too).
+
+    Runs on the main thread, maybe interrupting our own code inside a lock it holds:
+    so it takes none (no ``_diagnostics`` lock: the line is written directly)."""
+    if _state.get("abandoning"):
+        _die_of(signum)
+    _state["abandoning"] = True
+    try:
+        name = signal.Signals(signum).name
+        client = _state.get("client")
+        if client is not None and _diagnostics.enabled_for("warn"):
+            line = _not_exported(_state.get("flushing", "exit"), _state.get("timeout", 0.0),
+                                 0.0, client.get_status(), abandoned=name)
+            os.write(2, f"telemetryflow: warning: {line}\n".encode("utf-8", "replace"))
+    except Exception:
+        pass
+    _die_of(signum)
+
+
+def _die_of(signum: int) -> None:
+    """Death by ``signum``; where that cannot be (not the main thread, which alone may
+    reset a handler; PID 1, whom the kernel does not kill for a default-action signal it
+    sends itself: a container's exec-form ENTRYPOINT), the exit status a shell reports
+    for it. Never through our ``os._exit`` wrapper, which would export first."""
+    real_exit = _state.get("real_exit", os._exit)
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+    except (ValueError, OSError):
+        real_exit(128 + signum)
+    os.kill(os.getpid(), signum)
+    time.sleep(0.5)
+    real_exit(128 + signum)
 
 
 def _keep_keyboard_interrupt_status() -> None:
@@ -122,19 +207,46 @@ def _keep_keyboard_interrupt_status() -> None:
         exec("raise KeyboardInterrupt")  # (see above: sets CPython's flag)
 
 
-def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any]) -> str:
-    """What ended the exit's exports, naming the setting that did: the shutdown deadline
-    only if it was reached; otherwise the backend refused or each export gave up after
-    TELEMETRYFLOW_TIMEOUT (the deadline the exporters work to, much shorter by default)."""
-    if took >= timeout:
+def _warn_not_exported(why: str, timeout: float, took: float, status: dict[str, Any]) -> None:
+    """Say ``_not_exported`` unless an earlier last flush of this process said it already
+    with the same counts (a multiprocessing worker flushes when its target returns, then
+    at its exit or at the pool's SIGTERM: the counts are the process's, not the flush's)."""
+    counts = tuple(status.get(f"{kind}_dropped") for kind in ("spans", "logs", "metric_points"))
+    if _state.get("reported_drops") == counts:
+        return
+    _state["reported_drops"] = counts
+    _diagnostics.warn(_not_exported(why, timeout, took, status))
+
+
+def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any],
+                  abandoned: str | None = None) -> str:
+    """What ended the exit's exports, naming the setting that did: a signal that abandoned
+    them; the backend that could not be reached at all; the shutdown deadline only if it
+    was reached; otherwise the backend refused or each export gave up after
+    TELEMETRYFLOW_TIMEOUT (the deadline the exporters work to, much shorter by default).
+    Abandoned, what was still queued or being exported is lost too."""
+    unreachable = status.get("backend_unreachable")
+    if abandoned is not None:
+        cause = f"(abandoned on {abandoned})"
+    elif took >= timeout:
         cause = f"within {timeout:g}s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)"
+    elif unreachable:
+        cause = f"because {unreachable}"
     else:
         cause = ("after the exports failed (backend down or rejecting, or no answer within "
                  "TELEMETRYFLOW_TIMEOUT)")
+    if unreachable and abandoned is None and took >= timeout:
+        cause += f"; {unreachable}"
+
+    def lost(kind: str) -> Any:
+        dropped = status.get(f"{kind}_dropped")
+        if abandoned is None or not isinstance(dropped, int):
+            return dropped
+        return dropped + int(status.get(f"{kind}_queued") or 0)
+
     return (
         f"not all telemetry was exported at {why} {cause}; dropped: "
-        f"spans={status.get('spans_dropped')} logs={status.get('logs_dropped')} "
-        f"metric points={status.get('metric_points_dropped')}"
+        f"spans={lost('spans')} logs={lost('logs')} metric points={lost('metric_points')}"
     )
 
 
@@ -163,14 +275,19 @@ def _arm_sigterm_watch() -> None:
         # signals must not reach the parent's watcher
         _sigterm_watch.disarm_inherited()
         return
-    _sigterm_watch.arm(lambda: bool(_state.get("terminating")), _terminate_unhandled)
+    _sigterm_watch.arm(lambda: bool(_state.get("terminating")), _terminate_unhandled,
+                       lambda: _abandon_exit(signal.SIGTERM, None))
 
 
 def _terminate_unhandled() -> None:
     """The watcher saw a SIGTERM our handler did not get to: terminate from its thread.
     The handler cannot be reset from here, so the process exits as a shell reports death
     by SIGTERM instead of dying of it."""
-    if _state.get("terminating") or signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+    handler = signal.getsignal(signal.SIGTERM)
+    if handler is _abandon_exit:  # (the exit's last export runs: end it, see there)
+        _abandon_exit(signal.SIGTERM, None)
+        return
+    if _state.get("terminating") or handler is not _on_sigterm:
         return  # (handled, or the program took SIGTERM over: its handler decides)
     _state["terminating"] = True
     _terminate(kill=False)
@@ -185,11 +302,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     shutdown waits only until the interrupted code releases it, a moment later.
     """
     if _state.get("terminating"):
+        # A second SIGTERM reaching us (the watcher terminates: see _terminate_unhandled):
+        # the export it waits for is abandoned, as a second SIGTERM kills otherwise.
+        _abandon_exit(signum, frame)
         return
     _state["terminating"] = True
     # Back to the default now (we are on the main thread, the only one allowed to): the
-    # final kill below is then death by SIGTERM, and a second SIGTERM kills at once.
+    # final kill below is then death by SIGTERM, and a second SIGTERM kills at once. A
+    # Ctrl-C meanwhile (Python's default handler) likewise ends it at once, of SIGINT,
+    # instead of raising KeyboardInterrupt into a program that was being terminated.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _abandon_exit)
     worker = threading.Thread(target=_terminate, name="telemetryflow-sigterm", daemon=True)
     try:
         worker.start()
@@ -198,6 +323,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _terminate(kill: bool = True) -> None:
+    _state["flushing"] = "SIGTERM"
     open_spans = _state.get("open_spans")
     if open_spans is not None:
         _end_process_span(terminated=True)
@@ -229,11 +355,23 @@ def _install_excepthook() -> None:
     sys.excepthook = excepthook
 
 
-def _flush_now() -> None:
+def _flush_now(why: str) -> None:
+    """The last flush of a process about to end or be replaced (``why``): final (an
+    unreachable backend gets one attempt, see ``reachability``), and a SIGINT or SIGTERM
+    meanwhile ends it at once. Says in one line when the backend could not be reached;
+    what else went wrong the exports said already."""
     client = _state.get("client")
-    if client is not None and client.is_initialized:
-        with contextlib.suppress(Exception):
-            client.flush(_state["timeout"])
+    if client is None or not client.is_initialized:
+        return
+    from .infrastructure.reachability import final_exports
+
+    timeout = _state["timeout"]
+    started = time.monotonic()
+    with contextlib.suppress(Exception), _signals_end_the_flush(why), final_exports():
+        if not client.flush(timeout):
+            status = client.get_status()
+            if status.get("backend_unreachable"):
+                _warn_not_exported(why, timeout, time.monotonic() - started, status)
 
 
 def before_exec() -> None:
@@ -241,18 +379,19 @@ def before_exec() -> None:
     exit, end the process span (the new program's process span is its child) and export
     what is buffered, within the shutdown timeout."""
     _end_process_span()
-    _flush_now()
+    _flush_now("exec")
 
 
 def _flush_before_os_exit() -> None:
     """``os._exit`` skips atexit (forked children, multiprocessing workers use it): export
     what this process buffered first, within the shutdown timeout."""
     real_exit = os._exit
+    _state.setdefault("real_exit", real_exit)
 
     @functools.wraps(real_exit)
     def _exit(status: int) -> None:
         _end_process_span()
-        _flush_now()
+        _flush_now("os._exit")
         real_exit(status)
 
     os._exit = _exit
@@ -294,11 +433,12 @@ def _flush_multiprocessing_children() -> None:
         from .instrumentation._method_wrappers import wrap_once
 
         def flush_after_target(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            _state["multiprocessing_child"] = True  # (see _signals_end_the_flush)
             _arm_sigterm_watch()  # (the forkserver clears the wakeup fd in its children)
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                _flush_now()
+                _flush_now("the end of the process")
 
         try:
             wrap_once(module.BaseProcess, "_bootstrap", flush_after_target)

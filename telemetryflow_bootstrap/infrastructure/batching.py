@@ -89,6 +89,12 @@ class BatchQueue:
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def in_flight(self) -> int:
+        """Items of the batch an export is under way for (lost too if the process ends
+        before it returns)."""
+        return self._in_flight
+
     def emit(self, item: Any) -> None:
         queue = self._queue
         if self._closed or len(queue) >= self._max_queue_size:

@@ -38,13 +38,15 @@ from ..application import commands as c
 from ..application import queries as q
 from ..application.bus import CommandBus, QueryBus
 from ..domain.config import TelemetryConfig
-from ..domain.redaction import redact_url, url_secrets
-from ..domain.signals import SignalType
+from ..domain.redaction import redact_url
+from ..domain.signals import ExporterKind, SignalType
 from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
 from .providers import install_global
+from .reachability import final_exports, gave_up_at_exit
 from .resource import build_resource
 from .signal_masks import quiet_during_fork_hooks_registered_in, signals_blocked, start_quietly
+from .watched_exporters import backend_of, watch
 
 SCOPE = "telemetryflow"
 MAX_ACTIVE_SPANS = 10_000
@@ -80,11 +82,9 @@ def build_sampler(config: TelemetryConfig) -> Sampler:
 
 
 def _secrets_of(config: TelemetryConfig) -> list[str]:
-    """What this config sends that no message may show (see ``_diagnostics.add_secrets``)."""
-    values = list(config.get_auth_headers().values())
-    if config.credentials is not None:
-        values.append(config.credentials.key_secret)
-    return values + url_secrets(config.endpoint or "")
+    """What this config sends that no message may show (see ``_diagnostics.add_secrets``):
+    every signal's, its own OTEL_EXPORTER_OTLP_<SIGNAL>_* headers and password included."""
+    return config.secret_values()
 
 
 def _enabled(provider: Any) -> Any:
@@ -106,6 +106,7 @@ class _CountingMetricExporter(MetricExporter):
         self._lazy = lazy
         self.exported = 0
         self.failed = 0
+        self.in_flight = 0  # points of the export under way
         self._short_run_until = time.monotonic() + interval_seconds
 
     def _runtime_only_short_run(self, metrics_data: Any) -> bool:
@@ -126,16 +127,21 @@ class _CountingMetricExporter(MetricExporter):
         real = self._lazy.get()
         result = MetricExportResult.FAILURE
         if real is not None:
+            self.in_flight = points
             try:
                 result = real.export(metrics_data, timeout_millis=timeout_millis)
             except Exception as exc:
                 _diagnostics.debug(f"metric export raised {exc!r}")
+            finally:
+                self.in_flight = 0
         if result is MetricExportResult.SUCCESS:
             self.exported += points
         else:
             self.failed += points
-            _diagnostics.warn_every_minute(
-                "export-metrics", f"exporting metrics failed; {self.failed} points lost so far")
+            if not gave_up_at_exit():  # (the exit warning says why, with the counts)
+                _diagnostics.warn_every_minute(
+                    "export-metrics",
+                    f"exporting metrics failed; {self.failed} points lost so far")
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -153,6 +159,8 @@ def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any]
             return False
         if real.export(batch) is ok:
             return True
+        if gave_up_at_exit():  # (the exit warning says why, with the counts)
+            return False
         _diagnostics.warn_every_minute(
             f"export-{signal}", f"exporting {signal} failed (backend down or rejecting?); "
             "they are dropped and counted, see get_status()")
@@ -185,6 +193,7 @@ class TelemetryCommandHandler:
         self._span_queue: BatchQueue | None = None
         self._log_queue: BatchQueue | None = None
         self._metric_exporter: Any = None
+        self._exporters: list[LazyExporter] = []
         self._instruments: dict[tuple[str, str, str, str], Any] = {}
         self._active: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._evicted_spans = 0
@@ -257,6 +266,14 @@ class TelemetryCommandHandler:
                 except Exception as exc:
                     _diagnostics.debug(f"could not update the resource after fork: {exc!r}")
 
+    def _lazy(self, build: Callable[[], Any], signal: str,
+              warm_up: Callable[[], None] | None = None) -> LazyExporter:
+        """The exporter ``build`` makes, built at first use and watched: it knows whether
+        its backend can be reached, and gives up at exit when not (``watched_exporters``)."""
+        lazy = LazyExporter(lambda: watch(build()), signal, warm_up)
+        self._exporters.append(lazy)
+        return lazy
+
     def _queue(self, signal: str, export: Callable[[Any], bool], lazy: LazyExporter,
                config: TelemetryConfig) -> BatchQueue:
         return BatchQueue(export, signal=signal, max_queue_size=config.max_queue_size,
@@ -267,9 +284,9 @@ class TelemetryCommandHandler:
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:
         given = self._overrides.span_exporter
-        lazy = LazyExporter(lambda: given if given is not None else factory.create_span_exporter(),
-                            "traces", None if given is not None else
-                            lambda: factory.warm_up(SignalType.TRACES))
+        lazy = self._lazy(lambda: given if given is not None else factory.create_span_exporter(),
+                          "traces", None if given is not None else
+                          lambda: factory.warm_up(SignalType.TRACES))
         queue = self._queue("spans", _export_function(lazy, SpanExportResult.SUCCESS, "spans"),
                             lazy, config)
         self._span_queue = queue
@@ -284,7 +301,7 @@ class TelemetryCommandHandler:
 
         reader = self._overrides.metric_reader
         if reader is None:
-            lazy = LazyExporter(factory.create_metric_exporter, "metrics")
+            lazy = self._lazy(factory.create_metric_exporter, "metrics")
             self._metric_exporter = _CountingMetricExporter(
                 lazy, config.metric_export_interval_ms / 1000)
             exporter = self._metric_exporter
@@ -294,7 +311,8 @@ class TelemetryCommandHandler:
                     lambda: PeriodicExportingMetricReader(
                         exporter,
                         export_interval_millis=config.metric_export_interval_ms,
-                        export_timeout_millis=config.timeout * 1000,
+                        export_timeout_millis=config.for_signal(SignalType.METRICS).timeout
+                        * 1000,
                     ))
         self.meter_provider = _enabled(MeterProvider(resource=resource, metric_readers=[reader]))
         self.meter = self.meter_provider.get_meter(SCOPE, __version__)
@@ -304,9 +322,9 @@ class TelemetryCommandHandler:
         from opentelemetry.sdk._logs.export import LogRecordExportResult
 
         given = self._overrides.log_exporter
-        lazy = LazyExporter(lambda: given if given is not None else factory.create_log_exporter(),
-                            "logs", None if given is not None else
-                            lambda: factory.warm_up(SignalType.LOGS))
+        lazy = self._lazy(lambda: given if given is not None else factory.create_log_exporter(),
+                          "logs", None if given is not None else
+                          lambda: factory.warm_up(SignalType.LOGS))
         queue = self._queue("logs", _export_function(lazy, LogRecordExportResult.SUCCESS, "logs"),
                             lazy, config)
         self._log_queue = queue
@@ -358,34 +376,38 @@ class TelemetryCommandHandler:
         return bool(done) and done[0]
 
     def shutdown(self, command: c.ShutdownSDKCommand) -> bool:
-        """Flush and stop, within ``timeout_seconds`` in total."""
-        with self._lock:
-            if not self._initialized:
-                return True
-            deadline = time.monotonic() + command.timeout_seconds
-            self._end_active_spans()
-            ok = True
-            for queue in (self._span_queue, self._log_queue):
-                if queue is not None:
-                    # BatchQueue.shutdown() only says whether it finished in time: an
-                    # export refused meanwhile must make the answer False as well.
-                    failed_before = queue.failed + queue.dropped
-                    ok = queue.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
-                    ok = ok and queue.failed + queue.dropped == failed_before
-            if self.meter_provider is not None:
-                remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
-                failed_before = self._metric_exporter.failed if self._metric_exporter else 0
-                try:
-                    self.meter_provider.shutdown(timeout_millis=remaining_ms)
-                except Exception as exc:
-                    ok = False
-                    _diagnostics.debug(f"meter provider shutdown raised {exc!r}")
-                if (self._metric_exporter is not None
-                        and self._metric_exporter.failed > failed_before):
-                    ok = False
-            self._final_counts = self.status(q.GetSDKStatusQuery())
-            self._initialized = False
-            return ok
+        """Flush and stop, within ``timeout_seconds`` in total. The last exports: one
+        that finds the backend unreachable gives up at once (``reachability``)."""
+        with self._lock, final_exports():
+            return self._shutdown_locked(command)
+
+    def _shutdown_locked(self, command: c.ShutdownSDKCommand) -> bool:
+        if not self._initialized:
+            return True
+        deadline = time.monotonic() + command.timeout_seconds
+        self._end_active_spans()
+        ok = True
+        for queue in (self._span_queue, self._log_queue):
+            if queue is not None:
+                # BatchQueue.shutdown() only says whether it finished in time: an
+                # export refused meanwhile must make the answer False as well.
+                failed_before = queue.failed + queue.dropped
+                ok = queue.shutdown(max(deadline - time.monotonic(), 0.0)) and ok
+                ok = ok and queue.failed + queue.dropped == failed_before
+        if self.meter_provider is not None:
+            remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
+            failed_before = self._metric_exporter.failed if self._metric_exporter else 0
+            try:
+                self.meter_provider.shutdown(timeout_millis=remaining_ms)
+            except Exception as exc:
+                ok = False
+                _diagnostics.debug(f"meter provider shutdown raised {exc!r}")
+            if (self._metric_exporter is not None
+                    and self._metric_exporter.failed > failed_before):
+                ok = False
+        self._final_counts = self.status(q.GetSDKStatusQuery())
+        self._initialized = False
+        return ok
 
     def _end_active_spans(self) -> None:
         with self._span_lock:
@@ -488,23 +510,42 @@ class TelemetryCommandHandler:
             "service_name": config.service_name if config else None,
             "endpoint": redact_url(config.resolved_endpoint())
             if config and config.endpoint else None,
+            # where each OTLP signal goes (its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT or
+            # the one above): host:port for gRPC, the full URL for HTTP
+            "destinations": {s.value: redact_url(config.export_target(s))
+                             for s in config.enabled_signals
+                             if config.exporter_for(s) is ExporterKind.OTLP} if config else {},
             "protocol": config.protocol.value if config else None,
             "exporters": {s.value: config.exporter_for(s).value for s in SignalType}
             if config else {},
             "enabled_signals": [s.value for s in config.enabled_signals] if config else [],
             "spans_exported": spans.exported if spans else 0,
             "spans_dropped": (spans.dropped + spans.failed) if spans else 0,
-            "spans_queued": spans.queued if spans else 0,
+            # (queued: not exported yet, the batch being exported included)
+            "spans_queued": (spans.queued + spans.in_flight) if spans else 0,
             "logs_exported": logs.exported if logs else 0,
             "logs_dropped": (logs.dropped + logs.failed) if logs else 0,
-            "logs_queued": logs.queued if logs else 0,
+            "logs_queued": (logs.queued + logs.in_flight) if logs else 0,
             "metric_points_exported": metrics.exported if metrics else 0,
             "metric_points_dropped": metrics.failed if metrics else 0,
+            "metric_points_queued": metrics.in_flight if metrics else 0,
+            # why exports fail, when the backend could not be reached at all
+            "backend_unreachable": self._unreachable(),
             "active_spans": len(self._active),
             "active_spans_evicted": self._evicted_spans,
             "globals_installed": dict(self.globals_installed),
             "uptime_seconds": (time.monotonic() - self._started_at) if self._started_at else 0.0,
         }
+
+    def _unreachable(self) -> str | None:
+        """Why our exporters' backend(s) could not be reached on the last attempt, if so."""
+        messages = []
+        for lazy in self._exporters:
+            target = backend_of(lazy.built)
+            if target is not None and target.unreachable is not None \
+                    and target.message() not in messages:
+                messages.append(target.message())
+        return "; ".join(messages) or None
 
     def health(self, query: q.GetHealthQuery) -> dict[str, Any]:
         status = self.status(q.GetSDKStatusQuery())

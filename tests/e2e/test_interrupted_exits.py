@@ -1,7 +1,8 @@
 """Exits the program did not ask for keep the status bare Python gives them: a SIGTERM to
 the whole process group (a Pool's workers die with the parent, none is started again while
-we export), and an unhandled KeyboardInterrupt (death by SIGINT, even while our export
-thread is still importing)."""
+we export), an unhandled KeyboardInterrupt (death by SIGINT, even while our export
+thread is still importing), and a SIGINT or SIGTERM while the exit waits for our last
+export (it ends at once, of that signal)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import time
 
 import pytest
 
+from .blackhole import blackhole
 from .launcher import LAUNCHER, REPO, app, clean_env, python, receiver_env, run
 
 pytestmark = pytest.mark.e2e
+__all__ = ["blackhole"]  # (the fixture)
 
 
 def _session_processes(sid: int) -> list[str]:
@@ -70,3 +73,52 @@ def test_unhandled_keyboard_interrupt_still_dies_of_sigint(otlp_receiver):
         assert proc.stderr.rstrip().endswith("KeyboardInterrupt")
     assert [s.name for s in otlp_receiver.wait_for_spans(3, timeout=10)].count(
         "before-interrupt") == 3
+
+
+# ----- a signal while the exit waits for the last export --------------------------------
+
+_S = signal.Signals
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    (None, _S.SIGTERM), (None, _S.SIGINT),
+    (_S.SIGINT, _S.SIGINT), (_S.SIGINT, _S.SIGTERM),
+    (_S.SIGTERM, _S.SIGINT), (_S.SIGTERM, _S.SIGTERM),
+], ids=lambda s: s.name if s is not None else "exits")
+def test_a_signal_while_the_exit_waits_for_the_last_export_ends_it_at_once(
+        blackhole, first, second):
+    """The program is leaving (it ended, or a first SIGINT/SIGTERM ends it) and only waits
+    for the last export to a collector that never answers. A SIGINT or SIGTERM then ends
+    it at once, of that signal, as bare Python would have been ended by it: no 30 s wait
+    for the shutdown timeout, no traceback of ours (Ctrl-C raised KeyboardInterrupt into
+    our exit handler: a traceback and exit status 1), at most one line of ours."""
+    env = clean_env(TELEMETRYFLOW_ENDPOINT=blackhole.endpoint, TELEMETRYFLOW_PROTOCOL="grpc",
+                    TELEMETRYFLOW_SHUTDOWN_TIMEOUT="30",
+                    TELEMETRYFLOW_BATCH_TIMEOUT="60000")  # (nothing exported before the exit)
+    args = [app("all_signals_app.py")] + (["wait"] if first is not None else [])
+    proc = subprocess.Popen([LAUNCHER, *python(*args)], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline().strip() == ("waiting" if first else "exiting")
+        if first is not None:
+            proc.send_signal(first)
+        # the exit's export reached the collector: from now on it waits for an answer
+        assert blackhole.connected.wait(20), "no export at exit"
+        time.sleep(0.2)
+        assert proc.poll() is None, "the exit did not wait for the export"
+        sent = time.monotonic()
+        proc.send_signal(second)
+        _out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -second, err
+    assert took < 3.0, took
+    # (the program's own KeyboardInterrupt traceback, after a first Ctrl-C, as bare)
+    assert err.count("Traceback") == (1 if first is _S.SIGINT else 0), err
+    ours = [line for line in err.splitlines() if line.startswith("telemetryflow:")]
+    assert len(ours) <= 1, err
+    if ours:
+        assert f"(abandoned on {second.name}); dropped: spans=" in ours[0], ours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -9,7 +10,10 @@ import pytest
 
 from tests.otlp_receiver import OTLPReceiver, free_port
 
-from .launcher import LAUNCHER, REPO, app, python, receiver_env, run
+from .blackhole import blackhole
+from .launcher import LAUNCHER, REPO, app, clean_env, python, receiver_env, run
+
+__all__ = ["blackhole"]  # (the fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -130,3 +134,79 @@ def test_tls_with_custom_ca(otlp_tls_receiver, monkeypatch):
         assert proc.returncode == 0, proc.stderr
         time.sleep(0.5)
         assert otlp_tls_receiver.spans() == [], protocol
+
+
+# ----- at exit: a backend that refuses, one that never answers --------------------------
+
+_SIGNALS_APP = app("all_signals_app.py")
+
+
+def _timed_run(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],
+                                                              float]:
+    started = time.monotonic()
+    proc = run(args, env)
+    return proc, time.monotonic() - started
+
+
+def _bare_seconds() -> float:
+    """The program alone (no launcher), best of two: noise only ever adds."""
+    timings = []
+    for _ in range(2):
+        started = time.monotonic()
+        subprocess.run(python(_SIGNALS_APP), env=clean_env(), cwd=REPO, capture_output=True,
+                       check=True, timeout=60)
+        timings.append(time.monotonic() - started)
+    return min(timings)
+
+
+def _telemetryflow_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("telemetryflow:")]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_exit_with_the_backend_refusing_is_quick_and_says_why(protocol):
+    """A program that made spans, logs and metrics exits about as fast as bare when nobody
+    listens on the collector's port (it waited the whole 5 s shutdown timeout, retrying),
+    and one line says the backend refused, with what was dropped."""
+    port = free_port()
+    env = clean_env(TELEMETRYFLOW_ENDPOINT=f"http://127.0.0.1:{port}",
+                    TELEMETRYFLOW_PROTOCOL=protocol)
+    bare = _bare_seconds()
+    runs = [_timed_run(python(_SIGNALS_APP), env) for _ in range(2)]
+    for proc, _ in runs:
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        [line] = _telemetryflow_lines(proc.stderr)
+        assert f"127.0.0.1:{port} refused the connection" in line
+        assert re.search(r"dropped: spans=4 logs=3 metric points=[1-9]", line), line
+    took = min(elapsed for _, elapsed in runs)
+    assert took < bare + 1.5, f"exit took {took:.2f}s, bare {bare:.2f}s"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_live_collector_still_gets_every_signal_at_exit(otlp_receiver, protocol):
+    """With the collector up nothing changes: spans, log records and metric points all
+    arrive, and nothing is said."""
+    proc = run(python(_SIGNALS_APP), receiver_env(otlp_receiver, protocol))
+    assert proc.returncode == 0, proc.stderr
+    assert _telemetryflow_lines(proc.stderr) == []
+    names = {s.name for s in otlp_receiver.wait_for_spans(4)}
+    assert {"order-0", "order-1", "order-2"} <= names
+    assert sorted(log.body for log in otlp_receiver.wait_for_logs(3)) == [
+        f"order {i} placed" for i in range(3)]
+    assert sum(p.value for p in otlp_receiver.wait_for_metric("orders.placed")) == 3
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_collector_that_never_answers_still_gets_the_shutdown_timeout(blackhole, protocol):
+    """Reachable but silent is not 'refused': the exit waits for the last export up to
+    TELEMETRYFLOW_SHUTDOWN_TIMEOUT (2 s here), as before, and says so."""
+    env = clean_env(TELEMETRYFLOW_ENDPOINT=blackhole.endpoint, TELEMETRYFLOW_PROTOCOL=protocol,
+                    TELEMETRYFLOW_SHUTDOWN_TIMEOUT="2")
+    proc, took = _timed_run(python(_SIGNALS_APP), env)
+    assert proc.returncode == 0, proc.stderr
+    assert blackhole.connected.is_set()
+    assert 2.0 <= took < 2.0 + 4.0, took
+    [line] = [x for x in _telemetryflow_lines(proc.stderr) if "not all telemetry" in x]
+    assert "within 2s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)" in line
+    assert "refused" not in proc.stderr

@@ -307,6 +307,22 @@ def test_a_batch_still_exporting_at_the_deadline_counts_as_dropped(
     assert queue.dropped == 13 and queue.exported == 0 and queue.failed == 0
 
 
+def test_the_batch_being_exported_is_counted_in_flight(
+        queues: Callable[..., BatchQueue]) -> None:
+    """While an export is under way its items are neither queued nor exported yet: they
+    show as in flight (lost too if the process ends now), and no longer once it returns."""
+    recorder = Recorder()
+    recorder.release.clear()
+    queue = queues(recorder, max_batch_size=4)
+    for item in range(6):
+        queue.emit(item)
+    assert recorder.entered.wait(5.0)
+    assert (queue.in_flight, queue.queued) == (4, 2)
+    recorder.release.set()
+    assert queue.flush(5.0)
+    assert (queue.in_flight, queue.queued, queue.exported) == (0, 0, 6)
+
+
 def test_shutdown_reports_a_failed_final_export(queues: Callable[..., BatchQueue]) -> None:
     """shutdown() is False when the export it ran failed, as flush() is."""
     queue = queues(Recorder(ok=False))

@@ -22,9 +22,11 @@ from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.builder import TelemetryFlowBuilder
 from telemetryflow_bootstrap.client import TelemetryFlowClient
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
+from telemetryflow_bootstrap.domain.signals import Protocol
 from telemetryflow_bootstrap.infrastructure import handler as handler_module
 from telemetryflow_bootstrap.infrastructure.exporters import OTLPExporterFactory
 from telemetryflow_bootstrap.infrastructure.handler import ExporterOverrides, build_sampler
+from tests.otlp_receiver import free_port
 
 _MARGIN = 0.5  # seconds a bounded call may overrun its timeout on a loaded machine
 
@@ -353,6 +355,32 @@ def test_shutdown_is_bounded_when_the_exporter_blocks(
     assert client.get_status()["spans_dropped"] in (3, 4)
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_shutdown_with_the_backend_refusing_is_quick_and_says_why(
+        clients: Callable[..., TelemetryFlowClient], protocol: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The real OTLP exporters against a port nobody listens on: shutdown gives up after one
+    attempt per backend instead of retrying for its whole timeout, counts every span, log
+    and metric point as dropped, says in its status that the backend refused, and leaves
+    the saying to the exit warning (no line per failed export)."""
+    port = free_port()
+    config = _config().replace(endpoint=f"http://127.0.0.1:{port}", insecure=True,
+                               protocol=Protocol(protocol), timeout=10)
+    client = clients(config, ExporterOverrides())
+    _spans(client, 3)
+    client.log_info("hello")
+    client.increment_counter("requests")
+    started = time.monotonic()
+    assert client.shutdown(5.0) is False
+    assert time.monotonic() - started < 1.0 + _MARGIN  # (it was the whole 5 s)
+    status = client.get_status()
+    assert (status["spans_dropped"], status["logs_dropped"]) == (3, 1)
+    assert status["metric_points_dropped"] >= 1
+    assert status["backend_unreachable"].endswith(
+        f"127.0.0.1:{port} refused the connection")
+    assert "telemetryflow:" not in capsys.readouterr().err
+
+
 def test_shutdown_ends_spans_still_open(clients: Callable[..., TelemetryFlowClient]) -> None:
     """Spans started but never ended are ended (and marked) at shutdown, so they are exported."""
     spans = InMemorySpanExporter()
@@ -487,3 +515,37 @@ def test_otel_sdk_disabled_does_not_silence_an_initialized_handler(
         assert not client.handler.logger_provider._disabled
     finally:
         client.shutdown(2.0)
+
+
+# ----- per-signal settings ---------------------------------------------------------------
+
+def test_per_signal_secrets_are_masked_from_initialisation(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal's own header value and endpoint password (OTEL_EXPORTER_OTLP_LOGS_*) are
+    masked in our messages as soon as the client starts, before any exporter is built."""
+    from telemetryflow_bootstrap.domain.config import load_config
+
+    monkeypatch.setattr(_diagnostics, "_secrets", set())
+    config, reading = load_config({
+        "TELEMETRYFLOW_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:s3cr3t-pw@127.0.0.1:3100/otlp/v1/logs",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS": "x-scope-orgid=tenant-4711"})
+    assert reading.problems == []
+    clients(config)
+    assert _diagnostics._redacted("sent tenant-4711 with s3cr3t-pw") == "sent **** with ****"
+
+
+def test_status_names_each_signals_destination(
+        clients: Callable[..., TelemetryFlowClient]) -> None:
+    """``get_status()["destinations"]``: where each OTLP signal goes, a signal's own
+    endpoint (used as is over HTTP) included; never a password."""
+    from telemetryflow_bootstrap.domain.config import load_config
+
+    config, _ = load_config({
+        "TELEMETRYFLOW_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://u:pw@127.0.0.1:3100/otlp/v1/logs",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf"})
+    status = clients(config).get_status()
+    assert status["destinations"] == {"traces": "127.0.0.1:4317", "metrics": "127.0.0.1:4317",
+                                      "logs": "http://127.0.0.1:3100/otlp/v1/logs"}

@@ -169,3 +169,40 @@ def test_the_hook_prepares_the_table_before_the_sdk_starts_any_thread() -> None:
     assert seen.strip() == "[1]"
     assert int(threads) > 1  # (the SDK's threads, started after prepare)
     assert int(lowest_pipe_fd) >= 512
+
+
+def test_a_second_sigterm_while_the_watchers_termination_runs_abandons_it() -> None:
+    """The watcher runs the termination it starts on a thread of its own and keeps reading:
+    a further SIGTERM meanwhile (its export waits for a collector that does not answer)
+    calls ``abandon`` at once, as a second SIGTERM kills a bare program."""
+    import signal
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    exporting, release = threading.Event(), threading.Event()
+    abandoned = threading.Event()
+    terminating: list[bool] = []
+
+    def terminate() -> None:
+        terminating.append(True)
+        exporting.set()
+        release.wait(10)
+
+    watcher = threading.Thread(target=_sigterm_watch._watch, daemon=True,
+                               args=(read_fd, lambda: bool(terminating), terminate,
+                                     abandoned.set))
+    watcher.start()
+    try:
+        os.write(write_fd, bytes([signal.SIGINT]))  # (other signals: not the watcher's)
+        os.write(write_fd, bytes([signal.SIGTERM]))
+        assert exporting.wait(5), "the first SIGTERM did not start the termination"
+        assert not abandoned.is_set()
+        os.write(write_fd, bytes([signal.SIGTERM]))
+        assert abandoned.wait(5), "the second SIGTERM did not abandon the termination"
+        watcher.join(5)
+        assert not watcher.is_alive()
+    finally:
+        release.set()
+        os.close(write_fd)
+        watcher.join(5)
+        os.close(read_fd)

@@ -81,60 +81,27 @@ class OTLPExporterFactory:
         otlp_exporters.exporter_class(signal.value, grpc=protocol is Protocol.GRPC)
 
     def create_span_exporter(self) -> Any:
-        kind = self.kind(SignalType.TRACES)
-        if kind is ExporterKind.CONSOLE:
-            from .console import ConsoleSpanExporter
-
-            return ConsoleSpanExporter(fmt=self._config.console_format)
-        config = self._settings(SignalType.TRACES)
-        if config.protocol is Protocol.GRPC:
-            from .otlp_exporters import grpc_span_exporter
-
-            kwargs = self._grpc_kwargs(config, SignalType.TRACES)
-            with _bad_signal_timeout_hidden(SignalType.TRACES):
-                return self._pinned(grpc_span_exporter(**kwargs), config)
-        from .otlp_exporters import http_span_exporter
-
-        return self._pinned(
-            http_span_exporter(**self._http_kwargs(config, SignalType.TRACES)), config)
+        return self._create(SignalType.TRACES, _console_span, _grpc_span, _http_span)
 
     def create_metric_exporter(self) -> Any:
-        kind = self.kind(SignalType.METRICS)
-        if kind is ExporterKind.CONSOLE:
-            from .console import ConsoleMetricExporter
-
-            return ConsoleMetricExporter(fmt=self._config.console_format)
-        config = self._settings(SignalType.METRICS)
-        if config.protocol is Protocol.GRPC:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-            kwargs = self._grpc_kwargs(config, SignalType.METRICS)
-            with _bad_signal_timeout_hidden(SignalType.METRICS):
-                return self._pinned(OTLPMetricExporter(**kwargs), config)
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HTTPMetricExporter,
-        )
-
-        return self._pinned(
-            HTTPMetricExporter(**self._http_kwargs(config, SignalType.METRICS)), config)
+        return self._create(SignalType.METRICS, _console_metric, _grpc_metric, _http_metric)
 
     def create_log_exporter(self) -> Any:
-        kind = self.kind(SignalType.LOGS)
-        if kind is ExporterKind.CONSOLE:
-            from .console import ConsoleLogExporter
+        return self._create(SignalType.LOGS, _console_log, _grpc_log, _http_log)
 
-            return ConsoleLogExporter(fmt=self._config.console_format)
-        config = self._settings(SignalType.LOGS)
+    def _create(self, signal: SignalType, console: Callable[[], type],
+                grpc: Callable[[], Callable[..., Any]],
+                http: Callable[[], Callable[..., Any]]) -> Any:
+        """``signal``'s exporter from its own settings; each maker imports its stack only
+        when called (the console one needs neither grpc nor requests)."""
+        if self.kind(signal) is ExporterKind.CONSOLE:
+            return console()(fmt=self._config.console_format)
+        config = self._settings(signal)
         if config.protocol is Protocol.GRPC:
-            from .otlp_exporters import grpc_log_exporter
-
-            kwargs = self._grpc_kwargs(config, SignalType.LOGS)
-            with _bad_signal_timeout_hidden(SignalType.LOGS):
-                return self._pinned(grpc_log_exporter(**kwargs), config)
-        from .otlp_exporters import http_log_exporter
-
-        return self._pinned(
-            http_log_exporter(**self._http_kwargs(config, SignalType.LOGS)), config)
+            kwargs = self._grpc_kwargs(config, signal)
+            with _bad_signal_timeout_hidden(signal):
+                return self._pinned(grpc()(**kwargs), config)
+        return self._pinned(http()(**self._http_kwargs(config, signal)), config)
 
     @staticmethod
     def _pinned(exporter: Any, config: TelemetryConfig) -> Any:
@@ -199,6 +166,62 @@ class OTLPExporterFactory:
             kwargs["certificate_file"] = config.certificate_file
             kwargs["session"] = _pinned_ca_session(config.certificate_file)
         return kwargs
+
+
+# The exporter makers ``_create`` calls: each imports its own stack, when called.
+
+def _console_span() -> type:
+    from .console import ConsoleSpanExporter
+
+    return ConsoleSpanExporter
+
+
+def _console_metric() -> type:
+    from .console import ConsoleMetricExporter
+
+    return ConsoleMetricExporter
+
+
+def _console_log() -> type:
+    from .console import ConsoleLogExporter
+
+    return ConsoleLogExporter
+
+
+def _grpc_span() -> Callable[..., Any]:
+    from .otlp_exporters import grpc_span_exporter
+
+    return grpc_span_exporter
+
+
+def _http_span() -> Callable[..., Any]:
+    from .otlp_exporters import http_span_exporter
+
+    return http_span_exporter
+
+
+def _grpc_log() -> Callable[..., Any]:
+    from .otlp_exporters import grpc_log_exporter
+
+    return grpc_log_exporter
+
+
+def _http_log() -> Callable[..., Any]:
+    from .otlp_exporters import http_log_exporter
+
+    return http_log_exporter
+
+
+def _grpc_metric() -> Callable[..., Any]:
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter  # type: ignore[no-any-return]
+
+
+def _http_metric() -> Callable[..., Any]:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager

@@ -55,15 +55,15 @@ def child_environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
     propagate.inject(carrier)
     traced = "traceparent" in carrier
     kept = _for_children
-    if kept and env is not None and not all(name in env for name in kept) \
-            and _runs_the_hook(env):
-        pass  # a copy, with what it lacks
-    elif not traced:
+    # (None inherits the C environment, which has them; a given env only under the hook)
+    gets_kept = bool(kept) and (env is None or _runs_the_hook(env))
+    lacks_kept = gets_kept and env is not None and not all(name in env for name in kept)
+    if not traced and not lacks_kept:
         return None
     import os
 
     child = dict(os.environ if env is None else env)
-    if env is None or _runs_the_hook(env):
+    if gets_kept:
         for name, value in kept.items():
             child.setdefault(name, value)
     if traced:

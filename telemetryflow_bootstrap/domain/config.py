@@ -27,6 +27,7 @@ from .signals import ExporterKind, Protocol, SignalType
 
 DEFAULT_SERVICE_NAME = "python-app"
 _DEFAULT_PORTS = {Protocol.GRPC: 4317, Protocol.HTTP: 4318}
+_URL_PORTS = {"https": 443, "http": 80}
 _HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
                SignalType.LOGS: "/v1/logs"}
 
@@ -235,17 +236,26 @@ class TelemetryConfig:
         """The endpoint the exporters connect to, with scheme and port, e.g.
         ``https://collector:4317``; never the ``user:password@`` of the configured URL
         (that goes as a header, see ``get_auth_headers``), so no library is handed a
-        password inside the URL it quotes in its errors, and gRPC gets a valid target."""
+        password inside the URL it quotes in its errors, and gRPC gets a valid target.
+
+        A port left out is OTLP's (4317 gRPC, 4318 HTTP) for a bare ``host`` and the
+        ``grpc://`` schemes, but the scheme's own (443, 80) for an ``https://``/``http://``
+        URL: a URL means what it says, as in every OpenTelemetry SDK, and hosted backends
+        are configured as ``https://api.example.com`` (port 443)."""
         raw = (self.endpoint or "localhost").strip()
         scheme, sep, rest = raw.partition("://")
+        scheme = scheme.lower()
+        default_port = _DEFAULT_PORTS[self.protocol]
         if not sep:
             scheme, rest = ("https" if self.uses_tls else "http"), raw
         elif scheme in ("grpc", "grpcs"):
             scheme = "https" if scheme == "grpcs" else "http"
+        else:
+            default_port = _URL_PORTS.get(scheme, default_port)
         hostport, slash, path = rest.partition("/")
         hostport = hostport.rpartition("@")[2]
         if not _has_port(hostport):
-            hostport = f"{hostport}:{_DEFAULT_PORTS[self.protocol]}"
+            hostport = f"{hostport}:{default_port}"
         return f"{scheme}://{hostport}{slash}{path}".rstrip("/")
 
     def endpoint_userinfo(self) -> tuple[str, str] | None:

@@ -95,7 +95,8 @@ VARIABLES: tuple[Variable, ...] = (
         "endpoint",
         p.endpoint,
         "(none: print to stderr)",
-        "OTLP endpoint of all signals: host:port, http://host:port or https://host:port"
+        "OTLP endpoint of all signals: host:port, http://host:port or https://host:port "
+        "(no port: 4317/4318 after a bare host, 443/80 after https:// / http://)"
         + _OVERRIDE.format("ENDPOINT"),
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -502,3 +504,55 @@ def test_malformed_per_signal_value_in_strict_mode_exits_2(tmp_path: Path) -> No
     assert not marker.exists()
     assert "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL='udp'" in proc.stderr
 
+
+
+# ----- an endpoint URL without a port -----------------------------------------------------
+
+
+@pytest.fixture
+def receiver_on_port_80() -> Iterator[OTLPReceiver]:
+    """The OTLP receiver with its HTTP side on 127.0.0.1:80 (the port an ``http://`` URL
+    without one means); skipped where port 80 cannot be bound, except under CI=true."""
+    receiver = OTLPReceiver()
+    try:
+        receiver.start_on(0, 80)
+    except OSError as exc:
+        message = f"port 80 on 127.0.0.1 cannot be bound here ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (CI=true: this test must run)")
+        pytest.skip(message)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def test_http_url_without_a_port_is_sent_to_the_schemes_port(
+    receiver_on_port_80: OTLPReceiver,
+) -> None:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1`` (no port) sends to port 80, as
+    OpenTelemetry's SDKs read a URL, not to OTLP's 4318 (where an ``https://api.vendor``
+    URL went to :4318 instead of 443 and every export failed)."""
+    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1",
+                    OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                    TELEMETRYFLOW_BATCH_TIMEOUT="200")
+    proc = run(python(app("traced_app.py")), env)
+    assert proc.returncode == 0, proc.stderr
+    receiver_on_port_80.wait_for_spans(2)
+
+
+@pytest.mark.parametrize(("protocol", "shown"), [
+    ("http/protobuf", "https://api.vendor.example:443/v1/traces"),
+    ("grpc", "api.vendor.example:443"),
+])
+def test_https_url_without_a_port_is_port_443_in_info(protocol: str, shown: str) -> None:
+    """--info shows where each signal goes: port 443 for an ``https://`` URL with none, over
+    either transport; a bare host keeps OTLP's port."""
+    info = run(["--info"], clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="https://api.vendor.example",
+                                     OTEL_EXPORTER_OTLP_PROTOCOL=protocol))
+    assert info.returncode == 0, info.stderr
+    assert shown in info.stdout, info.stdout
+    assert ":4317" not in info.stdout and ":4318" not in info.stdout, info.stdout
+    bare = run(["--info"], clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="api.vendor.example",
+                                     OTEL_EXPORTER_OTLP_PROTOCOL=protocol))
+    assert f"api.vendor.example:{4318 if protocol.startswith('http') else 4317}" in bare.stdout

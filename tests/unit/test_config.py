@@ -221,27 +221,36 @@ def test_uses_tls(endpoint: str, insecure: bool | None, tls: bool) -> None:
         ("collector", Protocol.HTTP, None, "https://collector:4318"),
         ("collector:9999", Protocol.GRPC, None, "https://collector:9999"),
         ("collector:4317", Protocol.GRPC, True, "http://collector:4317"),
-        ("http://collector", Protocol.HTTP, None, "http://collector:4318"),
+        ("http://collector", Protocol.HTTP, None, "http://collector:80"),
+        ("https://collector", Protocol.HTTP, None, "https://collector:443"),
+        ("https://collector/otlp", Protocol.GRPC, None, "https://collector:443/otlp"),
+        ("HTTPS://collector", Protocol.GRPC, None, "https://collector:443"),
+        ("collector", Protocol.HTTP, False, "https://collector:4318"),
         ("http://collector:4318", Protocol.HTTP, None, "http://collector:4318"),
         ("https://collector:443/otlp/", Protocol.HTTP, None, "https://collector:443/otlp"),
         ("grpcs://collector", Protocol.GRPC, None, "https://collector:4317"),
         ("grpc://collector", Protocol.GRPC, None, "http://collector:4317"),
         ("[::1]:4317", Protocol.GRPC, None, "https://[::1]:4317"),
         ("[::1]", Protocol.HTTP, True, "http://[::1]:4318"),
-        ("http://[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
+        ("http://[::1]", Protocol.GRPC, None, "http://[::1]:80"),
+        ("grpcs://[::1]", Protocol.HTTP, None, "https://[::1]:4318"),
         (None, Protocol.GRPC, True, "http://localhost:4317"),
         # credentials in the URL are not a port (was: no default port appended), nor part
         # of what the exporters connect to: they go as a header (see get_auth_headers)
-        ("https://user:pw@collector", Protocol.HTTP, None, "https://collector:4318"),
+        ("https://user:pw@collector", Protocol.HTTP, None, "https://collector:443"),
         ("https://user:pw@collector:9000", Protocol.HTTP, None, "https://collector:9000"),
-        ("http://user@[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
+        ("http://user@[::1]", Protocol.GRPC, None, "http://[::1]:80"),
+        ("grpc://user@[::1]", Protocol.GRPC, None, "http://[::1]:4317"),
     ],
     ids=repr,
 )
 def test_resolved_endpoint(
     endpoint: str | None, protocol: Protocol, insecure: bool | None, resolved: str
 ) -> None:
-    """The resolved endpoint has exactly one scheme and a port (4317 gRPC, 4318 HTTP)."""
+    """The resolved endpoint has exactly one scheme and a port: the one given, else OTLP's
+    (4317 gRPC, 4318 HTTP) for a bare host or a grpc:// scheme, and the URL scheme's own
+    (443, 80) for an https:// or http:// URL, as OpenTelemetry's SDKs read it (a hosted
+    backend configured as https://api.example.com listens on 443, not 4317)."""
     config = TelemetryConfig(endpoint=endpoint, protocol=protocol, insecure=insecure)
     assert config.resolved_endpoint() == resolved
 
@@ -507,9 +516,9 @@ _HTTP = {"TELEMETRYFLOW_PROTOCOL": "http"}
     ({**_HTTP, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
       "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://loki:3100/otlp/v1/logs"},
      SignalType.METRICS, "http://c:4318/v1/metrics"),
-    # gRPC: host:port, as for the all-signals endpoint
+    # gRPC: host:port, as for the all-signals endpoint (an https:// URL: port 443)
     ({**_HTTP, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo",
-      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, SignalType.TRACES, "tempo:4317"),
+      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, SignalType.TRACES, "tempo:443"),
     ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tempo:14317/ignored"},
      SignalType.TRACES, "tempo:14317"),
 ], ids=repr)

@@ -100,13 +100,15 @@ def _kwargs(config: TelemetryConfig, signal: SignalType = SignalType.TRACES) -> 
     ("https://collector:4317/", "collector:4317"),
     ("grpc://collector:5317", "collector:5317"),
     ("collector", "collector:4317"),
-    ("https://collector", "collector:4317"),
+    ("https://collector", "collector:443"),
+    ("grpcs://collector", "collector:4317"),
     ("[::1]:4317", "[::1]:4317"),
     ("[::1]", "[::1]:4317"),
     ("10.0.0.7:14317", "10.0.0.7:14317"),
 ])
 def test_grpc_endpoint_is_host_and_port(endpoint: str, expected: str) -> None:
-    """gRPC exporters get ``host:port`` (default port 4317), whatever form was configured."""
+    """gRPC exporters get ``host:port`` (default port 4317; 443 for an https:// URL),
+    whatever form was configured."""
     factory = OTLPExporterFactory(_config(endpoint))
     assert {factory.endpoint_for(s) for s in SignalType} == {expected}
 
@@ -116,20 +118,22 @@ def test_grpc_endpoint_is_host_and_port(endpoint: str, expected: str) -> None:
     ("collector:4318", True, SignalType.TRACES, "http://collector:4318/v1/traces"),
     ("collector", True, SignalType.METRICS, "http://collector:4318/v1/metrics"),
     ("http://collector:4318", None, SignalType.METRICS, "http://collector:4318/v1/metrics"),
-    ("https://collector", None, SignalType.LOGS, "https://collector:4318/v1/logs"),
+    ("https://collector", None, SignalType.LOGS, "https://collector:443/v1/logs"),
+    ("collector", False, SignalType.LOGS, "https://collector:4318/v1/logs"),
     ("http://collector:4318/", None, SignalType.LOGS, "http://collector:4318/v1/logs"),
     ("http://h:4318/otlp", None, SignalType.TRACES, "http://h:4318/otlp/v1/traces"),
     ("http://h:4318/otlp/", None, SignalType.METRICS, "http://h:4318/otlp/v1/metrics"),
     ("http://h:4318/v1/traces", None, SignalType.TRACES, "http://h:4318/v1/traces"),
     ("http://h:4318/v1/traces", None, SignalType.METRICS, "http://h:4318/v1/metrics"),
     ("http://h:4318/v1/traces", None, SignalType.LOGS, "http://h:4318/v1/logs"),
-    ("https://h/base/v1/logs", None, SignalType.TRACES, "https://h:4318/base/v1/traces"),
+    ("https://h/base/v1/logs", None, SignalType.TRACES, "https://h:443/base/v1/traces"),
     ("http://[::1]:4318", None, SignalType.TRACES, "http://[::1]:4318/v1/traces"),
     ("grpc://collector:4318", None, SignalType.TRACES, "http://collector:4318/v1/traces"),
 ])
 def test_http_endpoint_is_a_full_signal_url(endpoint: str, insecure: bool | None,
                                             signal: SignalType, expected: str) -> None:
-    """HTTP exporters get a full URL: scheme and default port 4318 added when missing,
+    """HTTP exporters get a full URL: scheme and default port added when missing (4318;
+    the scheme's for an http(s):// URL),
     /v1/<signal> appended to a base path, and a full /v1/<signal> path reused per signal."""
     config = _config(endpoint, "http", insecure=insecure)
     assert OTLPExporterFactory(config).endpoint_for(signal) == expected

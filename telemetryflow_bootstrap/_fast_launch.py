@@ -163,8 +163,8 @@ def plan(args: Sequence[str],
         enabled = config.enabled
         if enabled and config.strict and reading.problems:
             return None  # cli refuses to start the program
-    if enabled and not _launch.hook_installed():
-        return None  # cli warns that the install is broken
+    if enabled and (not _launch.hook_installed() or _launch.hook_bypassed(program)):
+        return None  # cli warns: a broken install, or a program that cannot load the hook
     return program, env
 
 

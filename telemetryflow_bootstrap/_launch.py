@@ -223,6 +223,53 @@ def problems_digest(lines: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(lines).encode("utf-8", "backslashreplace")).hexdigest()[:12]
 
 
+# Python's own options that keep a program from importing the hook: -E and -I ignore
+# PYTHONPATH (where the hook folder is), -S skips the ``site`` import that runs
+# sitecustomize. Each maps to what the warning says of it.
+_HOOK_BYPASSING_FLAGS = {
+    "I": "-I (isolated mode) ignores PYTHONPATH",
+    "E": "-E ignores PYTHONPATH",
+    "S": "-S skips the site import that loads sitecustomize",
+}
+# Options taking a value as the next word when none is attached (-W default, -X dev).
+_VALUE_FLAGS = frozenset("WX")
+
+
+def hook_bypassed(program: Sequence[str]) -> str | None:
+    """Why a Python program cannot load the hook, from its interpreter's options (``python
+    -I app.py``: it would run without telemetry and nobody would say so), else ``None``.
+
+    Only a command named like a CPython or PyPy interpreter (``python``, ``python3.11``,
+    ``pypy3``) is read, and only its options before the script, ``-c`` or ``-m``."""
+    if not program:
+        return None
+    name = os.path.basename(program[0])
+    if name.lower().endswith(".exe"):
+        name = name[:-4]
+    stem = name[6:] if name.startswith("python") else name[4:] if name.startswith("pypy") \
+        else None
+    if stem is None or stem.strip("0123456789.") not in ("", "d", "m", "t", "-dbg"):
+        return None
+    args = iter(program[1:])
+    for arg in args:
+        if arg[:1] != "-" or arg in ("-", "--"):
+            return None  # the script (or stdin) comes before anything that matters
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                next(args, None)
+            continue
+        for index, flag in enumerate(arg[1:], 1):
+            if flag in _HOOK_BYPASSING_FLAGS:
+                return f"{name} {_HOOK_BYPASSING_FLAGS[flag]}"
+            if flag in "cm":
+                return None  # the rest is the command or module: no options follow
+            if flag in _VALUE_FLAGS:
+                if index == len(arg) - 1:
+                    next(args, None)
+                break
+    return None
+
+
 def resolve_command(name: str, path_env: str | None) -> str:
     """The file ``execve`` should run for ``name``, searched on ``path_env`` like ``env`` does.
 

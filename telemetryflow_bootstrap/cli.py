@@ -164,6 +164,7 @@ def _cli(ctx: click.Context, program: tuple[str, ...], disable: tuple[str, ...],
         _check_hook()
         if config.strict:
             _refuse_if_invalid(ctx, reading)
+        _check_bypass(ctx, program, strict=config.strict)
     try:
         _launch.exec_program(program, env)
     except _launch.LaunchError as exc:
@@ -298,6 +299,21 @@ def _check_hook() -> None:
     if not _launch.hook_installed():
         click.echo(f"telemetryflow: warning: {_launch.hook_file()} is missing (broken install?); "
                    "the program runs uninstrumented", err=True)
+
+
+def _check_bypass(ctx: click.Context, program: Sequence[str], *, strict: bool) -> None:
+    """One line when the program's interpreter options keep the hook out (``python -I``);
+    strict mode refuses to start it uninstrumented."""
+    why = _launch.hook_bypassed(program)
+    if why is None:
+        return
+    if strict:
+        click.echo(f"telemetryflow: error: {why}, so the hook cannot load", err=True)
+        click.echo(f"{_PROG}: not starting the program: strict mode (TELEMETRYFLOW_STRICT) "
+                   "refuses to run it without telemetry", err=True)
+        ctx.exit(2)
+    click.echo(f"telemetryflow: warning: {why}, so the hook cannot load: the program runs "
+               "without telemetry (drop that option to instrument it)", err=True)
 
 
 def _refuse_if_invalid(ctx: click.Context, reading: EnvironmentReading) -> None:

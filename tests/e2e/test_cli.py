@@ -390,3 +390,33 @@ def test_launcher_does_not_import_opentelemetry() -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=_base_env(), capture_output=True,
                           text=True, timeout=60, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("flag", ["-I", "-E", "-S"])
+def test_python_option_that_keeps_the_hook_out_is_one_warning(flag: str) -> None:
+    """``telemetryflow-run python -I app.py`` runs the program (uninstrumented: isolated
+    mode ignores PYTHONPATH) and says so in one line, instead of nothing at all."""
+    proc = _run(["python", flag, "-c", "import sys; print('sitecustomize' in sys.modules "
+                 "and 'telemetryflow' in str(sys.modules['sitecustomize'].__file__))"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("telemetryflow")]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"telemetryflow: warning: python {flag} ")
+    assert "the program runs without telemetry" in lines[0]
+
+
+def test_python_option_that_keeps_the_hook_out_is_refused_in_strict_mode(
+        tmp_path: Path) -> None:
+    """Strict mode does not start a program that would run without telemetry: exit 2."""
+    marker = tmp_path / "ran"
+    proc = _run(["--strict", "python", "-I", _ECHO], _base_env(CLI_ECHO_MARKER=str(marker)))
+    assert proc.returncode == 2
+    assert not marker.exists()
+    assert "telemetryflow: error: python -I (isolated mode) ignores PYTHONPATH" in proc.stderr
+
+
+def test_disabled_launcher_says_nothing_of_a_bypassing_option() -> None:
+    """With telemetry switched off there is nothing to lose: no warning."""
+    proc = _run(["python", "-I", "-c", "print('ran')"], _base_env(TELEMETRYFLOW_ENABLED="false"))
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "ran", "")

@@ -257,3 +257,45 @@ def test_every_fallback_is_an_otel_variable() -> None:
     from telemetryflow_bootstrap.domain.environment import VARIABLES
 
     assert all(f.startswith("OTEL_") for var in VARIABLES for f in var.fallbacks)
+
+
+# ----- interpreter options that keep the hook out ----------------------------------------
+
+
+@pytest.mark.parametrize(("program", "flag"), [
+    (["python", "-I", "app.py"], "-I"),
+    (["python3.11", "-IB", "app.py"], "-I"),
+    (["/usr/bin/python3", "-sE", "app.py"], "-E"),
+    (["python", "-S", "-c", "pass"], "-S"),
+    (["pypy3", "-S", "-m", "http.server"], "-S"),
+    (["python3-dbg", "-E", "app.py"], "-E"),
+    (["python", "-X", "dev", "-I", "app.py"], "-I"),  # -X takes the next word
+    (["python", "-WI", "-E", "app.py"], "-E"),  # ... unless its value is attached
+    (["python", "--check-hash-based-pycs", "always", "-S"], "-S"),
+    (["python.exe", "-I", "app.py"], "-I"),
+])
+def test_hook_bypassing_interpreter_options_are_named(program: list[str], flag: str) -> None:
+    """``python -I/-E/-S`` cannot import the hook (PYTHONPATH ignored, or no site import):
+    the reason names the interpreter and the option."""
+    why = _launch.hook_bypassed(program)
+    assert why is not None and why.startswith(f"{os.path.basename(program[0])[:-4]}"
+                                              if program[0].endswith(".exe")
+                                              else os.path.basename(program[0]))
+    assert f" {flag} " in why
+
+
+@pytest.mark.parametrize("program", [
+    ["python", "app.py", "-I"],  # the program's own arguments
+    ["python", "-c", "-I"],  # -c's command
+    ["python", "-m", "pkg", "-S"],  # the module's arguments
+    ["python", "-W", "I", "app.py"],  # -W's value
+    ["python", "-", "-E"],  # stdin as the script
+    ["python", "--", "-E"],
+    ["python", "-s", "-B", "-u", "app.py"],  # -s (user site only) keeps PYTHONPATH
+    ["gunicorn", "-I", "app:app"],  # not an interpreter
+    ["pythonista", "-I"],
+    ["python"],
+    [],
+])
+def test_other_commands_and_options_do_not_count_as_bypassing(program: list[str]) -> None:
+    assert _launch.hook_bypassed(program) is None

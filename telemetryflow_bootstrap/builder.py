@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .client import TelemetryFlowClient
-from .domain import per_signal
+from .domain import per_signal, signal_batches
 from .domain.config import TelemetryConfig, load_config
 from .domain.credentials import Credentials
 from .domain.errors import BuilderError, ConfigError
@@ -141,7 +141,7 @@ class TelemetryFlowBuilder:
             problems.extend(str(p) for p in reading.problems)
         elif "service_name" not in self._fields:
             problems.append("service name is missing: call with_service(name)")
-        fields = dict(self._fields)
+        fields = {**signal_batches.cleared_by(self._fields), **self._fields}
         for signal in per_signal.SIGNALS:  # (an explicit setting is every signal's)
             own = base.overrides(signal)
             cleared = {name: None for name in own.given() if name in fields}

@@ -11,7 +11,8 @@ Per-signal OTLP settings (``OTEL_EXPORTER_OTLP_<SIGNAL>_*``) are rows of their o
 all-signals row they override says for which signal it no longer applies, and the Export
 section gives each signal's protocol, destination and TLS with the variables that set them:
 an ``--endpoint`` typed on the command line that a per-signal variable overrides for one
-signal is visible at a glance.
+signal is visible at a glance. The log queue's own batch settings (``OTEL_BLRP_*``) and the
+batch processors' export timeouts are shown the same way (see ``domain.signal_batches``).
 
 Secrets never reach the report: the API key secret shows as ``tfs_****``, header values as
 ``****``, URL userinfo and query values as ``****`` — the JSON form is built from the same
@@ -31,10 +32,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._version import __version__
-from ..domain import per_signal
+from ..domain import per_signal, signal_batches
 from ..domain.config import TelemetryConfig, load_config
 from ..domain.credentials import redact_secret
-from ..domain.environment import SIGNAL_VARIABLES, VARIABLES, EnvironmentReading, Variable
+from ..domain.environment import (
+    BATCH_VARIABLES,
+    SIGNAL_VARIABLES,
+    VARIABLES,
+    EnvironmentReading,
+    Variable,
+)
 from ..domain.redaction import redact_text, redact_url
 from ..domain.signals import ExporterKind, Protocol, SignalType
 
@@ -188,7 +195,7 @@ def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Sett
         flagged = [name for name in (var.name, *var.fallbacks) if name in invalid]
         if flagged:
             source = f"{source} ({flagged[0]}: see Warnings)"
-        overridden = _overridden_for(var.field, reading)
+        overridden = _overridden_for(var.field, config, reading)
         if overridden:
             source = f"{source} (not for {overridden}: see below)"
         rows.append(Setting(var.name, shown, source))
@@ -200,18 +207,61 @@ def _settings(config: TelemetryConfig, reading: EnvironmentReading) -> list[Sett
             ours = per_signal.SETTINGS[var.field.partition(".")[2]][1]
             rows.append(Setting(var.name, _shown(var, reading.values[var.field]),
                                 f"{signal} only, over {ours}"))
+    for var in BATCH_VARIABLES:  # (only those set, as the per-signal ones)
+        if var.name in invalid:
+            rows.append(Setting(var.name, "", f"{_batch_scope(var)} only (invalid: see "
+                                              "Warnings)"))
+        elif reading.sources.get(var.field) == var.name:
+            rows.append(Setting(var.name, _shown(var, reading.values[var.field]),
+                                _batch_source(var, config, reading)))
     return rows
 
 
-def _overridden_for(field: str, reading: EnvironmentReading) -> str:
-    """The signals whose own variable replaces the all-signals ``field``, e.g. ``traces``."""
-    if field not in per_signal.SETTINGS:
-        return ""
-    return ", ".join(
-        signal.value for signal in per_signal.SIGNALS
-        if reading.sources.get(f"{per_signal.group(signal)}.{field}")
-        == per_signal.variable(signal, field)
+def _overridden_for(field: str, config: TelemetryConfig, reading: EnvironmentReading) -> str:
+    """The signals whose own variable replaces the all-signals ``field``, e.g. ``traces``:
+    a per-signal OTLP setting, a log queue's own batch setting, or a batch processor's
+    export timeout shorter than the exporter's."""
+    signals: set[SignalType] = set()
+    if field in per_signal.SETTINGS:
+        signals.update(
+            signal for signal in per_signal.SIGNALS
+            if reading.sources.get(f"{per_signal.group(signal)}.{field}")
+            == per_signal.variable(signal, field)
+        )
+    if field == "timeout":
+        signals.update(signal for signal in per_signal.SIGNALS if _capped(config, signal))
+    signals.update(
+        SignalType.LOGS for own, (name, shared, _ours) in signal_batches.LOG_SETTINGS.items()
+        if shared == field and reading.sources.get(own) == name
     )
+    return ", ".join(signal.value for signal in per_signal.SIGNALS if signal in signals)
+
+
+def _batch_scope(var: Variable) -> str:
+    if var.field in signal_batches.EXPORT_TIMEOUTS:
+        return signal_batches.EXPORT_TIMEOUTS[var.field][1].value
+    return SignalType.LOGS.value
+
+
+def _batch_source(var: Variable, config: TelemetryConfig, reading: EnvironmentReading) -> str:
+    """What a set batch variable does: the shared setting it replaces for logs, or for an
+    export timeout whether it or the exporter's timeout is the shorter (the one in effect)."""
+    if var.field in signal_batches.LOG_SETTINGS:
+        return f"logs only, over {signal_batches.LOG_SETTINGS[var.field][2]}"
+    signal = signal_batches.EXPORT_TIMEOUTS[var.field][1]
+    own = config.overrides(signal).timeout
+    exporter = own if own is not None else config.timeout
+    source = per_signal.source_of(config, reading, signal, "timeout") or "default"
+    timeout = f"the {signal.value} export timeout ({exporter:g} s, {source})"
+    if _capped(config, signal):
+        return f"{signal.value} only: in effect, shorter than {timeout}"
+    return f"{signal.value} only: unused, {timeout} is shorter"
+
+
+def _capped(config: TelemetryConfig, signal: SignalType) -> bool:
+    """Whether a batch processor's export timeout is what bounds ``signal``'s exports."""
+    own = config.overrides(signal).timeout
+    return config.for_signal(signal).timeout < (own if own is not None else config.timeout)
 
 
 def _unset(

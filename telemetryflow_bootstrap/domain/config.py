@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config_checks, parsers, per_signal
+from . import config_checks, parsers, per_signal, signal_batches
 from .credentials import Credentials
 from .environment import EnvironmentReading, read_environment, show_value
 from .errors import ConfigError, CredentialsError, Problem
@@ -51,6 +51,15 @@ class TelemetryConfig:
     batch_timeout_ms: int = 5000
     batch_max_size: int = 512
     max_queue_size: int = 2048
+    # OTEL_BLRP_*: the log queue's own batch settings; None: the shared ones above apply
+    # (see ``signal_batches``, and ``batch_for``)
+    log_batch_timeout_ms: int | None = None
+    log_batch_max_size: int | None = None
+    log_max_queue_size: int | None = None
+    # OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT in seconds: the longest one export of
+    # spans, of logs, may take; the exporter's timeout applies too (the shorter wins)
+    span_export_timeout: float | None = None
+    log_export_timeout: float | None = None
     metric_export_interval_ms: int = 60000
     enable_traces: bool = True
     enable_metrics: bool = True
@@ -88,6 +97,7 @@ class TelemetryConfig:
             for signal in per_signal.SIGNALS
             for problem in per_signal.problems_of(self.overrides(signal), signal)
         ]
+        problems.extend(signal_batches.problems_of(self))
         if not isinstance(self.protocol, Protocol):
             try:
                 object.__setattr__(self, "protocol", Protocol(str(self.protocol).lower()))
@@ -165,12 +175,24 @@ class TelemetryConfig:
         """The configuration ``signal``'s exporter uses: its own OTLP settings in place of
         the all-signals ones (headers replaced, not merged, as OpenTelemetry specifies), and
         no per-signal settings left. (Its ``resolved_endpoint()`` is the endpoint with scheme
-        and port; ``export_target()`` says what the exporter is given.)"""
+        and port; ``export_target()`` says what the exporter is given.)
+
+        Its timeout is the shorter of the exporter's and the batch processor's export
+        timeout (OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT: see ``signal_batches``)."""
         own = self.overrides(signal)
-        if own == NO_OVERRIDES and not self.has_overrides:
+        changes = own.as_changes()
+        cap = signal_batches.export_timeout_cap(self, signal)
+        if cap is not None and cap < (own.timeout if own.timeout is not None else self.timeout):
+            changes["timeout"] = cap
+        if not changes and not self.has_overrides:
             return self
-        return dataclasses.replace(self, **own.as_changes(), traces_otlp=NO_OVERRIDES,
+        return dataclasses.replace(self, **changes, traces_otlp=NO_OVERRIDES,
                                    metrics_otlp=NO_OVERRIDES, logs_otlp=NO_OVERRIDES)
+
+    def batch_for(self, signal: SignalType) -> signal_batches.BatchSettings:
+        """What ``signal``'s batch queue is built with: the shared batch settings, and for
+        logs the log queue's own (OTEL_BLRP_*) where set."""
+        return signal_batches.batch_settings(self, signal)
 
     @property
     def has_overrides(self) -> bool:

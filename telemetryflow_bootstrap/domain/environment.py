@@ -4,7 +4,9 @@ This table is the single source for the configuration, the builder's
 ``with_auto_configuration()``, the launcher's validation and ``--help``, ``--info`` and the
 README table. ``TELEMETRYFLOW_*`` wins over the ``OTEL_*`` fallbacks where both are set; an
 empty value counts as unset (as the OpenTelemetry specification says). The per-signal OTLP
-variables (``SIGNAL_VARIABLES``, see ``per_signal``) win over both, for their signal only.
+variables (``SIGNAL_VARIABLES``, see ``per_signal``) win over both, for their signal only,
+and so do the log queue's ``OTEL_BLRP_*`` batch settings (``BATCH_VARIABLES``, see
+``signal_batches``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import parsers as p
-from . import per_signal
+from . import per_signal, signal_batches
 from .credentials import redact_secret
 from .errors import Problem
 from .redaction import redact_url
@@ -96,7 +98,8 @@ VARIABLES: tuple[Variable, ...] = (
         p.endpoint,
         "(none: print to stderr)",
         "OTLP endpoint of all signals: host:port, http://host:port or https://host:port "
-        "(no port: 4317/4318 after a bare host, 443/80 after https:// / http://)"
+        "(no port: OTLP's 4317/4318 after a bare host, the URL's 443/80 after https:// or "
+        "http://, as in OpenTelemetry's SDKs)"
         + _OVERRIDE.format("ENDPOINT"),
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ),
@@ -200,7 +203,8 @@ VARIABLES: tuple[Variable, ...] = (
         "batch_timeout_ms",
         _ms,
         "5000",
-        "longest a finished span/log waits before export, in milliseconds",
+        "longest a finished span/log waits before export, in milliseconds; "
+        "OTEL_BLRP_SCHEDULE_DELAY wins for logs",
         "OTEL_BSP_SCHEDULE_DELAY",
     ),
     _v(
@@ -208,7 +212,7 @@ VARIABLES: tuple[Variable, ...] = (
         "batch_max_size",
         p.integer(minimum=1),
         "512",
-        "most items in one export",
+        "most items in one export; OTEL_BLRP_MAX_EXPORT_BATCH_SIZE wins for logs",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     ),
     _v(
@@ -216,7 +220,8 @@ VARIABLES: tuple[Variable, ...] = (
         "max_queue_size",
         p.integer(minimum=1),
         "2048",
-        "most items buffered per signal; beyond it items are dropped and counted",
+        "most items buffered per signal; beyond it items are dropped and counted; "
+        "OTEL_BLRP_MAX_QUEUE_SIZE wins for logs",
         "OTEL_BSP_MAX_QUEUE_SIZE",
     ),
     _v(
@@ -353,6 +358,53 @@ SIGNAL_VARIABLES: tuple[Variable, ...] = tuple(
     for setting, (_suffix, ours) in per_signal.SETTINGS.items()
 )
 
+# The batch processors' own OpenTelemetry variables (see ``signal_batches``), each for one
+# signal only: parsed exactly as the shared batch variable (or the OTLP timeout) it refines.
+_ms_timeout = p.seconds(from_unit="milliseconds")
+BATCH_VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        "log_batch_timeout_ms",
+        _ms,
+        "(TELEMETRYFLOW_BATCH_TIMEOUT's)",
+        "longest a log record waits before export, in milliseconds; over "
+        "TELEMETRYFLOW_BATCH_TIMEOUT, for logs only",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        "log_batch_max_size",
+        p.integer(minimum=1),
+        "(TELEMETRYFLOW_BATCH_MAX_SIZE's)",
+        "most log records in one export; over TELEMETRYFLOW_BATCH_MAX_SIZE, for logs only",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        "log_max_queue_size",
+        p.integer(minimum=1),
+        "(TELEMETRYFLOW_MAX_QUEUE_SIZE's)",
+        "most log records buffered, beyond it they are dropped and counted; over "
+        "TELEMETRYFLOW_MAX_QUEUE_SIZE, for logs only",
+    ),
+    Variable(
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        "span_export_timeout",
+        _ms_timeout,
+        "(none)",
+        "longest one export of spans may take, in milliseconds; the traces export timeout "
+        "(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else TELEMETRYFLOW_TIMEOUT) applies too: the "
+        "shorter wins",
+    ),
+    Variable(
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        "log_export_timeout",
+        _ms_timeout,
+        "(none)",
+        "longest one export of log records may take, in milliseconds; the logs export timeout "
+        "(OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, else TELEMETRYFLOW_TIMEOUT) applies too: the "
+        "shorter wins",
+    ),
+)
+
 # Standard OpenTelemetry variables read with their own rules (not a 1:1 fallback).
 OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
     ("OTEL_SDK_DISABLED", "true disables everything, like TELEMETRYFLOW_ENABLED=false"),
@@ -380,6 +432,8 @@ OTEL_SPECIAL: tuple[tuple[str, str], ...] = (
      "TELEMETRYFLOW_COMPRESSION"),
     ("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_TIMEOUT", "that signal's export timeout in "
      "milliseconds, over TELEMETRYFLOW_TIMEOUT"),
+    # (the batch processors' own, see BATCH_VARIABLES)
+    *((var.name, var.help) for var in BATCH_VARIABLES),
 )
 
 _SAMPLERS = (
@@ -394,17 +448,9 @@ _SIGNAL_EXPORTER = p.choice("otlp", "console", "none")
 
 # Standard variables other OpenTelemetry distributions honour and we do not: each is named
 # when set (opentelemetry-instrument users would otherwise lose data without a word), with
-# the setting that does the job here. (The batch settings are shared by spans and logs.)
-UNSUPPORTED: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("OTEL_BLRP_SCHEDULE_DELAY",),
-     "TELEMETRYFLOW_BATCH_TIMEOUT (or OTEL_BSP_SCHEDULE_DELAY): for spans and logs"),
-    (("OTEL_BLRP_MAX_QUEUE_SIZE",),
-     "TELEMETRYFLOW_MAX_QUEUE_SIZE (or OTEL_BSP_MAX_QUEUE_SIZE): for spans and logs"),
-    (("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",),
-     "TELEMETRYFLOW_BATCH_MAX_SIZE (or OTEL_BSP_MAX_EXPORT_BATCH_SIZE): for spans and logs"),
-    (("OTEL_BLRP_EXPORT_TIMEOUT", "OTEL_BSP_EXPORT_TIMEOUT"),
-     "TELEMETRYFLOW_TIMEOUT (or OTEL_EXPORTER_OTLP_TIMEOUT)"),
-)
+# the setting that does the job here. (None at present: the batch processors' OTEL_BLRP_*
+# and OTEL_BSP_EXPORT_TIMEOUT are honoured, see ``signal_batches``.)
+UNSUPPORTED: tuple[tuple[tuple[str, ...], str], ...] = ()
 
 
 def _tame(raw: str) -> str:
@@ -487,6 +533,7 @@ def read_environment(environ: Mapping[str, str]) -> EnvironmentReading:
                 rejected.append(name)
     _read_otel_specials(reading, environ)
     _read_per_signal(reading, environ)
+    _read_batch_variables(reading, environ)
     _check_conflicts(reading, environ)
     _name_unsupported(reading, environ)
     return reading
@@ -499,6 +546,18 @@ def _read_per_signal(reading: EnvironmentReading, environ: Mapping[str, str]) ->
         if _read_one(reading, environ, var.name, var.field, var.parse, var.secret):
             continue
         instead = reading.sources.get(var.field.partition(".")[2])
+        if instead is not None and _get(environ, var.name) is not None:
+            reading.replaced_by[var.name] = instead
+
+
+def _read_batch_variables(reading: EnvironmentReading, environ: Mapping[str, str]) -> None:
+    """After the shared settings: a rejected OTEL_BLRP_* value leaves the log queue with the
+    shared one, and its message names the variable that set that (when one did)."""
+    for var in BATCH_VARIABLES:
+        if _read_one(reading, environ, var.name, var.field, var.parse, var.secret):
+            continue
+        shared = signal_batches.LOG_SETTINGS.get(var.field)
+        instead = reading.sources.get(shared[1]) if shared is not None else None
         if instead is not None and _get(environ, var.name) is not None:
             reading.replaced_by[var.name] = instead
 

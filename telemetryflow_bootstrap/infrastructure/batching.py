@@ -51,8 +51,12 @@ class BatchQueue:
         schedule_delay_ms: int,
         on_shutdown: Callable[[], None] | None = None,
         prepare: Callable[[], None] | None = None,
+        queue_size_setting: str = "TELEMETRYFLOW_MAX_QUEUE_SIZE",
     ) -> None:
         self._export = export
+        # what a full queue's warning tells to raise: the variable that sized this queue
+        # (OTEL_BLRP_MAX_QUEUE_SIZE for a log queue it sized)
+        self._queue_size_setting = queue_size_setting
         self._prepare = prepare
         self._signal = signal
         self._max_queue_size = max_queue_size
@@ -129,8 +133,7 @@ class BatchQueue:
         self._prepared.wait(_PREPARATION_WAIT)
         self._preparing = False  # (waited once: from now on, a full queue drops)
 
-    def _drop(self, count: int, why: str,
-              setting: str = "TELEMETRYFLOW_MAX_QUEUE_SIZE") -> None:
+    def _drop(self, count: int, why: str, setting: str | None = None) -> None:
         # On the hot path when the backend cannot keep up: count, and only look at the clock
         # (no lock) until it is time for the once-a-minute warning.
         self.dropped += count
@@ -138,8 +141,7 @@ class BatchQueue:
             return
         self._next_drop_warning = time.monotonic() + 60.0
         # (the setting that decided: the queue's size, or the shutdown's deadline)
-        detail = (f"{setting}={self._max_queue_size}" if setting.endswith("QUEUE_SIZE")
-                  else setting)
+        detail = setting or f"{self._queue_size_setting}={self._max_queue_size}"
         _diagnostics.warn_every_minute(
             f"drop-{self._signal}",
             f"dropping {self._signal} ({why}); {self.dropped} dropped so far ({detail})",

@@ -276,10 +276,12 @@ class TelemetryCommandHandler:
 
     def _queue(self, signal: str, export: Callable[[Any], bool], lazy: LazyExporter,
                config: TelemetryConfig) -> BatchQueue:
-        return BatchQueue(export, signal=signal, max_queue_size=config.max_queue_size,
-                          max_batch_size=config.batch_max_size,
-                          schedule_delay_ms=config.batch_timeout_ms, on_shutdown=lazy.shutdown,
-                          prepare=lazy.warm_up)
+        # (the log queue's own OTEL_BLRP_* settings where set: see domain.signal_batches)
+        batch = config.batch_for(SignalType.LOGS if signal == "logs" else SignalType.TRACES)
+        return BatchQueue(export, signal=signal, max_queue_size=batch.max_queue_size,
+                          max_batch_size=batch.max_batch_size,
+                          schedule_delay_ms=batch.schedule_delay_ms, on_shutdown=lazy.shutdown,
+                          prepare=lazy.warm_up, queue_size_setting=batch.queue_size_variable)
 
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:

@@ -680,10 +680,9 @@ def test_malformed_variable_names_the_fallback_used_instead() -> None:
     assert alone.outcome(alone.problems[0]) == "using the default"
 
 
-def test_unsupported_standard_variables_are_named() -> None:
-    """OTEL_BLRP_* (the batch settings are shared by spans and logs) is named as ignored,
-    with the setting that does the job; the per-signal OTLP settings are no longer named
-    (they are honoured); nothing is said when none is set."""
+def test_honoured_standard_variables_are_not_named_as_unsupported() -> None:
+    """The per-signal OTLP settings and OTEL_BLRP_* (the log queue's own batch settings)
+    are honoured, so no warning names them; nothing is said when none is set."""
     reading = read_environment(
         {
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces",
@@ -692,10 +691,8 @@ def test_unsupported_standard_variables_are_named() -> None:
             "OTEL_BLRP_MAX_QUEUE_SIZE": "10",
         }
     )
-    assert reading.warnings == [
-        "OTEL_BLRP_MAX_QUEUE_SIZE is not supported by telemetryflow and ignored; use "
-        "TELEMETRYFLOW_MAX_QUEUE_SIZE (or OTEL_BSP_MAX_QUEUE_SIZE): for spans and logs",
-    ]
+    assert reading.warnings == []
+    assert reading.values["log_max_queue_size"] == 10
     assert read_environment({}).warnings == []
 
 

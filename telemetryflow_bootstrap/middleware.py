@@ -306,8 +306,12 @@ class TelemetryMiddleware:
             attributes[CLIENT_ADDRESS] = client
         if headers is not None and self.captures_request_headers:
             attributes.update(self._capture_request.attributes(headers))
-        parent = (self._propagator.extract(carrier, getter=_GETTER) if carrier
-                  else _EMPTY_CONTEXT)
+        # (extracted onto an empty context, never the current one: a propagator that starts
+        # from the current context (baggage, b3 …) would otherwise make the span of a request
+        # whose headers hold no valid parent a child of whatever the serving task carries,
+        # the process span of ``telemetryflow-run python app.py`` running uvicorn.run)
+        parent = (self._propagator.extract(carrier, context=_EMPTY_CONTEXT, getter=_GETTER)
+                  if carrier else _EMPTY_CONTEXT)
         leaf = self._leaf
         span = (leaf.start(name_method, _SERVER, attributes, shared=False, context=parent,
                            trace_id=trace_id)

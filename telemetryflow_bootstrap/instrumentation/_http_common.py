@@ -322,7 +322,9 @@ class SamplerShortcut:
                     _REMOTE_SAMPLED if traceparent[-1:] in _SAMPLED_DIGITS
                     else _REMOTE_NOT_SAMPLED]:
                 return None
-            found = self._verdict_under(propagator.extract(carrier, getter=getter), drops)
+            # (onto an empty context, as TelemetryMiddleware.open: never the current one)
+            parent = propagator.extract(carrier, context=EMPTY_CONTEXT, getter=getter)
+            found = self._verdict_under(parent, drops)
         # A disabled tracer (a tracer configurator) makes start_span answer with the parent's
         # span instead: it goes the usual way.
         return found if found is not None and tracer._is_enabled() else None

@@ -1,7 +1,11 @@
 """ASGI server spans: ``TelemetryASGIMiddleware`` for any ASGI application, and the request
 handling the Starlette/FastAPI integration reuses.
 
-Only ``http`` scopes are instrumented; ``lifespan`` and ``websocket`` pass through untouched.
+Only ``http`` scopes are instrumented; ``lifespan`` passes through untouched, and a
+``websocket`` session gets no span of ours but runs in the context its handshake carries
+(the trace its ``traceparent`` names, else none), never in the serving task's: under
+``telemetryflow-run python app.py`` that holds the process span, which would otherwise
+gather every session's work for the life of the server.
 One server span per request: a request an outer layer already instruments, or that FastAPI's
 native telemetry traces, passes through; one we instrument tells FastAPI to stand down
 (``scope["fastapi.telemetry"] = None``, FastAPI's own opt-out).
@@ -54,6 +58,9 @@ RouteOf = Callable[[Scope], "str | None"]
 
 _attach = _otel_context.attach
 _detach = _otel_context.detach
+_EMPTY_CONTEXT = _otel_context.Context()
+# Marks a websocket scope whose context a layer of ours has set (see ASGIServer.websocket).
+_WEBSOCKET_KEY = "telemetryflow.websocket"
 _HOST, _USER_AGENT, _FORWARDED_FOR = b"host", b"user-agent", b"x-forwarded-for"
 _ALWAYS_WANTED = frozenset({_HOST, _USER_AGENT, _FORWARDED_FOR})
 # FastAPI (0.16x) makes server spans of its own once global providers exist, and skips that
@@ -79,6 +86,8 @@ class TelemetryASGIMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                return await self._server.websocket(self.app, scope, receive, send)
             return await self.app(scope, receive, send)
         return await self._server.call(self.app, scope, receive, send)
 
@@ -167,6 +176,39 @@ class ASGIServer:
             _detach(token)
         if not request.done:
             finish(incomplete=True)
+
+    async def websocket(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+                        ) -> None:
+        """Run one ``websocket`` session (no span of ours) in the context its handshake
+        carries (``traceparent``, ``baggage``; an empty one without them), as an HTTP
+        request's span is: never in the context of the task serving the connection. That
+        task carries the process span when ``telemetryflow-run python app.py`` runs
+        ``uvicorn.run``: every session's work (and FastAPI's own websocket span) would join
+        that one trace for the whole life of the server."""
+        if _WEBSOCKET_KEY in scope or suppressed():
+            return await app(scope, receive, send)
+        scope[_WEBSOCKET_KEY] = True
+        try:
+            context = _handshake_context(self._core, scope)
+        except Exception:  # a propagator that fails: the session as it would have been
+            return await app(scope, receive, send)
+        token = _attach(context)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _detach(token)
+
+
+def _handshake_context(core: TelemetryMiddleware, scope: Scope) -> Any:
+    core.refresh_propagator()
+    fields = core.header_names
+    carrier: dict[str, str] = {}
+    for name, value in scope.get("headers") or ():
+        if not fields or name in fields:
+            carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    if not carrier:
+        return _EMPTY_CONTEXT
+    return core._propagator.extract(carrier, context=_EMPTY_CONTEXT, getter=_GETTER)
 
 
 def _telling_route(outer: _ServerRequest, route_of: RouteOf, scope: Scope, send: Send) -> Send:

@@ -7,8 +7,10 @@ application (also one built before the patch, under uvicorn, hypercorn, gunicorn
 worker or the TestClient) goes through the ASGI request handling of
 ``instrumentation.asgi``: same spans, attributes and ``http.server.request.duration`` metric
 as documented there. ``http.route`` is the template of the route the router matched
-(``scope["route"].path``), prefixed with the path of the ``Mount`` it sits under; requests
-no route matched are named ``{method}`` only.
+(``scope["route"].path``), prefixed with the application root (``root_path``: ``uvicorn
+--root-path``, ``FastAPI(root_path=...)``, as Flask and Django prefix ``SCRIPT_NAME``) and
+the path of the ``Mount`` it sits under; requests no route matched are named ``{method}``
+only.
 
 FastAPI (0.16x) has native request telemetry that switches itself on as soon as global
 OpenTelemetry providers exist, which the launcher installs: left alone it would make a
@@ -109,6 +111,8 @@ def _patch_starlette(cls: Any, server: ASGIServer) -> None:
     @functools.wraps(original)
     async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                return await server.websocket(original.__get__(self), scope, receive, send)
             return await original(self, scope, receive, send)
         return await server.call(original.__get__(self), scope, receive, send)
 
@@ -126,6 +130,8 @@ def _patch_fastapi(cls: Any, server: ASGIServer) -> None:
         if scope["type"] != "http" or (REQUEST_KEY not in scope
                                        and FASTAPI_TELEMETRY not in scope
                                        and _has_own_telemetry(self)):
+            if scope["type"] == "websocket":  # (FastAPI's native span, if on, runs inside)
+                return await server.websocket(original.__get__(self), scope, receive, send)
             return await original(self, scope, receive, send)
         # Runs before FastAPI decides about its native telemetry, which server.call turns
         # off for the requests it instruments.
@@ -147,14 +153,13 @@ def _route_of(scope: Scope) -> str | None:
     path = getattr(route, "path", None)
     if path is None:
         return None
-    # A Mount that matched rewrote root_path to include its own path; app_root_path keeps
-    # the root_path from before the first Mount.
-    prefix = ""
-    app_root = scope.get("app_root_path")
-    if app_root is not None:
-        root = scope.get("root_path", "")
-        if root.startswith(app_root):
-            prefix = root[len(app_root):]
+    # root_path is the application root (``uvicorn --root-path``, ``FastAPI(root_path=)``,
+    # as SCRIPT_NAME is for WSGI) followed by the path of every Mount that matched (each
+    # rewrites it): the route's template is relative to it. The semantic conventions: the
+    # route SHOULD include the application root, as the Flask and Django routes do.
+    prefix = scope.get("root_path") or ""
+    if prefix.endswith("/"):
+        prefix = prefix.rstrip("/")
     if isinstance(route, Mount):
         return prefix + "/{path}"  # the Mount itself is the route: static files, a sub-app
     return prefix + path or "/"

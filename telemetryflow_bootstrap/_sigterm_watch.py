@@ -190,8 +190,7 @@ def _watch(read_fd: int, terminating: Callable[[], bool], terminate: Callable[[]
                                         daemon=True)
                 start_quietly(ours)
         elif ours.is_alive() and abandon is not None:
-            abandon()
-            return
+            abandon()  # (returns only for a copy of the first SIGTERM: watch on)
 
 
 def _close(*fds: int) -> None:

@@ -147,13 +147,28 @@ def _signals_end_the_flush(why: str) -> Iterator[None]:
                     signal.signal(signum, previous)
 
 
+# A SIGTERM this soon after the one that started the termination is a copy of it (see
+# _abandon_exit): machine-made copies come within milliseconds, a person's second try later.
+_REPEAT_S = 0.1
+
+
 def _abandon_exit(signum: int, frame: Any) -> None:
     """A SIGINT or SIGTERM while the process only waits for its last export: say what is
     lost (one line), then die of that signal as bare Python would have (SIGINT: of an
     unhandled KeyboardInterrupt, which is death by SIGINT too).
 
     Runs on the main thread, maybe interrupting our own code inside a lock it holds:
-    so it takes none (no ``_diagnostics`` lock: the line is written directly)."""
+    so it takes none (no ``_diagnostics`` lock: the line is written directly).
+
+    A SIGTERM within ``_REPEAT_S`` of the one that started the termination is a copy of
+    it, not a second request: ignored. Copies come together when the whole process group
+    is signalled and a parent relays the signal too (systemd's default KillMode, ``kill
+    -TERM -PGID``), and uvicorn raises again, back to back, every signal it caught during
+    its graceful shutdown; either would otherwise lose everything still buffered."""
+    if signum == signal.SIGTERM and not _state.get("abandoning"):
+        first = _state.get("signalled_at")
+        if first is not None and time.monotonic() - first < _REPEAT_S:
+            return
     if _state.get("abandoning"):
         _die_of(signum)
     _state["abandoning"] = True
@@ -290,6 +305,7 @@ def _terminate_unhandled() -> None:
     if _state.get("terminating") or handler is not _on_sigterm:
         return  # (handled, or the program took SIGTERM over: its handler decides)
     _state["terminating"] = True
+    _state["signalled_at"] = time.monotonic()
     _terminate(kill=False)
 
 
@@ -301,17 +317,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     would then wait for a lock this very thread holds: a deadlock. On its own thread the
     shutdown waits only until the interrupted code releases it, a moment later.
     """
+    if _state.get("dying"):  # (our own final kill, see _terminate)
+        _die_of(signum)
     if _state.get("terminating"):
-        # A second SIGTERM reaching us (the watcher terminates: see _terminate_unhandled):
-        # the export it waits for is abandoned, as a second SIGTERM kills otherwise.
+        # A further SIGTERM: the export it waits for is abandoned, as a second SIGTERM
+        # kills bare (_abandon_exit), unless it is a copy of the first (see there).
         _abandon_exit(signum, frame)
         return
     _state["terminating"] = True
-    # Back to the default now (we are on the main thread, the only one allowed to): the
-    # final kill below is then death by SIGTERM, and a second SIGTERM kills at once. A
-    # Ctrl-C meanwhile (Python's default handler) likewise ends it at once, of SIGINT,
-    # instead of raising KeyboardInterrupt into a program that was being terminated.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _state["signalled_at"] = time.monotonic()
+    # This handler stays (not SIG_DFL, which would let a copy of this very SIGTERM kill
+    # the process before anything is exported). A Ctrl-C meanwhile (Python's default
+    # handler) ends it at once, of SIGINT, instead of raising KeyboardInterrupt into a
+    # program that was being terminated.
     with contextlib.suppress(ValueError, OSError):
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _abandon_exit)
@@ -331,6 +349,7 @@ def _terminate(kill: bool = True) -> None:
     _shutdown("SIGTERM")
     if not kill:
         os._exit(128 + signal.SIGTERM)
+    _state["dying"] = True  # (our handler now dies of it: see _on_sigterm)
     os.kill(os.getpid(), signal.SIGTERM)
     # Still here: the kernel ignores a default-action signal sent to PID 1 (a container's
     # exec-form ENTRYPOINT). Leave the way a shell reports death by SIGTERM.

@@ -3,7 +3,10 @@
 ``with_auto_configuration()`` reads the environment with the very parser the launcher uses;
 explicit ``with_*`` calls win over it whatever their order (``with_endpoint()`` over
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT too: code says what it means for every signal).
-``build()`` reports every missing or invalid field at once.
+``build()`` reports every missing or invalid field at once: an argument of the wrong type
+too (``with_endpoint(4317)``, ``with_signals(metrics="no")``), named with the method, the value
+(a secret never) and what is expected, rather than failing deep inside or being taken for
+true.
 """
 
 from __future__ import annotations
@@ -21,8 +24,15 @@ from .domain.errors import BuilderError, ConfigError
 from .domain.signals import Protocol
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class TelemetryFlowBuilder:
     def __init__(self) -> None:
+        # (keyed by the setting: a later valid call of the same method replaces the problem)
+        self._problems: dict[str, str] = {}
         self._fields: dict[str, Any] = {}
         self._attributes: dict[str, str] = {}
         self._api_key: tuple[str, str] | None = None
@@ -30,30 +40,52 @@ class TelemetryFlowBuilder:
         self._environ: Mapping[str, str] | None = None
         self._exporters: Any = None
 
+    def _check(self, setting: str, ok: bool, call: str, expected: str) -> bool:
+        """Note (or clear) the problem of ``setting``; True when ``ok``."""
+        if ok:
+            self._problems.pop(setting, None)
+        else:
+            self._problems[setting] = f"{call}: expected {expected}"
+        return ok
+
     def with_api_key(self, key_id: str, key_secret: str) -> TelemetryFlowBuilder:
-        self._api_key = (key_id, key_secret)
+        id_ok = isinstance(key_id, str)
+        secret_ok = isinstance(key_secret, str)
+        wrong = ([f"key_id={_shown(key_id)}"] if not id_ok else []) + (
+            [f"key_secret=<{type(key_secret).__name__}>"] if not secret_ok else [])
+        if self._check("api_key", id_ok and secret_ok, f"with_api_key({', '.join(wrong)})",
+                       "strings: the key id ('tfk_...') and its secret ('tfs_...')"):
+            self._api_key = (key_id, key_secret)
         return self
 
     def with_collector_id(self, collector_id: str) -> TelemetryFlowBuilder:
-        self._collector_id = collector_id
+        if self._check("collector_id", isinstance(collector_id, str),
+                       f"with_collector_id({_shown(collector_id)})", "a string"):
+            self._collector_id = collector_id
         return self
 
     def with_endpoint(self, endpoint: str) -> TelemetryFlowBuilder:
-        self._fields["endpoint"] = endpoint
+        # (a bad string is the config's to judge, with the URL's password redacted)
+        if self._check("endpoint", isinstance(endpoint, str), f"with_endpoint({_shown(endpoint)})",
+                       "a string: host:port, http://host:port or https://host:port"):
+            self._fields["endpoint"] = endpoint
         return self
 
     def with_service(
         self, name: str, version: str | None = None, namespace: str | None = None
     ) -> TelemetryFlowBuilder:
-        self._fields["service_name"] = name
-        if version is not None:
-            self._fields["service_version"] = version
-        if namespace is not None:
-            self._fields["service_namespace"] = namespace
+        self._fields["service_name"] = name  # (checked by the config: "expected a name")
+        for setting, value in (("version", version), ("namespace", namespace)):
+            if self._check(f"service_{setting}", value is None or isinstance(value, str),
+                           f"with_service({setting}={_shown(value)})", "a string or None") \
+                    and value is not None:
+                self._fields[f"service_{setting}"] = value
         return self
 
     def with_environment(self, environment: str) -> TelemetryFlowBuilder:
-        self._fields["environment"] = environment
+        if self._check("environment", isinstance(environment, str),
+                       f"with_environment({_shown(environment)})", "a string, e.g. 'production'"):
+            self._fields["environment"] = environment
         return self
 
     def with_grpc(self) -> TelemetryFlowBuilder:
@@ -65,18 +97,26 @@ class TelemetryFlowBuilder:
         return self
 
     def with_insecure(self, insecure: bool = True) -> TelemetryFlowBuilder:
-        self._fields["insecure"] = insecure
+        if self._check("insecure", isinstance(insecure, bool), f"with_insecure({_shown(insecure)})",
+                       "True or False"):
+            self._fields["insecure"] = insecure
         return self
 
     def with_signals(
         self, *, metrics: bool | None = None, logs: bool | None = None, traces: bool | None = None
     ) -> TelemetryFlowBuilder:
         for name, value in (("metrics", metrics), ("logs", logs), ("traces", traces)):
-            if value is not None:
+            # (a string such as "no" would otherwise be taken for True)
+            if self._check(f"enable_{name}", value is None or isinstance(value, bool),
+                           f"with_signals({name}={_shown(value)})", "True, False or None") \
+                    and value is not None:
                 self._fields[f"enable_{name}"] = value
         return self
 
     def with_compression(self, enabled: bool | str = True) -> TelemetryFlowBuilder:
+        if not self._check("compression", isinstance(enabled, (bool, str)),
+                           f"with_compression({_shown(enabled)})", "True, False, 'gzip' or 'none'"):
+            return self
         if isinstance(enabled, str):
             self._fields["compression"] = enabled.lower()
         else:
@@ -113,28 +153,45 @@ class TelemetryFlowBuilder:
         return self
 
     def with_custom_attribute(self, key: str, value: Any) -> TelemetryFlowBuilder:
-        self._attributes[str(key)] = str(value)
+        """A resource attribute (sent as a string, as OTEL_RESOURCE_ATTRIBUTES values are)."""
+        ok = isinstance(key, str) and bool(key.strip()) \
+            and isinstance(value, (str, bool, int, float))
+        if self._check(f"attribute {key!r}", ok,
+                       f"with_custom_attribute({_shown(key)}, {_shown(value)})",
+                       "a non-empty string key and a str, bool, int or float value"):
+            self._attributes[key] = str(value)
         return self
 
     def with_custom_attributes(self, attributes: Mapping[str, Any]) -> TelemetryFlowBuilder:
-        for key, value in attributes.items():
-            self.with_custom_attribute(key, value)
+        if self._check("custom_attributes", isinstance(attributes, Mapping),
+                       f"with_custom_attributes({_shown(attributes)})",
+                       "a mapping of attribute names to values"):
+            for key, value in attributes.items():
+                self.with_custom_attribute(key, value)
         return self
 
     def with_auto_configuration(
         self, environ: Mapping[str, str] | None = None
     ) -> TelemetryFlowBuilder:
         """Read ``TELEMETRYFLOW_*``/``OTEL_*`` like the launcher; explicit calls still win."""
-        self._environ = os.environ if environ is None else environ
+        if self._check("environ", environ is None or isinstance(environ, Mapping),
+                       f"with_auto_configuration(environ={_shown(environ)})",
+                       "a mapping of variable names to values, or None for os.environ"):
+            self._environ = os.environ if environ is None else environ
         return self
 
     def with_exporters(self, exporters: Any) -> TelemetryFlowBuilder:
         """Use these exporters instead (``ExporterOverrides``; tests and embedding)."""
-        self._exporters = exporters
+        ok = exporters is None or all(
+            hasattr(exporters, name) for name in ("span_exporter", "metric_reader", "log_exporter"))
+        if self._check("exporters", ok, f"with_exporters({_shown(exporters)})",
+                       "an ExporterOverrides(span_exporter=..., metric_reader=..., "
+                       "log_exporter=...) or None"):
+            self._exporters = exporters
         return self
 
     def build_config(self) -> TelemetryConfig:
-        problems: list[str] = []
+        problems: list[str] = list(self._problems.values())
         base = TelemetryConfig()
         if self._environ is not None:
             base, reading = load_config(self._environ)

@@ -3,6 +3,13 @@
 Every call is one command on the bus to the ``TelemetryCommandHandler``; ``span()`` talks to
 the tracer directly, because a context manager that makes the span current must touch the
 OpenTelemetry context on this thread and should cost no more than the raw SDK call.
+
+A metric name or unit OpenTelemetry refuses (a name must start with a letter and hold at most
+255 ASCII letters, digits and ``_ . - /``; a unit at most 63 ASCII characters) is said once, on
+stderr, and its measurements are dropped: the SDK would raise a bare ``Exception`` from deep
+inside, and a ``KeyError`` on every later call with that name. Each name and unit is checked
+the first time it is used (then it is one set lookup per call); ``get_status()`` lists the
+names refused (``metric_names_refused``).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from . import _runtime
+from . import _diagnostics, _runtime
 from .application import commands as c
 from .application import queries as q
 from .application.bus import CommandBus, QueryBus
@@ -46,6 +53,11 @@ class TelemetryFlowClient:
         self._queries = QueryBus()
         self._owner = False
         self._initialized = False
+        # Metric names and units already checked (see the module doc); ours, not the
+        # handler's, so a shared SDK's other clients check their own.
+        self._metric_names: set[str] = set()
+        self._metric_units: set[str] = {""}
+        self._refused: dict[str, None] = {}  # what was refused, as shown (insertion-ordered)
 
     @property
     def config(self) -> TelemetryConfig:
@@ -132,6 +144,9 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
+        if (name not in self._metric_names or unit not in self._metric_units) \
+                and not self._metric_usable(name, unit):
+            return
         self._commands.dispatch(c.RecordCounterCommand(name, value, attributes, unit, description))
 
     def record_gauge(
@@ -145,6 +160,9 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
+        if (name not in self._metric_names or unit not in self._metric_units) \
+                and not self._metric_usable(name, unit):
+            return
         self._commands.dispatch(c.RecordGaugeCommand(name, value, attributes, unit, description))
 
     def record_histogram(
@@ -158,9 +176,27 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
+        if (name not in self._metric_names or unit not in self._metric_units) \
+                and not self._metric_usable(name, unit):
+            return
         self._commands.dispatch(
             c.RecordHistogramCommand(name, value, attributes, unit, description)
         )
+
+    def _metric_usable(self, name: Any, unit: Any) -> bool:
+        """First use of ``name`` or ``unit`` (or a refused one again): True if OpenTelemetry
+        accepts both (then remembered); otherwise said once and False."""
+        problem = _metric_name_problem(name) or _metric_unit_problem(unit)
+        if problem is None:
+            self._metric_names.add(name)
+            self._metric_units.add(unit)
+            return True
+        shown = _shown(name)
+        if shown not in self._refused and len(self._refused) < _MAX_REFUSED:
+            self._refused[shown] = None
+            _diagnostics.warn(f"metric {shown} dropped: {problem}; its measurements are not "
+                              "recorded (said once per name)")
+        return False
 
     # ----- logs ----------------------------------------------------------------------------
 
@@ -241,6 +277,7 @@ class TelemetryFlowClient:
             }
         status = self._queries.dispatch(q.GetSDKStatusQuery())
         status["initialized"] = self._initialized
+        status["metric_names_refused"] = list(self._refused)
         return status
 
     def get_health(self) -> dict[str, Any]:
@@ -267,6 +304,35 @@ class TelemetryFlowClient:
 
 
 _UNSAMPLED_ID = "0" * 16
+_MAX_REFUSED = 100  # refused names remembered (and said); beyond, dropped without a word
+_NAME_RULE = None  # compiled at first use (``re`` is not the launcher's to import)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _metric_name_problem(name: Any) -> str | None:
+    global _NAME_RULE
+    if _NAME_RULE is None:
+        import re
+
+        _NAME_RULE = re.compile(r"[a-zA-Z][-_./a-zA-Z0-9]{0,254}")
+    if not isinstance(name, str):
+        return f"its name is of type {type(name).__name__}, expected a string"
+    if _NAME_RULE.fullmatch(name) is None:
+        return ("OpenTelemetry instrument names start with an ASCII letter and hold at most "
+                "255 ASCII letters, digits, '_', '.', '-' and '/'")
+    return None
+
+
+def _metric_unit_problem(unit: Any) -> str | None:
+    if not isinstance(unit, str):
+        return f"its unit is of type {type(unit).__name__}, expected a string"
+    if len(unit) > 63 or not unit.isascii():
+        return f"its unit {unit!r} is not at most 63 ASCII characters, as OpenTelemetry requires"
+    return None
 
 
 class _OTel:

@@ -121,10 +121,12 @@ class TelemetryConfig:
             problems.append(Problem("service_name", repr(self.service_name), "expected a name"))
         if self.compression not in ("gzip", "none"):
             problems.append(Problem("compression", repr(self.compression), "expected gzip or none"))
-        for name in ("timeout", "shutdown_timeout"):
+        for name in ("timeout", "shutdown_timeout"):  # (NaN fails both comparisons)
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                problems.append(Problem(name, repr(value), "expected a positive number of seconds"))
+            if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                    or not 0 < value <= parsers.MAX_SECONDS:
+                problems.append(Problem(name, repr(value), "expected a positive number of "
+                                        f"seconds up to {parsers.MAX_SECONDS:g}"))
         for name in ("batch_max_size", "max_queue_size", "metric_export_interval_ms"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -69,13 +69,13 @@ def integer(*, minimum: int = 0, maximum: int = 2**31 - 1, unit: str = "") -> Pa
     return parse
 
 
-_MAX_SECONDS = 86_400.0  # a day: beyond it a thread wait overflows, and it is surely a typo
+MAX_SECONDS = 86_400.0  # a day: beyond it a thread wait overflows, and it is surely a typo
 
 
 def seconds(*, from_unit: str = "seconds", positive: bool = True) -> Parser:
     """A duration; given in ``from_unit`` (seconds or milliseconds), returned in seconds."""
     scale = 1000.0 if from_unit == "milliseconds" else 1.0
-    limit = _MAX_SECONDS * scale
+    limit = MAX_SECONDS * scale
 
     def parse(raw: str) -> float:
         value = _number(raw, "a number", from_unit)

@@ -11,7 +11,11 @@ added twice). Being outermost it sees every request, sync or async, and:
   ``user_agent.original``, ``client.address``, ``http.response.status_code``,
   ``error.type``, captured headers when configured);
 - sets ``http.route`` from ``request.resolver_match.route`` (with a leading ``/`` and the
-  ``SCRIPT_NAME`` prefix) and names the span ``{method} {http.route}``;
+  ``SCRIPT_NAME`` prefix) and names the span ``{method} {http.route}``; a ``re_path()``
+  pattern's leading ``^`` gives way to that ``/``, as Django itself drops it from a
+  pattern included under another (``^articles/(?P<year>[0-9]{4})/$`` is reported as
+  ``/articles/(?P<year>[0-9]{4})/$``), so every route starts with ``/`` whatever the kind
+  of pattern;
 - records an exception Django answers with a 5xx (event, ``error.type`` = its class,
   ERROR): a view's (``process_exception``) and one raised in another middleware, before
   URL resolution too (Django's ``got_request_exception`` signal; the route is then looked
@@ -320,7 +324,9 @@ def _set_route(server_request: _ServerRequest | str, request: Any, match: Any = 
     route = getattr(match, "route", None)
     if route is None:
         return
-    if not route.startswith(("/", "^")):
+    if route.startswith("^"):  # a re_path() (or an include() under one)
+        route = route[1:]
+    if not route.startswith("/"):
         route = "/" + route
     script_name = request.META.get("SCRIPT_NAME", "").rstrip("/")
     server_request.route = script_name + route if script_name else route

@@ -105,3 +105,31 @@ def source(request):
 
 def index(request):
     return HttpResponse("index")
+
+
+def db_query(request, alias):
+    """Two queries on database ``alias`` through Django's ORM layer (``connections``)."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT %s", [1])
+        cursor.execute("SELECT 2")
+        value = cursor.fetchone()[0]
+    return HttpResponse(f"db {alias} {value}")
+
+
+async def db_query_async(request):
+    """``db_query`` on SQLite from an async view (Django's ORM needs ``sync_to_async``)."""
+    from asgiref.sync import sync_to_async
+
+    response = await sync_to_async(db_query)(request, "default")
+    return HttpResponse(b"async " + response.content)
+
+
+def echo_body(request):
+    """The request body read back (``request.body``)."""
+    return HttpResponse(request.body, content_type="application/octet-stream")
+
+
+def regex_view(request, **kwargs):
+    return HttpResponse("regex " + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items())))

@@ -144,8 +144,7 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
-        if (name not in self._metric_names or unit not in self._metric_units) \
-                and not self._metric_usable(name, unit):
+        if not self._accepts(name, unit):
             return
         self._commands.dispatch(c.RecordCounterCommand(name, value, attributes, unit, description))
 
@@ -160,8 +159,7 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
-        if (name not in self._metric_names or unit not in self._metric_units) \
-                and not self._metric_usable(name, unit):
+        if not self._accepts(name, unit):
             return
         self._commands.dispatch(c.RecordGaugeCommand(name, value, attributes, unit, description))
 
@@ -176,12 +174,20 @@ class TelemetryFlowClient:
     ) -> None:
         if not self._initialized:
             self._ensure()
-        if (name not in self._metric_names or unit not in self._metric_units) \
-                and not self._metric_usable(name, unit):
+        if not self._accepts(name, unit):
             return
         self._commands.dispatch(
             c.RecordHistogramCommand(name, value, attributes, unit, description)
         )
+
+    def _accepts(self, name: Any, unit: Any) -> bool:
+        """Whether measurements of ``name`` in ``unit`` are recorded (see the module doc)."""
+        try:
+            if name in self._metric_names and unit in self._metric_units:
+                return True
+        except TypeError:  # an unhashable name or unit (a list): refused below
+            pass
+        return self._metric_usable(name, unit)
 
     def _metric_usable(self, name: Any, unit: Any) -> bool:
         """First use of ``name`` or ``unit`` (or a refused one again): True if OpenTelemetry

@@ -134,6 +134,9 @@ _REFUSED: dict[str, Callable[[TelemetryFlowClient], None]] = {
     "none": lambda c: c.increment_counter(None),  # type: ignore[arg-type]
     "unit-non-ascii": lambda c: c.record_histogram("latency", 1.0, unit="µs"),
     "unit-too-long": lambda c: c.increment_counter("things", unit="x" * 64),
+    # (unhashable: the check's own set lookup raised TypeError)
+    "list-name": lambda c: c.increment_counter(["orders"]),  # type: ignore[arg-type]
+    "list-unit": lambda c: c.record_histogram("latency", 1.0, unit=["ms"]),  # type: ignore[arg-type]
 }
 
 

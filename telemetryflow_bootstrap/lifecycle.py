@@ -222,24 +222,38 @@ def _keep_keyboard_interrupt_status() -> None:
         exec("raise KeyboardInterrupt")  # (see above: sets CPython's flag)
 
 
-def _warn_not_exported(why: str, timeout: float, took: float, status: dict[str, Any]) -> None:
+def _warn_not_exported(why: str, timeout: float, took: float, status: dict[str, Any],
+                       queued_lost: bool = False) -> None:
     """Say ``_not_exported`` unless an earlier last flush of this process said it already
     with the same counts (a multiprocessing worker flushes when its target returns, then
     at its exit or at the pool's SIGTERM: the counts are the process's, not the flush's)."""
-    counts = tuple(status.get(f"{kind}_dropped") for kind in ("spans", "logs", "metric_points"))
+    counts = tuple(_lost(status, kind, queued_lost) for kind in _KINDS)
     if _state.get("reported_drops") == counts:
         return
     _state["reported_drops"] = counts
-    _diagnostics.warn(_not_exported(why, timeout, took, status))
+    _diagnostics.warn(_not_exported(why, timeout, took, status, queued_lost=queued_lost))
+
+
+_KINDS = ("spans", "logs", "metric_points")
+
+
+def _lost(status: dict[str, Any], kind: str, queued_lost: bool) -> Any:
+    """``kind``'s items dropped, and (``queued_lost``) those still queued or being exported,
+    which the process does not wait for."""
+    dropped = status.get(f"{kind}_dropped")
+    if not queued_lost or not isinstance(dropped, int):
+        return dropped
+    return dropped + int(status.get(f"{kind}_queued") or 0)
 
 
 def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any],
-                  abandoned: str | None = None) -> str:
+                  abandoned: str | None = None, queued_lost: bool = False) -> str:
     """What ended the exit's exports, naming the setting that did: a signal that abandoned
     them; the backend that could not be reached at all; the shutdown deadline only if it
     was reached; otherwise the backend refused or each export gave up after
     TELEMETRYFLOW_TIMEOUT (the deadline the exporters work to, much shorter by default).
-    Abandoned, what was still queued or being exported is lost too."""
+    Abandoned, or the process ending at once (``queued_lost``), what was still queued or
+    being exported is lost too."""
     unreachable = status.get("backend_unreachable")
     if abandoned is not None:
         cause = f"(abandoned on {abandoned})"
@@ -253,15 +267,11 @@ def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any],
     if unreachable and abandoned is None and took >= timeout:
         cause += f"; {unreachable}"
 
-    def lost(kind: str) -> Any:
-        dropped = status.get(f"{kind}_dropped")
-        if abandoned is None or not isinstance(dropped, int):
-            return dropped
-        return dropped + int(status.get(f"{kind}_queued") or 0)
-
+    spans, logs, points = (_lost(status, kind, queued_lost or abandoned is not None)
+                           for kind in _KINDS)
     return (
         f"not all telemetry was exported at {why} {cause}; dropped: "
-        f"spans={lost('spans')} logs={lost('logs')} metric points={lost('metric_points')}"
+        f"spans={spans} logs={logs} metric points={points}"
     )
 
 
@@ -374,11 +384,18 @@ def _install_excepthook() -> None:
     sys.excepthook = excepthook
 
 
+# The last flushes after which this process (its program) ends at once: what they did not
+# export by their deadline is lost, and said. (A multiprocessing child's flush when its
+# target returns is followed by one of these, or by the exit's shutdown: they say it.)
+_ENDS_AT_ONCE = frozenset({"exec", "os._exit"})
+
+
 def _flush_now(why: str) -> None:
     """The last flush of a process about to end or be replaced (``why``): final (an
     unreachable backend gets one attempt, see ``reachability``), and a SIGINT or SIGTERM
-    meanwhile ends it at once. Says in one line when the backend could not be reached;
-    what else went wrong the exports said already."""
+    meanwhile ends it at once. Says in one line what is lost when the process ends right
+    after it (``_ENDS_AT_ONCE``: what it did not export, queued or failed), or when the
+    backend could not be reached; what else went wrong the exports said already."""
     client = _state.get("client")
     if client is None or not client.is_initialized:
         return
@@ -389,8 +406,10 @@ def _flush_now(why: str) -> None:
     with contextlib.suppress(Exception), _signals_end_the_flush(why), final_exports():
         if not client.flush(timeout):
             status = client.get_status()
-            if status.get("backend_unreachable"):
-                _warn_not_exported(why, timeout, time.monotonic() - started, status)
+            ends = why in _ENDS_AT_ONCE
+            if ends or status.get("backend_unreachable"):
+                _warn_not_exported(why, timeout, time.monotonic() - started, status,
+                                   queued_lost=ends)
 
 
 def before_exec() -> None:

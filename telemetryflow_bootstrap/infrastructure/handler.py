@@ -20,7 +20,6 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
@@ -42,6 +41,7 @@ from ..domain.redaction import redact_url
 from ..domain.signals import ExporterKind, SignalType
 from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
+from .metric_reader import CountingMetricReader, LazyMetricExporter
 from .providers import install_global
 from .reachability import final_exports, gave_up_at_exit
 from .resource import build_resource
@@ -98,60 +98,6 @@ def _enabled(provider: Any) -> Any:
     return provider
 
 
-class _CountingMetricExporter(MetricExporter):
-    """Builds the real metric exporter lazily (see ``LazyExporter``) and counts points."""
-
-    def __init__(self, lazy: LazyExporter, interval_seconds: float = 60.0) -> None:
-        super().__init__()
-        self._lazy = lazy
-        self.exported = 0
-        self.failed = 0
-        self.in_flight = 0  # points of the export under way
-        self._short_run_until = time.monotonic() + interval_seconds
-
-    def _runtime_only_short_run(self, metrics_data: Any) -> bool:
-        """The exit-time export of a process that lived less than one interval and recorded
-        nothing but our own runtime metrics (``python -c …``, a helper script): a single
-        sample of its memory and CPU is not worth building the exporter stack at exit."""
-        if self.exported or time.monotonic() >= self._short_run_until:
-            return False
-        return all(m.name.startswith(("process.", "cpython."))
-                   for rm in metrics_data.resource_metrics for sm in rm.scope_metrics
-                   for m in sm.metrics)
-
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
-        points = sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
-                     for sm in rm.scope_metrics for m in sm.metrics)
-        if self._runtime_only_short_run(metrics_data):
-            return MetricExportResult.SUCCESS
-        real = self._lazy.get()
-        result = MetricExportResult.FAILURE
-        if real is not None:
-            self.in_flight = points
-            try:
-                result = real.export(metrics_data, timeout_millis=timeout_millis)
-            except Exception as exc:
-                _diagnostics.debug(f"metric export raised {exc!r}")
-            finally:
-                self.in_flight = 0
-        if result is MetricExportResult.SUCCESS:
-            self.exported += points
-        else:
-            self.failed += points
-            if not gave_up_at_exit():  # (the exit warning says why, with the counts)
-                _diagnostics.warn_every_minute(
-                    "export-metrics",
-                    f"exporting metrics failed; {self.failed} points lost so far")
-        return result
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        real = self._lazy.built
-        return True if real is None else bool(real.force_flush(timeout_millis=timeout_millis))
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._lazy.shutdown()
-
-
 def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any], bool]:
     def export(batch: Any) -> bool:
         real = lazy.get()
@@ -192,7 +138,7 @@ class TelemetryCommandHandler:
         self.globals_installed: dict[str, bool] = {}
         self._span_queue: BatchQueue | None = None
         self._log_queue: BatchQueue | None = None
-        self._metric_exporter: Any = None
+        self._metric_reader: CountingMetricReader | None = None  # (None: a reader given)
         self._exporters: list[LazyExporter] = []
         self._instruments: dict[tuple[str, str, str, str], Any] = {}
         self._active: collections.OrderedDict[str, Any] = collections.OrderedDict()
@@ -299,18 +245,13 @@ class TelemetryCommandHandler:
 
     def _init_metrics(self, config: TelemetryConfig, resource: Any,
                       factory: OTLPExporterFactory) -> None:
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
         reader = self._overrides.metric_reader
         if reader is None:
-            lazy = self._lazy(factory.create_metric_exporter, "metrics")
-            self._metric_exporter = _CountingMetricExporter(
-                lazy, config.metric_export_interval_ms / 1000)
-            exporter = self._metric_exporter
+            exporter = LazyMetricExporter(self._lazy(factory.create_metric_exporter, "metrics"))
             # (its thread, and the one it restarts in a forked child, never takes SIGTERM)
             with signals_blocked():
-                reader = quiet_during_fork_hooks_registered_in(
-                    lambda: PeriodicExportingMetricReader(
+                reader = self._metric_reader = quiet_during_fork_hooks_registered_in(
+                    lambda: CountingMetricReader(
                         exporter,
                         export_interval_millis=config.metric_export_interval_ms,
                         export_timeout_millis=config.for_signal(SignalType.METRICS).timeout
@@ -346,24 +287,31 @@ class TelemetryCommandHandler:
         propagate.set_global_textmap(build_propagator(config.propagators))
 
     def flush(self, command: c.FlushTelemetryCommand) -> bool:
-        """Export everything finished so far; False if any of it failed or the timeout hit."""
+        """Export everything finished so far; False if any of it failed or the timeout hit.
+        The metrics are collected first and exported alongside the spans and logs: they
+        are then counted (queued) even if the spans take the whole time."""
         deadline = time.monotonic() + command.timeout_seconds
+        dropped_before = self._metric_points_dropped()
+        metrics = self._start_metrics_flush(command.timeout_seconds)
         ok = True
         for queue in (self._span_queue, self._log_queue):
             if queue is not None:
                 ok = queue.flush(max(deadline - time.monotonic(), 0.0)) and ok
-        if self.meter_provider is not None:
-            failed_before = self._metric_exporter.failed if self._metric_exporter else 0
-            ok = self._flush_metrics(max(deadline - time.monotonic(), 0.0)) and ok
-            if self._metric_exporter is not None and self._metric_exporter.failed > failed_before:
-                ok = False
-        return ok
+        if metrics is not None:
+            ok = metrics(max(deadline - time.monotonic(), 0.0)) and ok
+        return ok and self._metric_points_dropped() == dropped_before
 
-    def _flush_metrics(self, timeout: float) -> bool:
-        """``MeterProvider.force_flush`` exports on the calling thread and the OTLP exporters
-        ignore its timeout (retrying for up to ``config.timeout``), so it runs on a helper
-        thread and the caller waits at most ``timeout``; a late export finishes unobserved."""
+    def _metric_points_dropped(self) -> int:
+        return self._metric_reader.dropped if self._metric_reader is not None else 0
+
+    def _start_metrics_flush(self, timeout: float) -> Callable[[float], bool] | None:
+        """Start ``MeterProvider.force_flush``; returns how to wait for it (at most the
+        seconds given: True if it finished and succeeded). It exports on the calling thread
+        and the OTLP exporters ignore its timeout (retrying for up to ``config.timeout``), so
+        it runs on a helper thread; a late export finishes unobserved (and counted)."""
         provider = self.meter_provider
+        if provider is None:
+            return None
         done: list[bool] = []
 
         def run() -> None:
@@ -374,8 +322,12 @@ class TelemetryCommandHandler:
 
         thread = threading.Thread(target=run, name="telemetryflow-metrics-flush", daemon=True)
         start_quietly(thread)
-        thread.join(timeout)
-        return bool(done) and done[0]
+
+        def wait(seconds: float) -> bool:
+            thread.join(seconds)
+            return bool(done) and done[0]
+
+        return wait
 
     def shutdown(self, command: c.ShutdownSDKCommand) -> bool:
         """Flush and stop, within ``timeout_seconds`` in total. The last exports: one
@@ -388,6 +340,10 @@ class TelemetryCommandHandler:
             return True
         deadline = time.monotonic() + command.timeout_seconds
         self._end_active_spans()
+        reader = self._metric_reader
+        dropped_before = self._metric_points_dropped()
+        if reader is not None:  # (its last export then runs alongside the spans' and logs')
+            reader.start_last_export()
         ok = True
         for queue in (self._span_queue, self._log_queue):
             if queue is not None:
@@ -398,15 +354,17 @@ class TelemetryCommandHandler:
                 ok = ok and queue.failed + queue.dropped == failed_before
         if self.meter_provider is not None:
             remaining_ms = max(deadline - time.monotonic(), 0.0) * 1000
-            failed_before = self._metric_exporter.failed if self._metric_exporter else 0
             try:
                 self.meter_provider.shutdown(timeout_millis=remaining_ms)
             except Exception as exc:
                 ok = False
                 _diagnostics.debug(f"meter provider shutdown raised {exc!r}")
-            if (self._metric_exporter is not None
-                    and self._metric_exporter.failed > failed_before):
-                ok = False
+            if reader is not None:
+                # What it did not export by now is dropped, and counted: the last
+                # collection too if it was never made (a collector that never answers kept
+                # the reader's thread in an earlier export, or no time was left).
+                reader.close()
+                ok = ok and self._metric_points_dropped() == dropped_before
         self._final_counts = self.status(q.GetSDKStatusQuery())
         self._initialized = False
         return ok
@@ -506,7 +464,7 @@ class TelemetryCommandHandler:
     def status(self, query: q.GetSDKStatusQuery) -> dict[str, Any]:
         config = self.config
         spans, logs = self._span_queue, self._log_queue
-        metrics = self._metric_exporter
+        metrics = self._metric_reader
         return {
             "initialized": self._initialized,
             "service_name": config.service_name if config else None,
@@ -529,8 +487,10 @@ class TelemetryCommandHandler:
             "logs_dropped": (logs.dropped + logs.failed) if logs else 0,
             "logs_queued": (logs.queued + logs.in_flight) if logs else 0,
             "metric_points_exported": metrics.exported if metrics else 0,
-            "metric_points_dropped": metrics.failed if metrics else 0,
-            "metric_points_queued": metrics.in_flight if metrics else 0,
+            # (dropped: failed, or not exported by the shutdown deadline; queued: collected,
+            # the export under way or waiting)
+            "metric_points_dropped": metrics.dropped if metrics else 0,
+            "metric_points_queued": metrics.queued if metrics else 0,
             # why exports fail, when the backend could not be reached at all
             "backend_unreachable": self._unreachable(),
             "active_spans": len(self._active),

@@ -1,0 +1,293 @@
+"""``CountingMetricReader``: the SDK's periodic metric reader, every point it collects
+accounted for until it is exported or dropped; ``LazyMetricExporter``, the exporter in it.
+
+Why: the SDK's reader hands each collection to the exporter and forgets it. At exit our
+shutdown waits for it only until TELEMETRYFLOW_SHUTDOWN_TIMEOUT, and what was not exported
+by then was lost without a count (the exit line said ``metric points=0``):
+
+- the collection whose export was still under way (a collector that never answers, or one
+  that keeps answering UNAVAILABLE while the exporter retries);
+- the last collection itself, when it was never made: the SDK makes it on the reader's
+  thread when the reader shuts down, which came after the spans' and logs' exports (a
+  collector that never answered them left no time for it), and that thread may be stuck in
+  an earlier export.
+
+So here the exit's last collection is made as the exit starts (``start_last_export``) and
+exported alongside the spans and logs; a collection's points are *queued* from the moment
+it is handed over until its export returns (then *exported* or *dropped*); the reader's
+shutdown lets every export handed over finish before it shuts the exporter down (a flush
+racing the exit's shutdown, see ``_finish_exports``); and ``close()``, at the shutdown
+deadline, counts what is still queued as dropped, collects the last collection if it never
+came (to count it, never to export it) and ignores whatever comes back late. The counts are
+the process's: a forked child starts from zero, as the batch queues do.
+
+Points are counted per export, as an export sends them: a collection whose export failed
+counts, and so does the next one, with the same series (cumulative temporality: each
+collection carries every series' running total). Collections not exported *yet* are not
+added up, though: the newest holds every series of those queued before it, and they are
+one loss, not one per flush that collected them (a multiprocessing child flushes when its
+target returns and again at ``os._exit``). So ``queued`` is the newest one's points.
+
+A short run's runtime-only sample is left out, neither exported nor dropped (see
+``_runtime_only_short_run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
+
+from .. import _diagnostics
+from .exporters import LazyExporter
+from .reachability import gave_up_at_exit
+from .signal_masks import start_quietly
+
+# How long ``close()`` waits for the collection that counts the last points (microseconds
+# normally: only a program's own observable callback, hanging, could take longer).
+_COUNTING_GRACE = 0.5
+
+
+def count_points(metrics_data: Any) -> int:
+    """The data points in one collection (what an OTLP export sends)."""
+    return sum(len(metric.data.data_points) for rm in metrics_data.resource_metrics
+               for sm in rm.scope_metrics for metric in sm.metrics)
+
+
+class LazyMetricExporter(MetricExporter):
+    """Builds the real metric exporter at first use (see ``LazyExporter``); a build that
+    failed, or an exporter that raised, is a failed export."""
+
+    def __init__(self, lazy: LazyExporter) -> None:
+        super().__init__()
+        self._lazy = lazy
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000,
+               **kwargs: Any) -> MetricExportResult:
+        real = self._lazy.get()
+        if real is None:
+            return MetricExportResult.FAILURE
+        try:
+            return real.export(metrics_data, timeout_millis=timeout_millis)  # type: ignore[no-any-return]
+        except Exception as exc:
+            _diagnostics.debug(f"metric export raised {exc!r}")
+            return MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        real = self._lazy.built
+        return True if real is None else bool(real.force_flush(timeout_millis=timeout_millis))
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._lazy.shutdown()
+
+
+class CountingMetricReader(PeriodicExportingMetricReader):
+    """``PeriodicExportingMetricReader`` whose collections are counted (see the module doc).
+
+    Thread safety: collections come from the reader's thread, a flush's helper thread and
+    ``close()``'s; the counts and the queued collections are changed under ``_counts_lock``,
+    never held during an export, and read without it (``get_status()`` runs in a signal
+    handler too, which may have interrupted their holder on the main thread)."""
+
+    def __init__(self, exporter: MetricExporter, *, export_interval_millis: float,
+                 export_timeout_millis: float) -> None:
+        # (all set before the SDK's reader starts its thread, and our fork hook registered
+        # before its own, which restarts that thread in a forked child)
+        self._short_run_until = time.monotonic() + export_interval_millis / 1000
+        self._after_fork_in_child()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(
+                after_in_child=lambda: (me := ref()) is not None and me._after_fork_in_child())
+        super().__init__(exporter, export_interval_millis=export_interval_millis,
+                         export_timeout_millis=export_timeout_millis)
+
+    def _after_fork_in_child(self) -> None:
+        """(Also the start.) A forked child's counts are its own: the parent's collections,
+        queued or counted, are the parent's, as are its locks (another thread may have held
+        them at the fork)."""
+        self._counts_lock = threading.Lock()
+        self._settled = threading.Condition(self._counts_lock)  # (a collection's export returned)
+        self._sending = threading.Lock()  # one export at a time, as in the SDK's reader
+        self.exported = 0
+        self.dropped = 0
+        self.queued = 0  # the points of the newest collection not yet exported or dropped
+        self._queued: dict[int, int] = {}  # collection number -> its points, until settled
+        self._abandoned = 0  # what close() counted of them
+        self._numbered = 0
+        self._stopping = False  # from now on a collection is the last one
+        self._last_handed_over = False
+        self._closed = False
+        self._late = False  # the exporter is (being) shut down: too late to export
+        self._stopped = False
+        self._shut_down = threading.Event()  # shutdown() or close() was called
+
+    def _runtime_only_short_run(self, metrics_data: Any) -> bool:
+        """The exit-time export of a process that lived less than one interval and recorded
+        nothing but our own runtime metrics (``python -c …``, a helper script): a single
+        sample of its memory and CPU is not worth building the exporter stack at exit."""
+        if self.exported or time.monotonic() >= self._short_run_until:
+            return False
+        return all(m.name.startswith(("process.", "cpython."))
+                   for rm in metrics_data.resource_metrics for sm in rm.scope_metrics
+                   for m in sm.metrics)
+
+    def _receive_metrics(self, metrics_data: Any, timeout_millis: float = 10_000,
+                         **kwargs: Any) -> None:
+        skipped = self._runtime_only_short_run(metrics_data)
+        if skipped and self._stopping and not self._shut_down.is_set():
+            # The exit's last collection, made early (``start_last_export``), of a short run
+            # that recorded only our runtime metrics: whether that is still a short run is
+            # decided when the reader shuts down, after the exit's other exports, as it was
+            # before the collection came early. (Not counted as queued meanwhile.)
+            self._shut_down.wait()
+            skipped = self._runtime_only_short_run(metrics_data)
+        points = count_points(metrics_data)
+        with self._counts_lock:
+            if self._closed or self._late:
+                # Too late to export: the last collection ``close()`` looked for, counted
+                # once (newer than what close() counted or will count, which it holds: only
+                # what it adds), or one more after it (the same points again: not counted
+                # twice; a flush racing the exit's shutdown makes one, see ``shutdown``).
+                if not self._last_handed_over:
+                    self._last_handed_over = True
+                    if not skipped:
+                        held = self._abandoned if self._closed else self.queued
+                        self.dropped += max(points - held, 0)
+                return
+            self._last_handed_over = self._last_handed_over or self._stopping
+            if skipped:  # (neither exported nor lost: not worth exporting)
+                return
+            number = self._numbered = self._numbered + 1
+            self._queued[number] = self.queued = points
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            with self._sending:
+                result = self._exporter.export(metrics_data, timeout_millis=timeout_millis)
+        except Exception as exc:
+            result = MetricExportResult.FAILURE
+            _diagnostics.debug(f"metric export raised {exc!r}")
+        finally:
+            detach(token)
+        self._settle(number, result is MetricExportResult.SUCCESS)
+
+    def _settle(self, number: int, ok: bool) -> None:
+        with self._counts_lock:
+            points = self._queued.pop(number, None)
+            self._settled.notify_all()
+            if points is None:
+                return  # (given up by close(): counted there)
+            self.queued = self._queued[max(self._queued)] if self._queued else 0
+            if ok:
+                self.exported += points
+                return
+            self.dropped += points
+            dropped, last = self.dropped, self._stopping
+        # (the last export, or the backend found unreachable at exit: shutdown() is False
+        # and the exit warning says it once, with the counts)
+        if not last and not gave_up_at_exit():
+            _diagnostics.warn_every_minute(
+                "export-metrics", f"exporting metrics failed; {dropped} points lost so far")
+
+    def start_last_export(self) -> None:
+        """Have the reader's thread make its last collection now, at the start of the exit,
+        and export it alongside the spans and logs: its points are then counted (queued)
+        whatever happens next, a signal that abandons the exit included, and arrive even if
+        the spans' collector takes the whole shutdown timeout. ``shutdown()`` then waits for
+        it. A reader laid out otherwise (another SDK version) makes it at ``shutdown()``."""
+        with self._counts_lock:
+            self._stopping = True
+        event = getattr(self, "_shutdown_event", None)
+        if isinstance(event, threading.Event):
+            event.set()
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """The SDK's shutdown (the last collection, then the exporter's shutdown), every
+        export handed over by then finished first, within ``timeout_millis``."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._counts_lock:
+            self._stopping = True
+            if self._stopped:
+                return
+            self._stopped = True
+        self._shut_down.set()
+        self._finish_exports(deadline)
+        super().shutdown(timeout_millis=max(deadline - time.monotonic(), 0.0) * 1000,
+                         **kwargs)
+
+    def _finish_exports(self, deadline: float) -> None:
+        """Wait, until ``deadline``, for the last collection's export and every other one
+        handed over before the exporter is shut down; what comes after is too late.
+
+        Why: the SDK's shutdown waits only for its reader's thread, then shuts the
+        exporter down, and the OTLP exporters cut off an export under way (gRPC cancels
+        it: "Channel closed!") and refuse the next ("Exporter already shutdown"). Exports
+        take turns (``_sending``), so a flush's collection handed over while the exit's
+        last export runs was still waiting then, and its points were counted lost though
+        the collector answered. It happened at nearly every SIGTERM of a uvicorn worker:
+        its server returns, so the multiprocessing child's end-of-process flush runs on
+        the main thread while the SIGTERM that uvicorn raises again shuts down on ours. A
+        collection made after this is the same series again, exported already (or counted
+        as dropped): ignored as after ``close()``. (Its points recorded since the last
+        collection, while the exit runs, are not exported: the last collection is made as
+        the exit starts.)"""
+        self.start_last_export()
+        ticker = getattr(self, "_daemon_thread", None)
+        if isinstance(ticker, threading.Thread) and ticker is not threading.current_thread():
+            with contextlib.suppress(RuntimeError):  # (never started)
+                ticker.join(max(deadline - time.monotonic(), 0.0))
+        with self._settled:
+            self._settled.wait_for(lambda: not self._queued,
+                                   max(deadline - time.monotonic(), 0.0))
+            self._late = True
+
+    def close(self) -> None:
+        """The process stops waiting (the shutdown deadline): what is still queued is
+        dropped, the last collection is counted as dropped if it was never handed over, and
+        nothing is exported any more."""
+        self._shut_down.set()
+        with self._counts_lock:
+            self._stopping = self._closed = True
+            self._abandoned = self.queued
+            self.dropped += self.queued
+            self.queued = 0
+            self._queued.clear()
+            counted = self._last_handed_over
+        if not counted:
+            self._collect_to_count()
+            with self._counts_lock:
+                # (late or never: whatever collection comes now is not counted again)
+                self._last_handed_over = True
+        try:
+            self.shutdown(timeout_millis=0)  # (if the SDK did not get to: interrupts the export)
+        except Exception as exc:
+            _diagnostics.debug(f"metric reader shutdown raised {exc!r}")
+
+    def _collect_to_count(self) -> None:
+        """The last collection, made only to count its points (``_receive_metrics`` drops
+        it, closed): on a thread of its own, waited for at most ``_COUNTING_GRACE``, since a
+        collection runs the program's observable callbacks and waits for any collection
+        under way."""
+        def collect() -> None:
+            try:
+                self.collect(timeout_millis=_COUNTING_GRACE * 1000)
+            except Exception as exc:
+                _diagnostics.debug(f"counting the last metric points failed: {exc!r}")
+
+        thread = threading.Thread(target=collect, name="telemetryflow-metrics-count",
+                                  daemon=True)
+        try:
+            start_quietly(thread)
+        except RuntimeError:  # (no new threads: the interpreter is shutting down)
+            return
+        thread.join(_COUNTING_GRACE)

@@ -27,6 +27,10 @@ from .signals import ExporterKind, Protocol, SignalType
 
 DEFAULT_SERVICE_NAME = "python-app"
 _DEFAULT_PORTS = {Protocol.GRPC: 4317, Protocol.HTTP: 4318}
+# The values OpenTelemetry specifies for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
+# and OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION.
+METRICS_TEMPORALITIES = ("cumulative", "delta", "lowmemory")
+HISTOGRAM_AGGREGATIONS = ("explicit_bucket_histogram", "base2_exponential_bucket_histogram")
 _URL_PORTS = {"https": 443, "http": 80}
 _HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics",
                SignalType.LOGS: "/v1/logs"}
@@ -61,6 +65,10 @@ class TelemetryConfig:
     span_export_timeout: float | None = None
     log_export_timeout: float | None = None
     metric_export_interval_ms: int = 60000
+    # what metric points carry (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE), and how
+    # histograms aggregate (..._DEFAULT_HISTOGRAM_AGGREGATION): see infrastructure/metric_views
+    metrics_temporality: str = "cumulative"
+    histogram_aggregation: str = "explicit_bucket_histogram"
     enable_traces: bool = True
     enable_metrics: bool = True
     enable_logs: bool = True
@@ -121,6 +129,12 @@ class TelemetryConfig:
             problems.append(Problem("service_name", repr(self.service_name), "expected a name"))
         if self.compression not in ("gzip", "none"):
             problems.append(Problem("compression", repr(self.compression), "expected gzip or none"))
+        if self.metrics_temporality not in METRICS_TEMPORALITIES:
+            problems.append(Problem("metrics_temporality", repr(self.metrics_temporality),
+                                    "expected one of: " + ", ".join(METRICS_TEMPORALITIES)))
+        if self.histogram_aggregation not in HISTOGRAM_AGGREGATIONS:
+            problems.append(Problem("histogram_aggregation", repr(self.histogram_aggregation),
+                                    "expected one of: " + ", ".join(HISTOGRAM_AGGREGATIONS)))
         for name in ("timeout", "shutdown_timeout"):  # (NaN fails both comparisons)
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) \

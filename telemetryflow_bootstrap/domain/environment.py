@@ -232,6 +232,24 @@ VARIABLES: tuple[Variable, ...] = (
         "how often metrics are exported, in milliseconds",
         "OTEL_METRIC_EXPORT_INTERVAL",
     ),
+    _v(
+        "TELEMETRYFLOW_METRICS_TEMPORALITY",
+        "metrics_temporality",
+        p.choice("cumulative", "delta", "lowmemory"),
+        "cumulative",
+        "what metric points carry: cumulative running totals, or delta (the change since the "
+        "last export) for counters and histograms, as Dynatrace and other backends require; "
+        "lowmemory: delta for synchronous counters and histograms only",
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    ),
+    _v(
+        "TELEMETRYFLOW_HISTOGRAM_AGGREGATION",
+        "histogram_aggregation",
+        p.choice("explicit_bucket_histogram", "base2_exponential_bucket_histogram"),
+        "explicit_bucket_histogram",
+        "how histograms are aggregated: fixed buckets, or base-2 exponential buckets",
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+    ),
     _v("TELEMETRYFLOW_ENABLE_TRACES", "enable_traces", _bool, "true", "export traces"),
     _v("TELEMETRYFLOW_ENABLE_METRICS", "enable_metrics", _bool, "true", "export metrics"),
     _v("TELEMETRYFLOW_ENABLE_LOGS", "enable_logs", _bool, "true", "export logs"),

@@ -41,6 +41,7 @@ from ..domain.redaction import redact_url
 from ..domain.signals import ExporterKind, SignalType
 from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
+from .metric_preferences import exporter_preferences
 from .metric_reader import CountingMetricReader, LazyMetricExporter
 from .providers import install_global
 from .reachability import final_exports, gave_up_at_exit
@@ -247,7 +248,8 @@ class TelemetryCommandHandler:
                       factory: OTLPExporterFactory) -> None:
         reader = self._overrides.metric_reader
         if reader is None:
-            exporter = LazyMetricExporter(self._lazy(factory.create_metric_exporter, "metrics"))
+            exporter = LazyMetricExporter(self._lazy(factory.create_metric_exporter, "metrics"),
+                                          **exporter_preferences(config))
             # (its thread, and the one it restarts in a forked child, never takes SIGTERM)
             with signals_blocked():
                 reader = self._metric_reader = quiet_during_fork_hooks_registered_in(

@@ -68,8 +68,10 @@ class LazyMetricExporter(MetricExporter):
     """Builds the real metric exporter at first use (see ``LazyExporter``); a build that
     failed, or an exporter that raised, is a failed export."""
 
-    def __init__(self, lazy: LazyExporter) -> None:
-        super().__init__()
+    def __init__(self, lazy: LazyExporter, **preferences: Any) -> None:
+        # (the reader takes the temporality and aggregation from here, when it is built:
+        # see metric_preferences)
+        super().__init__(**preferences)
         self._lazy = lazy
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000,

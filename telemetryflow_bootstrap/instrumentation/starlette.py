@@ -38,6 +38,7 @@ from typing import Any
 
 from starlette.routing import Mount
 
+from .. import _diagnostics
 from ..middleware import REQUEST_KEY, TelemetryMiddleware
 from .asgi import (
     FASTAPI_TELEMETRY,
@@ -72,6 +73,7 @@ def patch_fastapi(module: Any, context: Any) -> None:
     applications = sys.modules.get("fastapi.applications") \
         or importlib.import_module("fastapi.applications")
     _patch_fastapi(applications.FastAPI, _server_for(context))
+    _no_second_exporters()
 
 
 def _server_for(context: Any) -> ASGIServer:
@@ -139,6 +141,55 @@ def _patch_fastapi(cls: Any, server: ASGIServer) -> None:
 
     setattr(__call__, _ORIGINAL, original)
     cls.__call__ = __call__
+
+
+# What FastAPI's automatic export configures per signal: (switch, explicit provider) keys.
+_FASTAPI_SIGNALS = (("tracing", "tracer_provider"), ("metrics", "meter_provider"),
+                    ("logs", "logger_provider"))
+
+
+def _no_second_exporters() -> None:
+    """FastAPI's automatic export (``FASTAPI_OTEL_AUTO_CONFIGURE=true``, or
+    ``telemetry={"auto_configure": True}``) adds OTLP exporters of its own, at lifespan
+    start-up, to the global providers: ours, which export already. Every span, metric
+    point and log record went out twice. It now adds them only to providers the user gave
+    the application (``FastAPI(telemetry={"tracer_provider": ...})``), and says once that
+    it did not for ours. FastAPI laid out otherwise is left as it is."""
+    try:
+        runtime = importlib.import_module("fastapi.telemetry._runtime")
+    except ImportError:
+        return
+    original = getattr(runtime, "_configure_from_environment", None)
+    if not callable(original) or getattr(original, _ORIGINAL, None) is not None:
+        return
+
+    @functools.wraps(original)
+    def _configure_from_environment(config: Any) -> None:
+        if not isinstance(config, dict) or not config.get("auto_configure"):
+            return original(config)  # type: ignore[no-any-return]
+        own = {switch: bool(config.get(switch)) and config.get(provider) is not None
+               for switch, provider in _FASTAPI_SIGNALS}
+        if not all(own.values()) and _said_once("fastapi-auto-configure"):
+            _diagnostics.warn("FASTAPI_OTEL_AUTO_CONFIGURE: FastAPI's own OTLP exporters are "
+                              "not added to telemetryflow-run's providers, which export this "
+                              "application's telemetry already (everything would go twice)")
+        if any(own.values()):
+            return original({**config, **own})  # type: ignore[no-any-return]
+        return None
+
+    setattr(_configure_from_environment, _ORIGINAL, original)
+    runtime._configure_from_environment = _configure_from_environment
+
+
+_said: set[str] = set()
+
+
+def _said_once(key: str) -> bool:
+    """True the first time ``key`` is asked for (one warning per process)."""
+    if key in _said:
+        return False
+    _said.add(key)
+    return True
 
 
 def _has_own_telemetry(app: Any) -> bool:

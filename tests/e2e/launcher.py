@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,18 @@ def python(*args: str) -> list[str]:
 
 def app(name: str) -> str:
     return str(APPS / name)
+
+
+def wait_listening(proc: subprocess.Popen[Any], port: int, timeout: float = 30) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (the server ``proc``
+    started); fails if ``proc`` exits first or nothing listens within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on {port}")

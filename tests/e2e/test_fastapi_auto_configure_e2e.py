@@ -5,7 +5,6 @@ so every span (metric point, log record) reached the collector twice."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 
 from tests.otlp_receiver import free_port
 
-from .launcher import LAUNCHER, REPO, clean_env
+from .launcher import LAUNCHER, REPO, clean_env, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +30,7 @@ def test_fastapi_auto_configure_does_not_export_everything_twice(otlp_receiver):
          "tests.apps.server_fastapi:app"],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_listening(proc, port)
         for _ in range(3):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/7", timeout=10) as r:
                 assert r.status == 200

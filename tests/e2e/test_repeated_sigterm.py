@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,7 +16,7 @@ import pytest
 
 from tests.otlp_receiver import free_port
 
-from .launcher import LAUNCHER, REPO, app, python, receiver_env
+from .launcher import LAUNCHER, REPO, app, python, receiver_env, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -42,17 +41,6 @@ def test_two_sigterms_at_once_export_everything_and_die_of_sigterm(otlp_receiver
     assert len([s for s in spans if s.name.startswith("unit-")]) == 100
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited early with {proc.returncode}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listened on {port}")
-
 
 def test_uvicorn_replaying_two_sigterms_loses_nothing(otlp_receiver):
     """uvicorn catches SIGTERM during its graceful shutdown and raises each one it caught
@@ -66,7 +54,7 @@ def test_uvicorn_replaying_two_sigterms_loses_nothing(otlp_receiver):
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         for _ in range(30):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/items/7", timeout=10) as r:
                 assert r.status == 200

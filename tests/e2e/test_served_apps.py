@@ -15,8 +15,7 @@ import pytest
 
 from tests.otlp_receiver import free_port
 
-from .launcher import LAUNCHER, REPO, receiver_env
-from .test_worker_servers import _wait_listening
+from .launcher import LAUNCHER, REPO, receiver_env, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +33,7 @@ def _serve(args: list[str], env: dict[str, str], port: int, paths: list[str]) ->
     proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         statuses = [_get(f"http://127.0.0.1:{port}{path}") for path in paths]
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=20)
@@ -84,11 +83,11 @@ def test_plain_application_gets_server_spans(otlp_receiver, server):
 def test_wsgiref_server_gets_server_spans(otlp_receiver):
     port = free_port()
     env = receiver_env(otlp_receiver, TELEMETRYFLOW_SERVICE_NAME="plain")
-    # three requests: the two below and _wait_listening's probe connection
+    # three requests: the two below and wait_listening's probe connection
     proc = subprocess.Popen([LAUNCHER, "python", "tests/apps/plain_servers.py", str(port), "3"],
                             env=env, cwd=REPO, stderr=subprocess.PIPE)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         assert [_get(f"http://127.0.0.1:{port}{p}") for p in ("/fail", "/ok")] == [500, 200]
         _out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0 and b"Traceback" not in err, err.decode()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,7 +20,7 @@ import pytest
 
 from tests.otlp_receiver import OTLPReceiver, free_port
 
-from .launcher import LAUNCHER, REPO, receiver_env
+from .launcher import LAUNCHER, REPO, receiver_env, wait_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -35,18 +34,6 @@ _SERVERS = {
 _PATHS = {"uvicorn": "/items/7", "gunicorn": "/hello/you"}
 
 
-def _wait_listening(proc: subprocess.Popen[str], port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listened on {port}")
-
 
 def _serve_and_sigterm(server: str, env: dict[str, str]) -> str:
     """Start ``server`` under the launcher, send ``_REQUESTS`` GETs, one SIGTERM to the
@@ -56,7 +43,7 @@ def _serve_and_sigterm(server: str, env: dict[str, str]) -> str:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         time.sleep(1.5)  # let every worker boot
         for _ in range(_REQUESTS):
             url = f"http://127.0.0.1:{port}{_PATHS[server]}"

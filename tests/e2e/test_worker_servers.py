@@ -7,7 +7,6 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,22 +16,10 @@ import pytest
 
 from tests.otlp_receiver import free_port
 
-from .launcher import LAUNCHER, REPO, receiver_env
+from .launcher import LAUNCHER, REPO, receiver_env, wait_listening
 
 pytestmark = pytest.mark.e2e
 
-
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listened on {port}")
 
 
 def _get(url: str) -> int:
@@ -48,7 +35,7 @@ def _serve_and_stop(args: list[str], env: dict[str, str], port: int, path: str,
     proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         time.sleep(1.0)  # let every worker boot
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(_get, [f"http://127.0.0.1:{port}{path}"] * requests))
@@ -110,7 +97,7 @@ def _recycling_gunicorn(env: dict[str, str]) -> Iterator[str]:
     proc = subprocess.Popen([LAUNCHER, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port)
         yield f"http://127.0.0.1:{port}/hello/you"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -235,6 +235,78 @@ class AsyncExecuteMany:
         return self if result is wrapped else result
 
 
+class Copy:
+    """psycopg's ``cursor.copy(statement)``: one span from entering the ``with`` block
+    (the COPY statement is sent) to leaving it (the data is flushed and the server
+    answers), as the whole block is the one operation; a block that raises ends it with
+    that exception's type."""
+
+    def copy(self, *args: Any, **kwargs: Any) -> Any:
+        manager = self.__wrapped__.copy(*args, **kwargs)  # type: ignore[attr-defined]
+        if suppressed():
+            return manager
+        target = self._self_target  # type: ignore[attr-defined]
+        try:
+            prepared = target.prepare(dbapi.statement_of(args, kwargs))
+        except Exception:
+            return manager
+        return _TracedBlock(manager, target.telemetry, prepared)
+
+
+class _TracedBlock:
+    """A driver's (sync or async) context manager, traced from enter to exit."""
+
+    __slots__ = ("_manager", "_prepared", "_span", "_telemetry")
+
+    def __init__(self, manager: Any, telemetry: dbapi.Telemetry,
+                 prepared: dbapi.Prepared) -> None:
+        self._manager = manager
+        self._telemetry = telemetry
+        self._prepared = prepared
+        self._span: dbapi.Span | None = None
+
+    def __enter__(self) -> Any:
+        self._span = span = dbapi.Span(self._telemetry, self._prepared)
+        try:
+            return self._manager.__enter__()
+        except BaseException as exc:
+            span.end(exc)
+            raise
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        try:
+            swallowed = self._manager.__exit__(kind, exc, tb)
+        except BaseException as raised:
+            self._end(raised)
+            raise
+        self._end(None if swallowed else exc)
+        return swallowed
+
+    async def __aenter__(self) -> Any:
+        self._span = span = dbapi.Span(self._telemetry, self._prepared)
+        try:
+            return await self._manager.__aenter__()
+        except BaseException as exc:
+            span.end(exc)
+            raise
+
+    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        try:
+            swallowed = await self._manager.__aexit__(kind, exc, tb)
+        except BaseException as raised:
+            self._end(raised)
+            raise
+        self._end(None if swallowed else exc)
+        return swallowed
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._span is not None:
+            self._span.end(exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+
 # ----- patching connect --------------------------------------------------------------------
 
 _Make = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]

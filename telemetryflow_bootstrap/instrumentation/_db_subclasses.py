@@ -231,3 +231,42 @@ class CallProc:
             return method(*args, **kwargs)
         return dbapi.run(target.telemetry, target.procedure(dbapi.procedure_of(args, kwargs)),
                          method, args, kwargs)
+
+
+class CopyExpert:
+    """psycopg2's ``copy_expert(sql, file)``: the COPY statement the program wrote."""
+
+    __slots__ = ()
+
+    def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
+        method = super().copy_expert  # type: ignore[misc]
+        target = _target_of(self)
+        if target is None or suppressed():
+            return method(*args, **kwargs)
+        statement = args[0] if args else kwargs.get("sql")
+        return dbapi.run(target.telemetry, target.prepare(statement), method, args, kwargs)
+
+
+class CopyTable:
+    """psycopg2's ``copy_from(file, table)``/``copy_to(file, table)``: a COPY of the table
+    the program names; the statement psycopg2 composes is not shown (its text is ours to
+    guess, not the program's)."""
+
+    __slots__ = ()
+
+    def copy_from(self, *args: Any, **kwargs: Any) -> Any:
+        return _copy_table(self, super().copy_from, args, kwargs)  # type: ignore[misc]
+
+    def copy_to(self, *args: Any, **kwargs: Any) -> Any:
+        return _copy_table(self, super().copy_to, args, kwargs)  # type: ignore[misc]
+
+
+def _copy_table(cursor: Any, method: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+    target = _target_of(cursor)
+    if target is None or suppressed():
+        return method(*args, **kwargs)
+    table = args[1] if len(args) > 1 else kwargs.get("table")
+    if not isinstance(table, str):
+        return method(*args, **kwargs)  # the driver refuses it, untraced
+    return dbapi.run(target.telemetry, target.copy(table), method, args, kwargs)

@@ -15,9 +15,9 @@ replaced by ``?`` and its comments removed, see ``_sql_text``; parameter values 
 read), ``db.operation.name``, ``db.collection.name`` (only when the statement names one table),
 ``db.stored_procedure.name`` (callproc), ``db.operation.batch.size`` (executemany of 2+),
 ``server.address``, ``server.port``; on failure ``error.type``,
-``db.response.status_code`` (SQLSTATE / MySQL error number), an exception event and ERROR
-status without the exception's message (it quotes values: see ``_record_failure``), and the
-original exception propagates.
+``db.response.status_code`` (SQLSTATE / MySQL error number / Redis error prefix), an
+exception event and ERROR status without the exception's message (it quotes values: see
+``_record_failure``), and the original exception propagates.
 
 Metric: ``db.client.operation.duration`` (histogram, seconds) with ``db.system.name``,
 ``db.operation.name``, ``db.collection.name``, ``db.namespace``, ``server.address``,
@@ -200,6 +200,11 @@ class Target:
             name = operation or extra.get(PROCEDURE) or self.system
         return Prepared(name, attributes, metric)
 
+    def copy(self, table: str) -> Prepared:
+        """A COPY of ``table`` whose statement the driver composes (not cached: a COPY
+        moves whole tables, its cost dwarfs building two dicts)."""
+        return self.operation("COPY", table)
+
     def procedure(self, name: Any) -> Prepared:
         key = str(name)
         prepared = self._procedures.get(key)
@@ -237,8 +242,9 @@ _DDL_TABLE = re.compile(
     rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?:ONLY\s+)?{_NAME}", re.I)
 _TRUNCATE = re.compile(rf"\s+(?:TABLE\s+)?(?:ONLY\s+)?{_NAME}", re.I)
 _SEARCHED = {"SELECT": _FROM, "DELETE": _FROM, "INSERT": _INTO, "REPLACE": _INTO}
+_COPY = re.compile(rf"\s+{_NAME}", re.I)  # COPY t ... (not COPY (query) TO)
 _ANCHORED = {"UPDATE": _UPDATE, "CREATE": _DDL_TABLE, "DROP": _DDL_TABLE,
-             "ALTER": _DDL_TABLE, "TRUNCATE": _TRUNCATE}
+             "ALTER": _DDL_TABLE, "TRUNCATE": _TRUNCATE, "COPY": _COPY}
 _NOT_TABLES = frozenset({"SELECT", "LATERAL", "UNNEST", "VALUES", "SET", "WHERE"})
 _WHITESPACE_DOT = re.compile(r"\s*\.\s*")
 
@@ -358,6 +364,36 @@ async def run_async(telemetry: Telemetry, prepared: Prepared, method: Callable[.
     return result
 
 
+class Span:
+    """An operation traced across two calls (a ``with`` block's enter and exit, as psycopg's
+    ``copy()``), where ``run`` cannot wrap one call; like ``run``, it never raises."""
+
+    __slots__ = ("_prepared", "_span", "_started", "_telemetry")
+
+    def __init__(self, telemetry: Telemetry, prepared: Prepared) -> None:
+        self._telemetry = telemetry
+        self._prepared = prepared
+        try:
+            self._span: Any = _start(telemetry, prepared)
+        except Exception:
+            self._span = None
+        self._started = _now()
+
+    def end(self, exc: BaseException | None = None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return  # never started, or ended already
+        elapsed = _now() - self._started
+        if exc is not None:
+            _failed(self._telemetry, self._prepared, span, exc, elapsed)
+            return
+        try:
+            self._telemetry.duration.record(elapsed, self._prepared.metric_attributes)
+            span.end()
+        except Exception:
+            pass
+
+
 def _failed(telemetry: Telemetry, prepared: Prepared, span: Any, exc: BaseException,
             elapsed: float) -> None:
     # Runs inside the caller's ``except``: it must never raise, or the user would see our
@@ -400,12 +436,34 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
+# A Redis error reply starts with its upper-case code (``WRONGTYPE Operation against...``);
+# redis-py keeps that text as the message, or, for a pipeline's failed command, quotes it
+# after the command and its arguments (the asyncio client as the repr of its args tuple).
+_REDIS_PREFIX = re.compile(
+    r"(?:Command # \d+ \(.*\) of pipeline caused error: (?:\(['\"])?)?"
+    r"([A-Z][A-Z_]{1,31})(?=[ '\"]|$)", re.S)
+_ABSENT = object()
+
+
 def _status_code(exc: BaseException) -> str | None:
     args = getattr(exc, "args", ())
     if args and type(args[0]) is int:  # MySQL drivers: (errno, message); semconv wants errno
         return str(args[0])
     code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-    return str(code) if code else None
+    if code:
+        return str(code)
+    # redis-py 5.1+: ``status_code`` is the error prefix it stripped from the message
+    # (``ERR``, ``NOSCRIPT``...); None when the prefix stayed in the message (``WRONGTYPE``)
+    # or no reply was received (connection errors: no prefix, so no code).
+    code = getattr(exc, "status_code", _ABSENT)
+    if code is _ABSENT:
+        return None
+    if code:
+        return str(code)
+    if args and isinstance(args[0], str):
+        found = _REDIS_PREFIX.match(args[0])
+        return found.group(1) if found else None
+    return None
 
 
 # ----- what a DB-API call records ---------------------------------------------------------

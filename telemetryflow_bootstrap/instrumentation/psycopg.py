@@ -9,10 +9,14 @@ only when they hold no ``Literal``), ``db.operation.name``, ``db.collection.name
 ``db.operation.batch.size``; on failure ``error.type`` and ``db.response.status_code``
 (SQLSTATE). Environment: ``TELEMETRYFLOW_DB_COMMENTER``.
 
+``cursor.copy(statement)`` (sync and async) is one span from entering its ``with`` block
+to leaving it: the COPY is one operation, its data flows inside the block; a block that
+raises ends the span with that exception's type.
+
 ``psycopg.connect`` is ``Connection.connect`` bound at import, and pools call
 ``connection_class.connect``: the module attribute and both classmethods
-(``Connection.connect``, ``AsyncConnection.connect``) are wrapped. Not traced: ``copy()``,
-``stream()``, and cursors built directly from a class (``psycopg.Cursor(conn)``).
+(``Connection.connect``, ``AsyncConnection.connect``) are wrapped. Not traced: ``stream()``,
+and cursors built directly from a class (``psycopg.Cursor(conn)``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ._sql_composed import renderer
 from .psycopg2 import server
 
 
-class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.CursorProxy):
+class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.Copy, proxies.CursorProxy):
     pass
 
 
@@ -33,7 +37,8 @@ class _Connection(proxies.ConnectionExecute, proxies.ConnectionProxy):
     cursor_proxy = _Cursor
 
 
-class _AsyncCursor(proxies.AsyncExecute, proxies.AsyncExecuteMany, proxies.AsyncCursorProxy):
+class _AsyncCursor(proxies.AsyncExecute, proxies.AsyncExecuteMany, proxies.Copy,
+                   proxies.AsyncCursorProxy):
     pass
 
 

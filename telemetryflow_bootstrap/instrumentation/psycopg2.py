@@ -1,6 +1,8 @@
 """psycopg2: a CLIENT span and a ``db.client.operation.duration`` point per cursor
 ``execute``/``executemany``/``callproc`` (named, ``cursor_factory`` and extras cursors too),
-and one per ``psycopg2.extras.execute_values``/``execute_batch`` call (see psycopg2_extras).
+per ``copy_expert``/``copy_from``/``copy_to`` (``COPY {table}``; ``db.query.text`` only for
+``copy_expert``, whose statement the program wrote), and one per
+``psycopg2.extras.execute_values``/``execute_batch`` call (see psycopg2_extras).
 
 Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace`` (database),
 ``server.address``/``server.port`` (from libpq's connection info after connecting, so
@@ -73,7 +75,8 @@ def patch(module: Any, context: Any) -> None:
     if dbapi.is_patched(original):
         return
     cursors = subclasses.Derived(extensions.cursor, (
-        subclasses.Execute, subclasses.ExecuteMany, subclasses.CallProc))
+        subclasses.Execute, subclasses.ExecuteMany, subclasses.CallProc,
+        subclasses.CopyExpert, subclasses.CopyTable))
 
     class CursorFactory:
         """``connection.cursor()``, building a traced subclass of the class psycopg2 would

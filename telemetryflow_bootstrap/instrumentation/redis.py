@@ -6,7 +6,7 @@ Attributes: ``db.system.name=redis``, ``db.operation.name`` (the command, or
 ``PIPELINE``/``MULTI``), ``db.query.text`` (the command with every argument shown as ``?``;
 a pipeline's commands one per line), ``db.namespace`` (the database index),
 ``server.address``/``server.port`` (or the Unix socket path), ``db.operation.batch.size``
-(pipelines of 2+ commands); on failure ``error.type`` and the exception event.
+(pipelines of 2+ commands).
 
 Environment: ``TELEMETRYFLOW_REDIS_CAPTURE_ARGS`` (``config.redis_capture_args``): show the
 real arguments in ``db.query.text`` (each cut to 100 characters), except for commands that
@@ -14,7 +14,15 @@ carry credentials (AUTH, HELLO, MIGRATE, CONFIG, ACL), whose arguments stay ``?`
 host, port, path and db are read from the connection settings, so a password in a
 ``redis://`` URL never reaches telemetry.
 
-Not traced: cluster clients, pub/sub, and commands run immediately while a pipeline WATCHes.
+A pipeline's WATCH and the commands it runs at once while watching (before ``multi()``)
+are round trips of their own: a span each, like a client's commands.
+
+On failure: ``error.type``, ``db.response.status_code`` (the error reply's prefix:
+``WRONGTYPE``, ``ERR``, ``NOSCRIPT``...; none when no reply came, e.g. a refused
+connection), an exception event and ERROR status without the message (redis-py's message of
+a failed pipeline command quotes its arguments).
+
+Not traced: cluster clients and pub/sub.
 """
 
 from __future__ import annotations
@@ -160,14 +168,52 @@ def patch(module: Any, context: Any) -> None:
 
 
 def _patch_sync(client_module: Any, tracing: _Tracing) -> None:
+    if dbapi.is_patched(client_module.Redis.execute_command):
+        return
+    _patch_command(client_module.Redis, "execute_command", tracing, is_async=False)
+    _patch_command(client_module.Pipeline, "immediate_execute_command", tracing,
+                   is_async=False)
+    _patch_pipeline(client_module.Pipeline, tracing, is_async=False)
+
+
+def _patch_async(client_module: Any, tracing: _Tracing) -> None:
+    if dbapi.is_patched(client_module.Redis.execute_command):
+        return
+    _patch_command(client_module.Redis, "execute_command", tracing, is_async=True)
+    _patch_command(client_module.Pipeline, "immediate_execute_command", tracing,
+                   is_async=True)
+    _patch_pipeline(client_module.Pipeline, tracing, is_async=True)
+
+
+def _patch_command(owner: Any, name: str, tracing: _Tracing, is_async: bool) -> None:
+    """One span per command sent at once: ``Redis.execute_command``, and a pipeline's
+    ``immediate_execute_command`` (WATCH, and the commands a WATCHing pipeline runs before
+    MULTI), which talks to its connection directly, never through the former."""
+    original = getattr(owner, name, None)
+    if original is None or dbapi.is_patched(original):
+        return
     telemetry = tracing.telemetry
-    run = dbapi.run
-    original = client_module.Redis.execute_command
-    if dbapi.is_patched(original):
+
+    if is_async:
+        run_async = dbapi.run_async
+
+        @functools.wraps(original)
+        async def execute_async(self: Any, *args: Any, **options: Any) -> Any:
+            if suppressed() or not args:
+                return await original(self, *args, **options)
+            try:
+                prepared = tracing.command(self, args)
+            except Exception:
+                return await original(self, *args, **options)
+            return await run_async(telemetry, prepared, original, (self, *args), options)
+
+        setattr(owner, name, dbapi.mark_patched(execute_async))
         return
 
+    run = dbapi.run
+
     @functools.wraps(original)
-    def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+    def execute(self: Any, *args: Any, **options: Any) -> Any:
         if suppressed() or not args:
             return original(self, *args, **options)
         try:
@@ -176,29 +222,7 @@ def _patch_sync(client_module: Any, tracing: _Tracing) -> None:
             return original(self, *args, **options)
         return run(telemetry, prepared, original, (self, *args), options)
 
-    client_module.Redis.execute_command = dbapi.mark_patched(execute_command)
-    _patch_pipeline(client_module.Pipeline, tracing, is_async=False)
-
-
-def _patch_async(client_module: Any, tracing: _Tracing) -> None:
-    telemetry = tracing.telemetry
-    run = dbapi.run_async
-    original = client_module.Redis.execute_command
-    if dbapi.is_patched(original):
-        return
-
-    @functools.wraps(original)
-    async def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-        if suppressed() or not args:
-            return await original(self, *args, **options)
-        try:
-            prepared = tracing.command(self, args)
-        except Exception:
-            return await original(self, *args, **options)
-        return await run(telemetry, prepared, original, (self, *args), options)
-
-    client_module.Redis.execute_command = dbapi.mark_patched(execute_command)
-    _patch_pipeline(client_module.Pipeline, tracing, is_async=True)
+    setattr(owner, name, dbapi.mark_patched(execute))
 
 
 def _patch_pipeline(pipeline_class: Any, tracing: _Tracing, is_async: bool) -> None:

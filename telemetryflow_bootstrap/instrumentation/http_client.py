@@ -17,14 +17,17 @@ Span attributes
     ``http.request.header.<name>``/``http.response.header.<name>``.
 Metric attributes (low cardinality: never the URL)
     ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
-    ``server.address``, ``server.port``, ``error.type``.
+    ``server.address``, ``server.port``, ``network.protocol.version`` (when a response
+    came), ``error.type``.
 Environment
     ``TELEMETRYFLOW_EXCLUDED_URLS`` (via the config; excluded: no span, no metric, no context
     injected), ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST``/``_RESPONSE`` and
     ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` (read once, at patch time).
 
 The context is injected (global propagator: W3C ``traceparent``/``tracestate`` and
-``baggage`` by default) into a copy of the caller's headers. Inside a span made by an outer
+``baggage`` by default) into a copy of the caller's headers, replacing a trace header the
+caller set in another letter case (urllib.request sends ``Traceparent``), never adding a
+second one. Inside a span made by an outer
 layer (requests → urllib3 → http.client) the inner layers stand aside
 (``http_suppressed()``), and nothing is traced while our exporter runs.
 """
@@ -75,7 +78,8 @@ _OTHER = HttpRequestMethodValues.OTHER.value
 # name in prose. Matching is exact: ``get`` goes on the wire as ``get`` and is not ``GET``.
 _KNOWN_METHODS = frozenset(m.value for m in HttpRequestMethodValues if m.value != _OTHER) | {
     "QUERY"}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+# (ws/wss: the scheme of a WebSocket handshake, e.g. Starlette's TestClient through httpx)
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PROTOCOL_VERSIONS = {9: "0.9", 10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 _PENDING = "_telemetryflow_call"
 # The context key under which a call's own context (``ClientCall.context``) holds the call:
@@ -143,7 +147,7 @@ class ClientTelemetry:
             if verdict is not None:
                 if not verdict.sampled:
                     return ClientCall(self, shortcut.span(verdict), metric_attributes, False,
-                                      parent)
+                                      parent, resend_count)
                 trace_id = verdict.trace_id
         attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: known, URL_FULL: redact_url(url)}
         if host:
@@ -161,7 +165,7 @@ class ClientTelemetry:
         span = (leaf.start(name, SpanKind.CLIENT, attributes, shared=False, trace_id=trace_id)
                 if leaf is not None
                 else self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes))
-        return ClientCall(self, span, metric_attributes, True, parent)
+        return ClientCall(self, span, metric_attributes, True, parent, resend_count)
 
     def warn(self, exc: BaseException) -> None:
         """Our code failed around one request: the request runs untraced; say so once a
@@ -183,17 +187,20 @@ class ClientCall:
     of the caller's after the request (requests' response hooks, its redirects) ends the call
     there and makes ``parent`` current again: that code is not part of this request, and
     an HTTP call it makes is a request of its own. ``sent``: the request object that carries
-    the trace headers, when the library module needs to recognise it. The span ends at the
+    the trace headers, when the library module needs to recognise it. ``resend_count``: the
+    call's ordinal among the resends of one library call (a further resend the library makes
+    inside this call counts on from it: see urllib3). The span ends at the
     time the duration was measured, so span and metric agree; ``end`` runs once, a second
     call does nothing."""
 
     __slots__ = ("_recording", "_start", "_telemetry", "context", "ended", "metric_attributes",
-                 "parent", "sent", "span")
+                 "parent", "resend_count", "sent", "span")
 
     def __init__(self, telemetry: ClientTelemetry, span: Any,
                  metric_attributes: dict[str, Any], recording: bool = True,
-                 parent: Context | None = None) -> None:
+                 parent: Context | None = None, resend_count: int = 0) -> None:
         self._telemetry = telemetry
+        self.resend_count = resend_count
         self.span = span
         self._recording = recording
         self.metric_attributes = metric_attributes
@@ -222,7 +229,7 @@ class ClientCall:
         span = self.span
         metric_attributes = self.metric_attributes
         if not self._recording:
-            self._record(elapsed, metric_attributes, status, exception)
+            self._record(elapsed, metric_attributes, status, version, exception)
             return
         try:
             error_type = None
@@ -242,6 +249,7 @@ class ClientCall:
             if version is not None:
                 version = _PROTOCOL_VERSIONS.get(version, version) if isinstance(version, int) \
                     else version
+                metric_attributes[NETWORK_PROTOCOL_VERSION] = version
                 span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
             capture = self._telemetry._response_headers
             if capture and headers is not None and span.is_recording():
@@ -261,7 +269,7 @@ class ClientCall:
                 self._telemetry.warn(exc)
 
     def _record(self, elapsed: float, metric_attributes: dict[str, Any], status: int | None,
-                exception: BaseException | None) -> None:
+                version: Any, exception: BaseException | None) -> None:
         """``end`` for a dropped span: the duration point alone, with the same attributes."""
         duration = self._telemetry._duration
         if duration is None:
@@ -269,6 +277,9 @@ class ClientCall:
         try:
             if status is not None:
                 metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
+            if version is not None:
+                metric_attributes[NETWORK_PROTOCOL_VERSION] = _PROTOCOL_VERSIONS.get(
+                    version, version) if isinstance(version, int) else version
             if exception is not None:
                 metric_attributes[ERROR_TYPE] = type(exception).__qualname__
             elif status is not None and status >= 400:
@@ -409,6 +420,27 @@ def copy_headers(headers: Any) -> Any:
     return copy() if copy is not None else dict(headers)
 
 
+def headers_with_context(call: ClientCall, headers: Any) -> Any:
+    """A copy of the caller's headers (see ``copy_headers``) with the call's trace headers
+    injected, each sent once. Why more than an ``inject``: the propagator writes lower-case
+    names, and a plain dict that already has the same header in another case
+    (``Traceparent``: urllib.request capitalises every name it is given; or a caller
+    propagating by hand) would then send both, the stale one first, and the server would
+    read a garbled or wrong parent. Such a name is dropped from the copy; case-insensitive
+    header types (urllib3's ``HTTPHeaderDict``) replace it by themselves. Cost: one
+    ``lower()`` per header the caller passed, no further copy."""
+    sent = copy_headers(headers)
+    call.inject(sent)
+    if headers and type(sent) is dict:
+        for name in headers:
+            if type(name) is str:
+                lower = name.lower()
+                # (ours: the lower-case twin that was not among the caller's headers)
+                if lower != name and lower in sent and lower not in headers:
+                    del sent[name]
+    return sent
+
+
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -510,8 +542,7 @@ class _HttpClientAdapter(Adapter):
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        sent = copy_headers(argument(args, kwargs, 3, "headers"))
-        call.inject(sent)
+        sent = headers_with_context(call, argument(args, kwargs, 3, "headers"))
         return replace_argument(args, kwargs, 3, "headers", sent)
 
     def outcome(self, response: Any) -> tuple[Any, Any, Any]:

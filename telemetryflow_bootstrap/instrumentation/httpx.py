@@ -11,6 +11,10 @@ Produces
     for every resend. A span ends when the transport has answered with the response
     headers; reading the body (inside ``send()`` unless ``stream=True``, or later by the
     caller) is not part of it.
+    A WebSocket handshake Starlette's ``TestClient`` sends through httpx (``ws://``) is a
+    span too, ended without error when the TestClient's transport hands over its session
+    (by raising its internal ``_Upgrade``, which is control flow, not a failure): no
+    ``error.type`` and no status code, since the handshake's answer is not known then.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
@@ -19,7 +23,8 @@ Attributes
     an exception event), ``http.request.resend_count``, captured
     ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
-    ``server.address``, ``server.port``, ``error.type`` — never the URL.
+    ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
+    the URL.
 The caller's code
     Event hooks and auth flows run between the requests, in the caller's own context: an
     HTTP call they make is a request of its own, with its own span and trace headers.
@@ -73,7 +78,7 @@ def patch(module: Any, context: Any) -> None:
         except BaseException as exc:
             _restore(request, sent, token)  # (first: see http_client.call_traced)
             if call is not None:
-                call.end(exception=exc)
+                call.end(exception=None if _is_upgrade(exc) else exc)
             raise
         _restore(request, sent, token)
         if call is not None:
@@ -89,7 +94,7 @@ def patch(module: Any, context: Any) -> None:
         except BaseException as exc:
             _restore(request, sent, token, detach)  # (first: see http_client.call_traced)
             if call is not None:
-                call.end(exception=exc)
+                call.end(exception=None if _is_upgrade(exc) else exc)
             raise
         _restore(request, sent, token, detach)
         if call is not None:
@@ -166,6 +171,15 @@ def _restore(request: Any, sent: Any, token: Any, detach_token: Any = reset) -> 
         request.headers = getattr(sent, _CALLERS_HEADERS)
     if token is not None:
         detach_token(token)
+
+
+def _is_upgrade(exc: BaseException) -> bool:
+    """Starlette's TestClient hands its WebSocket session to ``websocket_connect()`` by
+    raising ``starlette.testclient._Upgrade`` from its transport: control flow that means
+    the handshake request went out, not a failure. (By name: starlette is not imported for
+    this, and only the exception path pays for the check.)"""
+    kind = type(exc)
+    return kind.__name__ == "_Upgrade" and kind.__module__ == "starlette.testclient"
 
 
 def _outcome(response: Any) -> tuple[Any, Any, Any]:

@@ -18,7 +18,8 @@ Attributes
     an exception event), ``http.request.resend_count`` (redirect hops), captured
     ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
-    ``server.address``, ``server.port``, ``error.type`` — never the URL.
+    ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
+    the URL.
 Layering
     The span is current while the adapter sends, and urllib3/http.client below stand aside,
     so a request is one span, not three.

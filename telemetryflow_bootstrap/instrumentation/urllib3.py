@@ -4,12 +4,13 @@ through.
 
 Produces
     a CLIENT span named after the method (``HTTP`` for unknown methods) and a point on
-    ``http.client.request.duration`` (seconds). Retries and same-host redirects urllib3
-    makes inside one ``urlopen()`` are part of the one span; a ``PoolManager`` redirect or
-    retry is a further ``urlopen()`` and a further span, with ``http.request.resend_count``
-    = the number of requests sent before it (the length of the ``Retry`` history it is
-    handed). With ``preload_content=False`` the span ends when the response headers have
-    arrived.
+    ``http.client.request.duration`` (seconds), per request that goes out. Every resend is a
+    span of its own, with its own ``traceparent`` and ``http.request.resend_count`` = the
+    number of requests sent before it, as the HTTP semantic conventions ask: a
+    ``PoolManager`` redirect or retry (a further ``urlopen()``, handed the ``Retry`` history),
+    and equally the retries and same-pool redirects ``urlopen()`` makes inside itself, also
+    under a ``requests`` call (``HTTPAdapter(max_retries=Retry(...))``). With
+    ``preload_content=False`` the span ends when the response headers have arrived.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
@@ -18,13 +19,25 @@ Attributes
     an exception event), ``http.request.resend_count``, captured
     ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
-    ``server.address``, ``server.port``, ``error.type`` — never the URL.
+    ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
+    the URL.
 Layering
     Under a ``requests`` span this layer stands aside; its own span makes http.client (urllib3
     1.x sends through ``HTTPConnection.request``) stand aside.
+Resends inside ``urlopen()``
+    urllib3 decides on a resend in ``Retry.increment()`` (which raises when none is left) and
+    then calls ``urlopen()`` again from inside the first one. So ``Retry.increment`` is
+    wrapped (it runs only when a request is to be resent, never on the usual path): when it
+    returns, the request in flight (this layer's call, or the requests call above it) ends
+    there with the answer or error that caused the resend, and the caller's context is made
+    current again with a note (``_Resend``) the next ``urlopen()`` takes: it starts the next
+    attempt's span under the caller's span, with the next resend count, and injects that
+    span's ``traceparent`` into a copy of the headers. The note is taken once; the caller's
+    context comes back when the outermost traced call returns.
 Headers
     The trace headers go into a copy of the ``headers`` argument (or of the pool's default
-    headers), keeping its type (``HTTPHeaderDict`` stays multi-valued).
+    headers), keeping its type (``HTTPHeaderDict`` stays multi-valued); a trace header the
+    caller set in another letter case (``Traceparent``) is replaced, never sent twice.
 Environment
     ``TELEMETRYFLOW_EXCLUDED_URLS``, ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_*``,
     ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` (read at patch time).
@@ -35,15 +48,20 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.context import Context
+
+from ..infrastructure.current_context import attach, get_current
 from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
+    CALL_KEY,
     Adapter,
     ClientCall,
     ClientTelemetry,
     argument,
     call_traced,
-    copy_headers,
+    finish,
+    headers_with_context,
     origin,
     replace_argument,
 )
@@ -52,6 +70,25 @@ from .http_client import (
 # and 2.x.
 _HEADERS_INDEX = 3
 _RETRIES_INDEX = 4
+# Retry.increment(method=None, url=None, response=None, error=None, _pool=None, ...)
+_RESPONSE_INDEX = 2
+_ERROR_INDEX = 3
+# The context key of the note a resend inside urlopen() leaves for the next urlopen() (see
+# the module).
+_RESEND_KEY = "telemetryflow.urllib3.resend"
+
+
+class _Resend:
+    """The next attempt of a request urllib3 resends from inside ``urlopen()``: the caller's
+    context (the attempts are siblings under it) and its resend count; ``taken`` once the
+    next ``urlopen()`` has started its span (a later one is a request of its own)."""
+
+    __slots__ = ("count", "parent", "taken")
+
+    def __init__(self, parent: Context, count: int) -> None:
+        self.parent = parent
+        self.count = count
+        self.taken = False
 
 
 def patch(module: Any, context: Any) -> None:
@@ -62,7 +99,40 @@ def patch(module: Any, context: Any) -> None:
                 kwargs: dict[str, Any]) -> Any:
         return call_traced(telemetry, adapter, wrapped, instance, args, kwargs)
 
+    def increment(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        # (first: when it raises, no resend follows, and the attempt in flight ends with
+        # that exception where it was traced)
+        retries = wrapped(*args, **kwargs)
+        try:
+            _end_the_attempt_in_flight(adapter, args, kwargs)
+        except Exception as exc:
+            telemetry.warn(exc)
+        return retries
+
     wrap_once(module.HTTPConnectionPool, "urlopen", urlopen, stand_aside=http_suppressed)
+    retry = getattr(getattr(module, "util", None), "Retry", None) or getattr(module, "Retry",
+                                                                             None)
+    if isinstance(retry, type) and callable(vars(retry).get("increment")):
+        wrap_once(retry, "increment", increment)
+
+
+def _end_the_attempt_in_flight(adapter: _Urllib3Adapter, args: tuple[Any, ...],
+                               kwargs: dict[str, Any]) -> None:
+    """urllib3 is about to resend: end the request in flight with what caused it, and leave
+    the next ``urlopen()`` a note to start the next attempt (see the module)."""
+    call = get_current().get(CALL_KEY)
+    if call is None or call.ended:  # not inside a traced request (or not ours to end)
+        return
+    parent = call.parent
+    # The caller's context first, as for any call's end: its duration point is recorded
+    # there. No token: the outermost traced call resets the context when it returns.
+    attach(Context(parent, **{_RESEND_KEY: _Resend(parent, call.resend_count + 1)}))
+    response = argument(args, kwargs, _RESPONSE_INDEX, "response")
+    if response is not None:
+        finish(call, adapter.outcome, response)
+    else:
+        call.end(exception=argument(args, kwargs, _ERROR_INDEX, "error"))
 
 
 class _Urllib3Adapter(Adapter):
@@ -78,16 +148,21 @@ class _Urllib3Adapter(Adapter):
         else:
             scheme, host, port = instance.scheme, instance.host, instance.port
             full = origin(scheme, host, port) + url
+        headers = _headers(instance, args, kwargs)
+        resend = get_current().get(_RESEND_KEY)
+        if resend is not None and not resend.taken:  # an attempt after one in flight ended
+            resend.taken = True
+            return telemetry.begin(method, full, scheme, host, port, headers, resend.count,
+                                   resend.parent)
         # (a Retry object's history: every request sent for this one before; retries may
         # also be an int, a bool or None)
         history = getattr(argument(args, kwargs, _RETRIES_INDEX, "retries"), "history", None)
-        return telemetry.begin(method, full, scheme, host, port, _headers(instance, args, kwargs),
+        return telemetry.begin(method, full, scheme, host, port, headers,
                                len(history) if history else 0)
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        sent = copy_headers(_headers(instance, args, kwargs))
-        call.inject(sent)
+        sent = headers_with_context(call, _headers(instance, args, kwargs))
         return replace_argument(args, kwargs, _HEADERS_INDEX, "headers", sent)
 
     def outcome(self, response: Any) -> tuple[Any, Any, Any]:

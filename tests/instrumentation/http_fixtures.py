@@ -6,7 +6,8 @@ header (a secret to redact), anything else answers 200. Every answer carries ``X
 and its body is the request's headers as JSON; the server keeps the requests it saw
 (method, path, headers) so a test can check what actually went over the wire
 (``traceparent`` …). ``other_echo_server`` is a second one, on another port: a redirect
-from one to the other goes to another server.
+from one to the other goes to another server. ``trace_header_server`` keeps the trace
+header lines of each request as sent (repeats and letter case included).
 
 Run by hand: ``python -m tests.instrumentation.http_fixtures``.
 """
@@ -124,6 +125,38 @@ def w3c_propagation() -> Iterator[None]:
         [TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
     yield
     propagate.set_global_textmap(previous)
+
+
+class _TraceHeaderLines(BaseHTTPRequestHandler):
+    """Answers 200 and keeps every trace-context header line of each request, as sent
+    (name casing and repeats included)."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.lines.append([(name, value) for name, value in self.headers.items()
+                                  if name.lower() in ("traceparent", "tracestate")])
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture(scope="module")
+def trace_header_server() -> Iterator[Any]:
+    """A loopback server that keeps the trace-context header lines of each request, as sent
+    (``server.lines``: one list of (name, value) per request), to see repeats the echo
+    server's dict of headers would hide."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TraceHeaderLines)
+    server.daemon_threads = True
+    server.lines = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 def refused_url() -> str:

@@ -61,7 +61,8 @@ _PATCHES = ((http_client_patch, http.client), (urllib3_patch, urllib3),
 _WRAPPED = ((http.client.HTTPConnection, "request"), (http.client.HTTPConnection, "getresponse"),
             (urllib3.HTTPConnectionPool, "urlopen"), (requests.Session, "send"),
             (httpx.Client, "send"), (httpx.AsyncClient, "send"),
-            (httpx.Client, "_send_single_request"), (httpx.AsyncClient, "_send_single_request"))
+            (httpx.Client, "_send_single_request"), (httpx.AsyncClient, "_send_single_request"),
+            (urllib3.util.Retry, "increment"))
 # Plain names and regexes, as opentelemetry-python-contrib takes them. (``X-Echo-S.*``
 # matches only the header ``/session`` answers with.)
 _CAPTURE_ENV = {
@@ -304,14 +305,15 @@ def test_duration_metric_has_low_cardinality_attributes(telemetry: Telemetry,
                                                         echo_server: EchoServer,
                                                         client: Client) -> None:
     """One http.client.request.duration point per request, with method, status, scheme,
-    server address and port — never the URL."""
+    server address and port, protocol version — never the URL."""
     client.get(f"{echo_server.url}/orders/12345?user=7", None)
     [point] = telemetry.duration_points()
     assert point.count == 1
     assert 0 < point.sum < 5
     assert dict(point.attributes) == {
         "http.request.method": "GET", "http.response.status_code": 200, "url.scheme": "http",
-        "server.address": "127.0.0.1", "server.port": echo_server.port}
+        "server.address": "127.0.0.1", "server.port": echo_server.port,
+        "network.protocol.version": "1.1"}
     assert list(point.explicit_bounds)[:3] == [0.005, 0.01, 0.025]
 
 
@@ -347,7 +349,7 @@ def test_an_unsampled_request_still_propagates_and_counts(telemetry: Telemetry,
     [point] = telemetry.duration_points()
     expected = {"http.request.method": "GET", "http.response.status_code": status,
                 "url.scheme": "http", "server.address": "127.0.0.1",
-                "server.port": echo_server.port}
+                "server.port": echo_server.port, "network.protocol.version": "1.1"}
     if status >= 400:
         expected["error.type"] = str(status)
     assert dict(point.attributes) == expected

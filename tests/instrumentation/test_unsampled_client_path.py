@@ -210,7 +210,8 @@ def test_at_rate_one_half_the_sampled_calls_are_exported_and_every_call_counts(
         assert bool(flags & 1) is (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound)
     assert client.points() == [({"http.request.method": "GET", "http.response.status_code": 200,
                                  "url.scheme": "http", "server.address": "127.0.0.1",
-                                 "server.port": echo_server.port}, 60)]
+                                 "server.port": echo_server.port,
+                                 "network.protocol.version": "1.1"}, 60)]
 
 
 def test_a_call_inside_an_unsampled_request_continues_its_trace_with_a_span_id_of_its_own(
@@ -231,7 +232,8 @@ def test_a_call_inside_an_unsampled_request_continues_its_trace_with_a_span_id_o
     assert client.points() == [({"http.request.method": "GET", "http.response.status_code": 503,
                                  "error.type": "503", "url.scheme": "http",
                                  "server.address": "127.0.0.1",
-                                 "server.port": echo_server.port}, 1)]
+                                 "server.port": echo_server.port,
+                                 "network.protocol.version": "1.1"}, 1)]
 
 
 def test_under_the_launcher_a_script_at_rate_one_half_exports_its_sampled_calls(

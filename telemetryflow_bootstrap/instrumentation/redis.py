@@ -159,30 +159,23 @@ def patch(module: Any, context: Any) -> None:
     import redis.client
 
     tracing = _Tracing(context)
-    _patch_sync(redis.client, tracing)
+    _patch_client(redis.client, tracing, is_async=False)
     try:
         import redis.asyncio.client
     except ImportError:  # a redis-py without asyncio support
         return
-    _patch_async(redis.asyncio.client, tracing)
+    _patch_client(redis.asyncio.client, tracing, is_async=True)
 
 
-def _patch_sync(client_module: Any, tracing: _Tracing) -> None:
+def _patch_client(client_module: Any, tracing: _Tracing, is_async: bool) -> None:
+    """``redis.client`` or ``redis.asyncio.client``: commands, WATCH-time commands and
+    pipelines (once)."""
     if dbapi.is_patched(client_module.Redis.execute_command):
         return
-    _patch_command(client_module.Redis, "execute_command", tracing, is_async=False)
+    _patch_command(client_module.Redis, "execute_command", tracing, is_async=is_async)
     _patch_command(client_module.Pipeline, "immediate_execute_command", tracing,
-                   is_async=False)
-    _patch_pipeline(client_module.Pipeline, tracing, is_async=False)
-
-
-def _patch_async(client_module: Any, tracing: _Tracing) -> None:
-    if dbapi.is_patched(client_module.Redis.execute_command):
-        return
-    _patch_command(client_module.Redis, "execute_command", tracing, is_async=True)
-    _patch_command(client_module.Pipeline, "immediate_execute_command", tracing,
-                   is_async=True)
-    _patch_pipeline(client_module.Pipeline, tracing, is_async=True)
+                   is_async=is_async)
+    _patch_pipeline(client_module.Pipeline, tracing, is_async=is_async)
 
 
 def _patch_command(owner: Any, name: str, tracing: _Tracing, is_async: bool) -> None:

@@ -44,7 +44,7 @@ def install(
         # The parent's process span is the parent's to end: a forked child must not end (and
         # so export) its copy. The child's spans stay in the trace as its children.
         os.register_at_fork(
-            after_in_child=lambda: _state.pop("process_span", None),
+            after_in_child=_forget_parents_exit,
             after_in_parent=lambda: _state.__setitem__("forked", True),
         )
     _install_sigterm()
@@ -52,6 +52,23 @@ def install(
     _flush_multiprocessing_children()
     _no_new_pool_workers_when_terminating()
     _flush_before_os_exit()
+
+
+def _forget_parents_exit() -> None:
+    _state.pop("process_span", None)
+    _state.pop("last_flushes_started", None)
+
+
+def _last_flushes_started(why: str) -> float:
+    """When this process's last flushes began: together they take at most one
+    TELEMETRYFLOW_SHUTDOWN_TIMEOUT. A multiprocessing child flushes when its target returns
+    and again at its exit (``os._exit`` when forked, atexit when spawned): with a collector
+    that never answers it waited the timeout twice. An ``exec`` that fails lets the program
+    go on, so the flush before it is not one of them."""
+    now = time.monotonic()
+    if why == "exec":
+        return now
+    return _state.setdefault("last_flushes_started", now)
 
 
 def _end_process_span(terminated: bool = False) -> None:
@@ -90,10 +107,12 @@ def _shutdown(why: str) -> None:
             return
         timeout = _state["timeout"]
         _end_process_span(terminated=why == "SIGTERM")
-        started = time.monotonic()
+        started = _last_flushes_started(why)
+        from .infrastructure.reachability import exit_summary
+
         try:
-            with _signals_end_the_flush(why):
-                ok = client.shutdown(timeout)
+            with _signals_end_the_flush(why), exit_summary(process_ends=True):
+                ok = client.shutdown(max(timeout - (time.monotonic() - started), 0.0))
         except Exception as exc:
             _diagnostics.warn(f"shutdown at {why} failed: {exc!r}")
             return
@@ -399,14 +418,15 @@ def _flush_now(why: str) -> None:
     client = _state.get("client")
     if client is None or not client.is_initialized:
         return
-    from .infrastructure.reachability import final_exports
+    from .infrastructure.reachability import exit_summary, final_exports
 
     timeout = _state["timeout"]
-    started = time.monotonic()
-    with contextlib.suppress(Exception), _signals_end_the_flush(why), final_exports():
-        if not client.flush(timeout):
+    started = _last_flushes_started(why)
+    ends = why in _ENDS_AT_ONCE
+    with contextlib.suppress(Exception), _signals_end_the_flush(why), final_exports(), \
+            exit_summary(process_ends=why == "os._exit") if ends else contextlib.nullcontext():
+        if not client.flush(max(timeout - (time.monotonic() - started), 0.0)):
             status = client.get_status()
-            ends = why in _ENDS_AT_ONCE
             if ends or status.get("backend_unreachable"):
                 _warn_not_exported(why, timeout, time.monotonic() - started, status,
                                    queued_lost=ends)

@@ -32,6 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from .. import _diagnostics
+from .reachability import said_at_exit
 from .signal_masks import start_quietly
 
 ExportFunction = Callable[[Sequence[Any]], bool]
@@ -271,6 +272,8 @@ class BatchQueue:
                 # from threads still running at exit (a daemon thread's loop), as do items
                 # emitted once closed. Bare, they are lost the same way, silently; counted
                 # here, but neither a timeout nor a failed shutdown.
+                self.dropped += left
+            elif said_at_exit():
                 self.dropped += left
             else:
                 self._drop(left, "shutdown timeout reached", "TELEMETRYFLOW_SHUTDOWN_TIMEOUT")

@@ -44,7 +44,7 @@ from .exporters import LazyExporter, OTLPExporterFactory
 from .metric_preferences import exporter_preferences
 from .metric_reader import CountingMetricReader, LazyMetricExporter
 from .providers import install_global
-from .reachability import final_exports, gave_up_at_exit
+from .reachability import final_exports, said_at_exit
 from .resource import build_resource
 from .signal_masks import quiet_during_fork_hooks_registered_in, signals_blocked, start_quietly
 from .watched_exporters import backend_of, watch
@@ -106,7 +106,7 @@ def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any]
             return False
         if real.export(batch) is ok:
             return True
-        if gave_up_at_exit():  # (the exit warning says why, with the counts)
+        if said_at_exit():  # (the exit warning says why, with the counts)
             return False
         _diagnostics.warn_every_minute(
             f"export-{signal}", f"exporting {signal} failed (backend down or rejecting?); "

@@ -50,7 +50,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from .. import _diagnostics
 from .exporters import LazyExporter
-from .reachability import gave_up_at_exit
+from .reachability import said_at_exit
 from .signal_masks import start_quietly
 
 # How long ``close()`` waits for the collection that counts the last points (microseconds
@@ -197,7 +197,7 @@ class CountingMetricReader(PeriodicExportingMetricReader):
             dropped, last = self.dropped, self._stopping
         # (the last export, or the backend found unreachable at exit: shutdown() is False
         # and the exit warning says it once, with the counts)
-        if not last and not gave_up_at_exit():
+        if not last and not said_at_exit():
             _diagnostics.warn_every_minute(
                 "export-metrics", f"exporting metrics failed; {dropped} points lost so far")
 

@@ -44,7 +44,7 @@ NOT_CONNECTED = "could not be connected to"
 
 _lock = threading.Lock()
 _backends: dict[str, Backend] = {}
-_final = {"depth": 0, "since": 0.0}
+_final = {"depth": 0, "since": 0.0, "summarised": 0}
 
 
 class Backend:
@@ -100,12 +100,32 @@ def backend(display: str) -> Backend:
         return found
 
 
-def gave_up_at_exit() -> bool:
-    """A final flush is running and found a backend unreachable: the exit warning, not a
-    warning per failed export, says so."""
+def said_at_exit() -> bool:
+    """What fails now the exit's one line says, with the counts: a final flush found a
+    backend unreachable, or the shutdown that ends with that line runs (``exit_summary``).
+    An export, a queue or the metric reader then counts its loss without a line of its
+    own (a collector that never answered gave three lines for one lost batch)."""
+    if _final["summarised"]:
+        return True
     with _lock:
         backends = list(_backends.values())
     return any(b.known_unreachable_at_exit() for b in backends)
+
+
+@contextlib.contextmanager
+def exit_summary(*, process_ends: bool) -> Iterator[None]:
+    """Meanwhile ``said_at_exit()``: for a flush whose caller says in one line whatever it
+    did not export (``lifecycle``: the shutdown at exit, the flush before ``os._exit`` or
+    ``exec``). From then on if the process ends with it: an export the flush gave up on
+    still fails on its own thread after that line (an ``exec`` that fails goes on)."""
+    with _lock:
+        _final["summarised"] += 1
+    try:
+        yield
+    finally:
+        if not process_ends:
+            with _lock:
+                _final["summarised"] -= 1
 
 
 @contextlib.contextmanager

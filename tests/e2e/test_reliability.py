@@ -207,6 +207,28 @@ def test_a_collector_that_never_answers_still_gets_the_shutdown_timeout(blackhol
     assert proc.returncode == 0, proc.stderr
     assert blackhole.connected.is_set()
     assert 2.0 <= took < 2.0 + 4.0, took
-    [line] = [x for x in _telemetryflow_lines(proc.stderr) if "not all telemetry" in x]
-    assert "within 2s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)" in line
+    # one line says it all: the queue's drop and the failed export count without a line
+    # of their own (there were three)
+    [line] = _telemetryflow_lines(proc.stderr)
+    assert "not all telemetry was exported at exit within 2s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)" \
+        in line
+    assert "dropped: spans=4 logs=3 metric points=" in line
     assert "refused" not in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_multiprocessing_child_waits_for_a_silent_collector_once(blackhole, method):
+    """A multiprocessing child flushes when its target returns, then at its exit
+    (``os._exit`` when forked, atexit when spawned): both share one shutdown timeout, so it
+    ends within TELEMETRYFLOW_SHUTDOWN_TIMEOUT + 1 s of its target (it waited 2x), and says
+    its loss once."""
+    env = clean_env(TELEMETRYFLOW_ENDPOINT=blackhole.endpoint, TELEMETRYFLOW_SHUTDOWN_TIMEOUT="2",
+                    TELEMETRYFLOW_PROCESS_SPAN="false")
+    proc = run(python(app("mp_child_exit_app.py"), method), env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert blackhole.connected.is_set()
+    child_took = float(proc.stdout)
+    assert 2.0 <= child_took < 2.0 + 1.0, child_took
+    child_lines = [x for x in _telemetryflow_lines(proc.stderr) if "spans=1 " in x]
+    assert len(child_lines) == 1, proc.stderr
+    assert "within 2s (TELEMETRYFLOW_SHUTDOWN_TIMEOUT)" in child_lines[0]

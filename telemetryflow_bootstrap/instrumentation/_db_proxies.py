@@ -253,6 +253,74 @@ class Copy:
         return _TracedBlock(manager, target.telemetry, prepared)
 
 
+class Stream:
+    """psycopg's ``cursor.stream(statement)``: one span from the first row asked for (the
+    statement is sent) until the rows run out, the loop leaves early (the generator is
+    closed and psycopg cancels the query: not a failure) or the driver raises. psycopg
+    holds the connection's lock for all of it, so that is how long the operation occupies
+    the connection, the program's work between rows included (as in a ``copy()`` block)."""
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        rows = self.__wrapped__.stream(*args, **kwargs)  # type: ignore[attr-defined]
+        if suppressed():
+            return rows
+        target = self._self_target  # type: ignore[attr-defined]
+        try:
+            prepared = target.prepare(dbapi.statement_of(args, kwargs))
+        except Exception:
+            return rows
+        return _streamed(rows, target.telemetry, prepared)
+
+
+def _streamed(rows: Any, telemetry: dbapi.Telemetry, prepared: dbapi.Prepared) -> Any:
+    span = dbapi.Span(telemetry, prepared)  # runs at the first next(): nothing sent before
+    try:
+        yield from rows  # send/throw/close reach the driver's generator as before
+    except GeneratorExit:
+        span.end()
+        raise
+    except BaseException as exc:
+        span.end(exc)
+        raise
+    span.end()
+
+
+class AsyncStream:
+    """``Stream`` for an asyncio cursor, whose ``stream()`` is an async generator."""
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        rows = self.__wrapped__.stream(*args, **kwargs)  # type: ignore[attr-defined]
+        if suppressed():
+            return rows
+        target = self._self_target  # type: ignore[attr-defined]
+        try:
+            prepared = target.prepare(dbapi.statement_of(args, kwargs))
+        except Exception:
+            return rows
+        return _streamed_async(rows, target.telemetry, prepared)
+
+
+async def _streamed_async(rows: Any, telemetry: dbapi.Telemetry,
+                          prepared: dbapi.Prepared) -> Any:
+    # An async generator cannot ``yield from``: closing ours closes the driver's explicitly,
+    # so its cleanup (cancelling the query) runs when the program's loop leaves early.
+    span = dbapi.Span(telemetry, prepared)
+    failure: BaseException | None = None
+    try:
+        async for row in rows:
+            yield row
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        try:
+            await rows.aclose()
+        finally:
+            span.end(failure)
+
+
 class _TracedBlock:
     """A driver's (sync or async) context manager, traced from enter to exit."""
 

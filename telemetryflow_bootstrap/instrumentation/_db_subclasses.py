@@ -49,6 +49,7 @@ from . import dbapi
 from ._http_common import suppressed
 
 TARGET = "_telemetryflow_target"  # the connection slot holding its dbapi.Target
+FETCH = "_telemetryflow_fetch"  # a named cursor's slot: the dbapi.Prepared of its fetches
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: clear for a static C class
 _MAX_DERIVED = 256  # derived classes cached per driver class
 
@@ -125,6 +126,9 @@ class Derived:
                 return None
             if issubclass(cls, self._traced):
                 return cls  # ours already (a second patch, or our class passed back)
+            original = _stands_for.get(cls)
+            if original is not None:  # another Derived's (a plain cursor's class, passed
+                return self(original)  # for a named one): ours for the program's class
             derived = self._derive(cls)
         except Exception:  # an __init_subclass__ that refuses us, a layout conflict...
             return None
@@ -195,6 +199,90 @@ class Execute:
         telemetry = target.telemetry
         return dbapi.run(telemetry, target.prepare(dbapi.statement_of(args, kwargs)), method,
                          args, kwargs, None, dbapi.rewrite_for(telemetry))
+
+
+class NamedExecute:
+    """A server-side (named) cursor's ``execute``: its span covers the ``DECLARE``, and it
+    keeps the statement's ``FETCH`` for the fetches that run the query (``NamedFetch``)."""
+
+    __slots__ = ()
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        method = super().execute  # type: ignore[misc]
+        target = _target_of(self)
+        if target is None:
+            return method(*args, **kwargs)
+        prepared = target.prepare(dbapi.statement_of(args, kwargs))
+        with contextlib.suppress(Exception):  # a class of the program's without our slot
+            setattr(self, FETCH, prepared.fetch())
+        if suppressed():
+            return method(*args, **kwargs)
+        telemetry = target.telemetry
+        return dbapi.run(telemetry, prepared, method, args, kwargs, None,
+                         dbapi.rewrite_for(telemetry))
+
+
+class NamedFetch:
+    """A server-side cursor's fetches: each is a round trip (``FETCH FORWARD n FROM name``)
+    during which PostgreSQL runs the declared query, so each is a ``FETCH`` span and a
+    duration point. Client-side cursors never get these methods: their fetches read memory
+    and stay the driver's C calls. Iteration: see ``named_fetch``."""
+
+    __slots__ = ()
+
+    def fetchone(self, *args: Any, **kwargs: Any) -> Any:
+        return _fetch(self, super().fetchone, args, kwargs)  # type: ignore[misc]
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        return _fetch(self, super().fetchmany, args, kwargs)  # type: ignore[misc]
+
+    def fetchall(self, *args: Any, **kwargs: Any) -> Any:
+        return _fetch(self, super().fetchall, args, kwargs)  # type: ignore[misc]
+
+
+def named_fetch(driver_class: type) -> type:
+    """``NamedFetch`` with the ``__next__`` of ``driver_class``'s named cursors.
+
+    Iteration fetches ``itersize`` rows at a time: only the ``__next__`` that starts a page
+    is traced (the driver's own test: ``rownumber >= rowcount``). The others return a row
+    already in memory, the per-row path: they call the driver's C ``__next__`` directly,
+    as ``super()`` would cost more than the row itself (no class between ours and the
+    driver's defines one)."""
+    driver_next = driver_class.__next__
+
+    def __next__(self: Any) -> Any:
+        if self.rownumber < self.rowcount:
+            return driver_next(self)
+        return _next_page(self, driver_next)
+
+    return type("NamedFetch", (NamedFetch,), {"__slots__": (), "__module__": __name__,
+                                              "__next__": __next__})
+
+
+def _next_page(cursor: Any, driver_next: Callable[[Any], Any]) -> Any:
+    target = _target_of(cursor)
+    if target is None or suppressed():
+        return driver_next(cursor)
+    span = dbapi.Span(target.telemetry, getattr(cursor, FETCH, None) or target.fetch())
+    try:
+        row = driver_next(cursor)
+    except StopIteration:  # the page came back empty: the end, not a failure
+        span.end()
+        raise
+    except BaseException as exc:
+        span.end(exc)
+        raise
+    span.end()
+    return row
+
+
+def _fetch(cursor: Any, method: Callable[..., Any], args: tuple[Any, ...],
+           kwargs: dict[str, Any]) -> Any:
+    target = _target_of(cursor)
+    if target is None or suppressed():
+        return method(*args, **kwargs)
+    prepared = getattr(cursor, FETCH, None) or target.fetch()
+    return dbapi.run(target.telemetry, prepared, method, args, kwargs)
 
 
 class ExecuteMany:

@@ -9,7 +9,9 @@ point.
 
 Spans: one CLIENT span per ``execute``/``executemany``/``callproc``/``executescript`` (and
 the connection-level shortcuts), named ``{db.operation.name} {db.collection.name}`` when a
-cheap parse finds both, else ``{db.operation.name}``, else the system name. Attributes:
+cheap parse finds both, else ``{db.operation.name}``, else the system name; the drivers'
+server-side cursors add a ``FETCH`` span per fetch that goes to the server
+(``Prepared.fetch``). Attributes:
 ``db.system.name``, ``db.namespace``, ``db.query.text`` (the statement with its literals
 replaced by ``?`` and its comments removed, see ``_sql_text``; parameter values are never
 read), ``db.operation.name``, ``db.collection.name`` (only when the statement names one table),
@@ -129,21 +131,41 @@ class Prepared:
     """One operation's span name and attribute dicts, built once and shared read-only
     (the SDK copies span attributes and keys metric points by their items)."""
 
-    __slots__ = ("attributes", "metric_attributes", "name")
+    __slots__ = ("_fetch", "attributes", "metric_attributes", "name")
 
     def __init__(self, name: str, attributes: dict[str, Any],
                  metric_attributes: dict[str, Any]) -> None:
         self.name = name
         self.attributes = attributes
         self.metric_attributes = metric_attributes
+        self._fetch: Prepared | None = None
+
+    def fetch(self) -> Prepared:
+        """The ``FETCH`` that pulls rows of this statement from a server-side cursor,
+        built once: ``FETCH {collection}``, with this statement's collection and query text.
+
+        Why the declared statement's text and not the ``FETCH FORWARD n FROM "name"`` the
+        driver sends: PostgreSQL runs the declared query during the fetches (``DECLARE``
+        only plans it), so grouping by ``db.query.text`` then adds up a query's whole cost;
+        and cursor names are often made per call (Django's ``_django_curs_<thread>_...``)."""
+        fetch = self._fetch
+        if fetch is None:
+            attributes = {**self.attributes, OPERATION: "FETCH"}
+            attributes.pop(BATCH_SIZE, None)
+            metric = {**self.metric_attributes, OPERATION: "FETCH"}
+            collection = attributes.get(COLLECTION)
+            fetch = Prepared(f"FETCH {collection}" if collection else "FETCH", attributes,
+                             metric)
+            self._fetch = fetch
+        return fetch
 
 
 class Target:
     """What one connection talks to (system, database, server) and the statements seen on
     it; computed once per connection (or per server, for drivers patched at class level)."""
 
-    __slots__ = ("_base", "_metric_base", "_procedures", "_render", "_statements", "system",
-                 "telemetry")
+    __slots__ = ("_base", "_fetch_any", "_metric_base", "_procedures", "_render", "_statements",
+                 "system", "telemetry")
 
     def __init__(self, telemetry: Telemetry, system: str, *, namespace: str | None = None,
                  address: str | None = None, port: int | None = None,
@@ -162,6 +184,7 @@ class Target:
         self._render = render
         self._statements: dict[Any, Prepared] = {}
         self._procedures: dict[str, Prepared] = {}
+        self._fetch_any: Prepared | None = None
 
     def prepare(self, statement: Any) -> Prepared:
         try:
@@ -199,6 +222,14 @@ class Target:
         else:
             name = operation or extra.get(PROCEDURE) or self.system
         return Prepared(name, attributes, metric)
+
+    def fetch(self) -> Prepared:
+        """A ``FETCH`` from a server-side cursor whose statement we did not see (one the
+        program opened in SQL, or a function's refcursor)."""
+        fetch = self._fetch_any
+        if fetch is None:
+            fetch = self._fetch_any = self.operation("FETCH")
+        return fetch
 
     def copy(self, table: str) -> Prepared:
         """A COPY of ``table`` whose statement the driver composes (not cached: a COPY
@@ -247,6 +278,7 @@ _ANCHORED = {"UPDATE": _UPDATE, "CREATE": _DDL_TABLE, "DROP": _DDL_TABLE,
              "ALTER": _DDL_TABLE, "TRUNCATE": _TRUNCATE, "COPY": _COPY}
 _NOT_TABLES = frozenset({"SELECT", "LATERAL", "UNNEST", "VALUES", "SET", "WHERE"})
 _WHITESPACE_DOT = re.compile(r"\s*\.\s*")
+_CALL = re.compile(r"\s*\(")
 
 _parsed: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
 
@@ -286,6 +318,8 @@ def _parse(statement: str) -> tuple[str | None, str | None]:
     searched = _SEARCHED.get(operation)
     if searched is not None:
         found = searched.search(statement, head.end(), head.end() + _SCAN)
+        if found is not None and searched is _FROM and _CALL.match(statement, found.end()):
+            found = None  # FROM generate_series(1, 5): a function, not a table
     else:
         anchored = _ANCHORED.get(operation)
         found = anchored.match(statement, head.end(), head.end() + _SCAN) if anchored else None

@@ -13,37 +13,148 @@ only when they hold no ``Literal``), ``db.operation.name``, ``db.collection.name
 to leaving it: the COPY is one operation, its data flows inside the block; a block that
 raises ends the span with that exception's type.
 
+``cursor.stream(statement)`` (sync and async) is one span from the first row asked for until
+the rows run out or the loop leaves (see ``_db_proxies.Stream`` for why that long).
+
+A server-side cursor (``conn.cursor(name=...)``): ``execute`` is the ``DECLARE`` span, and
+every fetch that goes to the server (``fetchone``/``fetchmany``/``fetchall``, and each page
+of ``itersize`` rows that iteration pulls) is a ``FETCH {db.collection.name}`` span and a
+duration point with the declared statement's query text, for PostgreSQL runs the query
+during the fetches. psycopg's own fetch routine (``ServerCursorMixin._fetch_gen``, which
+every fetch path and version runs) is wrapped at class level and traces only the server
+cursors our connections handed out; client-side cursors' fetches read memory and are left
+alone.
+
 ``psycopg.connect`` is ``Connection.connect`` bound at import, and pools call
 ``connection_class.connect``: the module attribute and both classmethods
-(``Connection.connect``, ``AsyncConnection.connect``) are wrapped. Not traced: ``stream()``,
-and cursors built directly from a class (``psycopg.Cursor(conn)``).
+(``Connection.connect``, ``AsyncConnection.connect``) are wrapped, so ``psycopg_pool``'s
+connections are traced too. Not traced: a server cursor's ``scroll()`` (a ``MOVE``) and
+``close()``, and cursors built directly from a class (``psycopg.Cursor(conn)``).
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Callable, Generator
 from typing import Any
 
 from . import _db_proxies as proxies
 from . import dbapi
+from ._http_common import suppressed
 from ._sql_composed import renderer
 from .psycopg2 import server
 
+# A server cursor our connection handed out -> (telemetry, the Prepared of its fetches).
+# Weak: the entry goes with the cursor; psycopg's cursors take weak references.
+_fetches: weakref.WeakKeyDictionary[Any, tuple[dbapi.Telemetry, dbapi.Prepared]] = (
+    weakref.WeakKeyDictionary())
 
-class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.Copy, proxies.CursorProxy):
+
+def _remember(cursor: Any, target: dbapi.Target, statement: Any) -> None:
+    """Note what ``cursor``'s fetches pull: ``statement``'s rows, or (None: no statement
+    seen yet, a cursor opened in SQL or a function's refcursor) a generic FETCH."""
+    try:
+        prepared = target.fetch() if statement is None else target.prepare(statement).fetch()
+        _fetches[cursor] = (target.telemetry, prepared)
+    except Exception:
+        pass  # a cursor class that takes no weak reference: its fetches stay untraced
+
+
+class _Cursor(proxies.Execute, proxies.ExecuteMany, proxies.Copy, proxies.Stream,
+              proxies.CursorProxy):
     pass
 
 
-class _Connection(proxies.ConnectionExecute, proxies.ConnectionProxy):
-    cursor_proxy = _Cursor
+class _ServerExecute:
+    """A server cursor's ``execute`` (the ``DECLARE`` span), noting its statement first
+    for the fetches that run it."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        _remember(self.__wrapped__, self._self_target,  # type: ignore[attr-defined]
+                  dbapi.statement_of(args, kwargs))
+        return super().execute(*args, **kwargs)  # type: ignore[misc]
+
+
+class _ServerCursor(_ServerExecute, _Cursor):
+    pass
 
 
 class _AsyncCursor(proxies.AsyncExecute, proxies.AsyncExecuteMany, proxies.Copy,
-                   proxies.AsyncCursorProxy):
+                   proxies.AsyncStream, proxies.AsyncCursorProxy):
     pass
 
 
-class _AsyncConnection(proxies.AsyncConnectionExecute, proxies.AsyncConnectionProxy):
+class _AsyncServerCursor(_ServerExecute, _AsyncCursor):
+    pass
+
+
+class _ServerCursors:
+    """``connection.cursor(name)``: a server cursor gets its own proxy class, and is noted
+    so that fetching from it before any ``execute`` (stealing a cursor) is traced too."""
+
+    server_cursor_proxy: type[proxies.CursorProxy]
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        if not (args[0] if args else kwargs.get("name")):
+            return super().cursor(*args, **kwargs)  # type: ignore[misc]
+        real = self.__wrapped__.cursor(*args, **kwargs)  # type: ignore[attr-defined]
+        target = self._self_target  # type: ignore[attr-defined]
+        _remember(real, target, None)
+        return self.server_cursor_proxy(real, target, self)
+
+
+class _Connection(_ServerCursors, proxies.ConnectionExecute, proxies.ConnectionProxy):
+    cursor_proxy = _Cursor
+    server_cursor_proxy = _ServerCursor
+
+
+class _AsyncConnection(_ServerCursors, proxies.AsyncConnectionExecute,
+                       proxies.AsyncConnectionProxy):
     cursor_proxy = _AsyncCursor
+    server_cursor_proxy = _AsyncServerCursor
+
+
+def _trace_fetches(module: Any) -> None:
+    """Wrap the fetch routine the sync and async server cursors share (once)."""
+    for name in ("ServerCursor", "AsyncServerCursor"):
+        cls = getattr(module, name, None)
+        owner = next((k for k in getattr(cls, "__mro__", ()) if "_fetch_gen" in vars(k)),
+                     None)
+        if owner is None:
+            continue  # a psycopg without it: server cursors' fetches stay untraced
+        original = vars(owner)["_fetch_gen"]
+        if callable(original) and not dbapi.is_patched(original):
+            owner._fetch_gen = _traced_fetch_gen(original)
+
+
+def _traced_fetch_gen(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def _fetch_gen(self: Any, *args: Any, **kwargs: Any) -> Any:
+        steps = original(self, *args, **kwargs)
+        try:
+            found = _fetches.get(self)
+        except TypeError:
+            return steps
+        if found is None or suppressed():
+            return steps
+        return _fetched(steps, *found)
+
+    return dbapi.mark_patched(_fetch_gen)
+
+
+def _fetched(steps: Generator[Any, Any, Any], telemetry: dbapi.Telemetry,
+             prepared: dbapi.Prepared) -> Generator[Any, Any, Any]:
+    """psycopg's sans-I/O fetch generator, traced from its first step (the FETCH is sent)
+    to its return (the rows are in): the connection's ``wait`` drives it as before."""
+    span = dbapi.Span(telemetry, prepared)
+    try:
+        rows = yield from steps
+    except BaseException as exc:
+        span.end(exc)
+        raise
+    span.end()
+    return rows
 
 
 def patch(module: Any, context: Any) -> None:
@@ -60,6 +171,7 @@ def patch(module: Any, context: Any) -> None:
     def async_proxy(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _AsyncConnection(connection, target(connection))
 
+    _trace_fetches(module)
     proxies.wrap_connect(module.Connection, "connect", sync_proxy)
     proxies.wrap_connect_async(module.AsyncConnection, "connect", async_proxy)
     if getattr(module, "connect", None) is not None:

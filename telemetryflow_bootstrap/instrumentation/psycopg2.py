@@ -4,6 +4,14 @@ per ``copy_expert``/``copy_from``/``copy_to`` (``COPY {table}``; ``db.query.text
 ``copy_expert``, whose statement the program wrote), and one per
 ``psycopg2.extras.execute_values``/``execute_batch`` call (see psycopg2_extras).
 
+Named (server-side) cursors, ``conn.cursor(name)``: ``execute`` is the ``DECLARE`` span,
+and every fetch that goes to the server (``fetchone``/``fetchmany``/``fetchall``, and each
+page of ``itersize`` rows that iteration pulls) is a ``FETCH {db.collection.name}`` span and
+duration point with the declared statement's query text: PostgreSQL runs the query during
+the fetches (see ``dbapi.Prepared.fetch``). A fetch from a cursor declared in SQL is a
+plain ``FETCH``. Client-side cursors' fetches read memory: their class keeps psycopg2's own
+C methods. Not traced: ``scroll()`` (a ``MOVE``) and ``close()`` of a named cursor.
+
 Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace`` (database),
 ``server.address``/``server.port`` (from libpq's connection info after connecting, so
 service files and environment defaults are honoured and the password is never seen),
@@ -77,16 +85,23 @@ def patch(module: Any, context: Any) -> None:
     cursors = subclasses.Derived(extensions.cursor, (
         subclasses.Execute, subclasses.ExecuteMany, subclasses.CallProc,
         subclasses.CopyExpert, subclasses.CopyTable))
+    named_cursors = subclasses.Derived(extensions.cursor, (
+        subclasses.NamedExecute, subclasses.named_fetch(extensions.cursor), subclasses.ExecuteMany,
+        subclasses.CallProc, subclasses.CopyExpert, subclasses.CopyTable),
+        (subclasses.FETCH,))
 
     class CursorFactory:
         """``connection.cursor()``, building a traced subclass of the class psycopg2 would
-        use (below the program's connection class, so its choice is known)."""
+        use (below the program's connection class, so its choice is known); a named
+        (server-side) cursor's class also traces its fetches."""
 
         __slots__ = ()
 
         def cursor(self, *args: Any, **kwargs: Any) -> Any:
             chosen = subclasses.chosen(args, kwargs, 1, "cursor_factory", None)
-            derived = cursors(chosen or self.cursor_factory or extensions.cursor)  # type: ignore[attr-defined]
+            named = subclasses.chosen(args, kwargs, 0, "name", None) is not None
+            derive = named_cursors if named else cursors
+            derived = derive(chosen or self.cursor_factory or extensions.cursor)  # type: ignore[attr-defined]
             if derived is not None:
                 args, kwargs = subclasses.replaced(args, kwargs, 1, "cursor_factory", derived)
             return super().cursor(*args, **kwargs)  # type: ignore[misc]

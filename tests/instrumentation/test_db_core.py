@@ -36,11 +36,13 @@ __all__ = ["recorded"]
     ("(SELECT 1 FROM a) UNION (SELECT 2 FROM b)", ("SELECT", None)),
     ("SELECT 'FROM secrets' FROM t", ("SELECT", "t")),
     ("SELECT EXTRACT(YEAR FROM ts) FROM t", ("SELECT", None)),
+    ("SELECT n FROM generate_series(1, 5) AS n", ("SELECT", None)),
+    ("SELECT * FROM public.list_orders ($1)", ("SELECT", None)),
 ])
 def test_parse_finds_operation_and_the_one_table(statement, expected):
     """The bounded parse names the first keyword and the table after FROM/INTO/UPDATE/
-    TABLE when the statement names no other (and not one inside a literal), and gives None
-    rather than guess."""
+    TABLE when the statement names no other (and not one inside a literal, nor a function
+    called in FROM), and gives None rather than guess."""
     assert dbapi.parse(statement)[1:] == expected
 
 

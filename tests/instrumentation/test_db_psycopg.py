@@ -51,12 +51,15 @@ def test_cursor_and_connection_execute_are_traced(recorded: Recorded):
 
 def test_connect_classmethod_and_server_cursor_are_traced(recorded: Recorded):
     """Connections made with Connection.connect (as pools do) are traced too, and so are
-    server-side cursors."""
+    server-side cursors: their DECLARE and the FETCH of the rows (more in
+    test_db_server_cursors)."""
     with psycopg.Connection.connect(PG_DSN) as conn, conn.cursor(name="tf_server") as cur:
         cur.execute("SELECT generate_series(1, 4)")
         assert [row[0] for row in cur] == [1, 2, 3, 4]
-    assert [s.attributes["db.query.text"] for s in recorded.spans("postgresql")] == [
-        "SELECT generate_series(?, ?)"]
+    spans = recorded.spans("postgresql")
+    assert [s.name for s in spans] == ["SELECT", "FETCH"]
+    assert [s.attributes["db.query.text"] for s in spans] == [
+        "SELECT generate_series(?, ?)"] * 2
 
 
 def test_failing_statement_is_an_error_span_with_sqlstate(recorded: Recorded):

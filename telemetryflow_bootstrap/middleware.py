@@ -27,6 +27,13 @@ the config) and ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_
 
 If our code fails, the request is served uninstrumented and the failure is reported at most
 once a minute; the application's response and exceptions are never changed.
+
+A bad argument to the public API (``start_request``/``end_request``, by hand-written
+integrations) is said once, naming the call, the value and what is expected, and the request
+is still traced: a ``status_code`` of "200" used to leave the span unended and unexported,
+attributes or headers that are not a mapping raised inside the program's request handler,
+and a second ``end_request`` logged a traceback. A ``client`` of the wrong type is a
+``TelemetryFlowError`` at construction (set-up code, as the builder's errors are).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_OR
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _diagnostics
+from .domain.errors import TelemetryFlowError
 from .instrumentation._http_common import (
     DURATION_BUCKETS,
     ExcludedUrls,
@@ -212,11 +220,18 @@ class TelemetryMiddleware:
     # ----- the public, framework-neutral API ------------------------------------------
 
     def start_request(self, method: str, path: str, *, route: str | None = None,
-                      headers: Mapping[str, str] | None = None, scheme: str | None = None,
+                      headers: Mapping[str, str] | Iterable[tuple[Any, Any]] | None = None,
+                      scheme: str | None = None,
                       attributes: Mapping[str, Any] | None = None) -> RequestScope | None:
         """Open the server span and make it current; ``None`` when the URL is excluded
-        (call ``end_request`` with whatever this returned)."""
-        lowered = {k.lower(): v for k, v in headers.items()} if headers else {}
+        (call ``end_request`` with whatever this returned). ``headers``: a mapping, or
+        (name, value) pairs of str or bytes (an ASGI scope's)."""
+        if not (type(method) is str and type(path) is str and (route is None or type(route)
+                is str) and (scheme is None or type(scheme) is str)
+                and (attributes is None or isinstance(attributes, Mapping))):
+            method, path, route, scheme, attributes = _checked_start(
+                method, path, route, scheme, attributes)
+        lowered = _lowered_headers(headers) if headers else {}
         self.refresh_propagator()
         request = self.open(
             method, scheme or "http", path, "", lowered.get("host"), None,
@@ -234,9 +249,25 @@ class TelemetryMiddleware:
         """Set the status, end the span, record the duration, restore the context.
 
         ``error`` is taken as an exception the framework answered: recorded when the
-        status is a 5xx or unknown, not when the framework made a 4xx of it."""
-        if scope is None:
+        status is a 5xx or unknown, not when the framework made a 4xx of it. A second call
+        for the same scope is said once and ignored."""
+        if type(scope) is not RequestScope:
+            if scope is not None:
+                _say_once(("end_request", "scope", type(scope).__name__),
+                          f"end_request(scope={_shown(scope)}): expected what start_request() "
+                          "returned (a RequestScope, or None); ignored")
             return
+        if scope.token is _ENDED:
+            _say_once(("end_request", "twice"), "end_request() called again for a request "
+                      "it already ended; ignored")
+            return
+        if not (status_code is None or type(status_code) is int):
+            status_code = _checked_status(status_code)
+        if not (error is None or isinstance(error, BaseException)):
+            _say_once(("end_request", "error", type(error).__name__),
+                      f"end_request(error=<{type(error).__name__}>): expected an exception "
+                      "or None; the request is ended without it")
+            error = None
         try:
             request = scope.request
             if status_code is not None:
@@ -245,7 +276,8 @@ class TelemetryMiddleware:
                 request.error = error
             request.finish()
         finally:
-            _detach(scope.token)
+            token, scope.token = scope.token, _ENDED
+            _detach(token)
 
     # ----- for the WSGI/ASGI layers ----------------------------------------------------
 
@@ -371,6 +403,96 @@ class TelemetryMiddleware:
                 duration.record(elapsed, metric)
 
 
+_ENDED = object()  # a RequestScope's token once end_request has run
+_MAX_SAID = 100
+_said: set[tuple[str, ...]] = set()
+
+
+def _say_once(key: tuple[str, ...], message: str) -> None:
+    """Warn about a bad argument once per ``key`` (call, argument, kind of problem)."""
+    if key not in _said and len(_said) < _MAX_SAID:
+        _said.add(key)
+        _diagnostics.warn(f"{message} (said once)")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _checked_start(method: Any, path: Any, route: Any, scheme: Any, attributes: Any
+                   ) -> tuple[str, str, str | None, str | None, Mapping[str, Any] | None]:
+    """``start_request``'s arguments once a cheap type check failed: each bad one said
+    once; a non-str method, path, route or scheme becomes its str(), bad attributes go."""
+    texts = []
+    for argument, value, optional in (("method", method, False), ("path", path, False),
+                                      ("route", route, True), ("scheme", scheme, True)):
+        if isinstance(value, str) or (optional and value is None):
+            texts.append(value)
+            continue
+        _say_once(("start_request", argument, type(value).__name__),
+                  f"start_request({argument}={_shown(value)}): expected a str"
+                  f"{' or None' if optional else ''}; taken as its str()")
+        texts.append(_text(value))
+    if attributes is not None and not isinstance(attributes, Mapping):
+        _say_once(("start_request", "attributes", type(attributes).__name__),
+                  f"start_request(attributes={_shown(attributes)}): expected a mapping of "
+                  "attribute names to values, or None; the span is started without them")
+        attributes = None
+    return texts[0], texts[1], texts[2], texts[3], attributes
+
+
+def _lowered_headers(headers: Any) -> dict[str, str]:
+    """{lower-case name: value} from a mapping or (name, value) pairs, str or bytes;
+    anything else is said once and ignored (no trace context, host or user agent)."""
+    if isinstance(headers, Mapping):
+        try:
+            return {k.lower(): v for k, v in headers.items()}
+        except AttributeError:  # (a name that is not a str: decoded below)
+            pass
+        pairs: Any = headers.items()
+    else:
+        pairs = headers
+    try:
+        return {_latin1(k).lower(): _latin1(v) for k, v in pairs}
+    except (TypeError, ValueError):
+        _say_once(("start_request", "headers", type(headers).__name__),
+                  f"start_request(headers={_shown(headers)}): expected a mapping of header "
+                  "names to values, or (name, value) pairs; the headers are ignored")
+        return {}
+
+
+def _latin1(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("latin-1")
+    raise TypeError(f"a header name or value of type {type(value).__name__}")
+
+
+def _checked_status(status_code: Any) -> int | None:
+    """A ``status_code`` that is not an int: said once; an integral float or a numeric
+    str is taken as the int it stands for, anything else as no status."""
+    try:
+        number = int(status_code) if not isinstance(status_code, bool) else None
+        if number is not None and number != float(status_code):
+            number = None
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    outcome = f"taken as {number}" if number is not None else "the status is left out"
+    _say_once(("end_request", "status_code", type(status_code).__name__),
+              f"end_request(status_code={_shown(status_code)}): expected an int (e.g. 200) "
+              f"or None; {outcome}")
+    return number
+
+
 def _record_error(span: Any, error: BaseException, metric: dict[str, Any],
                   extra: dict[str, Any]) -> None:
     metric[ERROR_TYPE] = extra[ERROR_TYPE] = type(error).__qualname__
@@ -399,14 +521,18 @@ def _split_host(host: str, scheme: str) -> tuple[str, int | None]:
 def _telemetry_from(source: Any) -> tuple[Any, Any, tuple[str, ...]]:
     """(tracer, meter, excluded URL patterns) from a PatchContext, a client, or the
     process-wide SDK; the global OpenTelemetry API when nothing of ours runs."""
+    from .client import NoOpClient, TelemetryFlowClient, get_client
     from .instrumentation.registry import PatchContext
 
     if isinstance(source, PatchContext):
         return source.tracer, source.meter, _excluded_urls(source.config)
     if source is None:
-        from .client import get_client
-
         source = get_client()
+    elif not isinstance(source, (TelemetryFlowClient, NoOpClient)):
+        raise TelemetryFlowError(
+            f"TelemetryMiddleware(client={_shown(source)}): expected a TelemetryFlowClient, "
+            f"get_client() or None (the client running in this process), got "
+            f"{type(source).__name__}")
     handler = getattr(source, "_handler", None)
     if handler is not None:  # a TelemetryFlowClient that has been initialised
         return handler.tracer, handler.meter, _excluded_urls(source.config)

@@ -185,8 +185,8 @@ class TelemetryFlowBuilder:
         ok = exporters is None or all(
             hasattr(exporters, name) for name in ("span_exporter", "metric_reader", "log_exporter"))
         if self._check("exporters", ok, f"with_exporters({_shown(exporters)})",
-                       "an ExporterOverrides(span_exporter=..., metric_reader=..., "
-                       "log_exporter=...) or None"):
+                       "an ExporterOverrides(span_exporter=..., metric_exporter=..., "
+                       "metric_reader=..., log_exporter=...) or None"):
             self._exporters = exporters
         return self
 

@@ -44,7 +44,7 @@ from .exporters import LazyExporter, OTLPExporterFactory
 from .metric_preferences import exporter_preferences
 from .metric_reader import CountingMetricReader, LazyMetricExporter
 from .providers import install_global
-from .reachability import final_exports, said_at_exit
+from .reachability import final_exports, final_exports_running, said_at_exit
 from .resource import build_resource
 from .signal_masks import quiet_during_fork_hooks_registered_in, signals_blocked, start_quietly
 from .watched_exporters import backend_of, watch
@@ -63,11 +63,17 @@ _SEVERITIES = {
 
 @dataclass
 class ExporterOverrides:
-    """Exporters to use instead of the configured ones (tests, embedding)."""
+    """Exporters to use instead of the configured ones (tests, embedding).
+
+    A ``metric_exporter`` is exported to by our reader, its points counted in
+    ``get_status()`` and accounted for at exit like the OTLP exporter's; a ``metric_reader``
+    (e.g. the SDK's ``InMemoryMetricReader``) replaces that reader, and its points are
+    counted only if it is a ``CountingMetricReader``."""
 
     span_exporter: Any = None
     metric_reader: Any = None
     log_exporter: Any = None
+    metric_exporter: Any = None
 
 
 def build_sampler(config: TelemetryConfig) -> Sampler:
@@ -247,9 +253,14 @@ class TelemetryCommandHandler:
     def _init_metrics(self, config: TelemetryConfig, resource: Any,
                       factory: OTLPExporterFactory) -> None:
         reader = self._overrides.metric_reader
-        if reader is None:
-            exporter = LazyMetricExporter(self._lazy(factory.create_metric_exporter, "metrics"),
-                                          **exporter_preferences(config))
+        given = self._overrides.metric_exporter
+        if isinstance(reader, CountingMetricReader):
+            self._metric_reader = reader
+        elif reader is None:
+            exporter = LazyMetricExporter(
+                self._lazy((lambda: given) if given is not None
+                           else factory.create_metric_exporter, "metrics"),
+                **exporter_preferences(config))
             # (its thread, and the one it restarts in a forked child, never takes SIGTERM)
             with signals_blocked():
                 reader = self._metric_reader = quiet_during_fork_hooks_registered_in(
@@ -260,6 +271,8 @@ class TelemetryCommandHandler:
                         * 1000,
                     ))
         self.meter_provider = _enabled(MeterProvider(resource=resource, metric_readers=[reader]))
+        if self._metric_reader is not None:
+            self._metric_reader.collects_for(self.meter_provider)
         self.meter = self.meter_provider.get_meter(SCOPE, __version__)
 
     def _init_logs(self, config: TelemetryConfig, resource: Any,
@@ -301,6 +314,11 @@ class TelemetryCommandHandler:
                 ok = queue.flush(max(deadline - time.monotonic(), 0.0)) and ok
         if metrics is not None:
             ok = metrics(max(deadline - time.monotonic(), 0.0)) and ok
+            if self._metric_reader is not None and final_exports_running():
+                # The last flush before os._exit, exec or a multiprocessing child's end:
+                # what was recorded while it ran (see export_late_points). Counted lost
+                # only when the process ends with this flush (the exit's line says so).
+                self._metric_reader.export_late_points(deadline, count_lost=said_at_exit())
         return ok and self._metric_points_dropped() == dropped_before
 
     def _metric_points_dropped(self) -> int:

@@ -30,6 +30,15 @@ target returns and again at ``os._exit``). So ``queued`` is the newest one's poi
 
 A short run's runtime-only sample is left out, neither exported nor dropped (see
 ``_runtime_only_short_run``).
+
+Points recorded after the exit's last collection (a daemon thread still working, the main
+thread after a SIGTERM we handle; the program's atexit functions run before ours, so not
+theirs) were in no collection: neither exported nor counted. At the end of the exit, and
+of a final flush, a second collection is made and only what it holds that the last one did
+not (``late_metric_points``) is exported, if there is time left and the last one's export
+has finished (``export_late_points``); otherwise it is counted as dropped, as one loss
+with the series of a last collection that was not exported either. Nothing recorded late:
+nothing is sent. What is recorded after that second collection is past our reach.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from .. import _diagnostics
 from .exporters import LazyExporter
+from .late_metric_points import asynchronous_metrics, late_points
 from .reachability import said_at_exit
 from .signal_masks import start_quietly
 
@@ -105,6 +115,7 @@ class CountingMetricReader(PeriodicExportingMetricReader):
                  export_timeout_millis: float) -> None:
         # (all set before the SDK's reader starts its thread, and our fork hook registered
         # before its own, which restarts that thread in a forked child)
+        self._provider: weakref.ref[Any] | None = None  # (see collects_for)
         self._short_run_until = time.monotonic() + export_interval_millis / 1000
         self._after_fork_in_child()
         if hasattr(os, "register_at_fork"):
@@ -133,6 +144,12 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         self._late = False  # the exporter is (being) shut down: too late to export
         self._stopped = False
         self._shut_down = threading.Event()  # shutdown() or close() was called
+        # The newest collection handed over (whole: what late points are measured
+        # against), its number, and whether it was exported (None: not yet, or never).
+        self._newest: Any = None
+        self._newest_number = 0
+        self._newest_ok: bool | None = None
+        self._late_local = threading.local()  # (a thread collecting late points: its data)
 
     def _runtime_only_short_run(self, metrics_data: Any) -> bool:
         """The exit-time export of a process that lived less than one interval and recorded
@@ -146,6 +163,9 @@ class CountingMetricReader(PeriodicExportingMetricReader):
 
     def _receive_metrics(self, metrics_data: Any, timeout_millis: float = 10_000,
                          **kwargs: Any) -> None:
+        if getattr(self._late_local, "collecting", False):  # (see _collect_late)
+            self._late_local.data = metrics_data
+            return
         skipped = self._runtime_only_short_run(metrics_data)
         if skipped and self._stopping and not self._shut_down.is_set():
             # The exit's last collection, made early (``start_last_export``), of a short run
@@ -169,9 +189,20 @@ class CountingMetricReader(PeriodicExportingMetricReader):
                 return
             self._last_handed_over = self._last_handed_over or self._stopping
             if skipped:  # (neither exported nor lost: not worth exporting)
+                self._newest, self._newest_number, self._newest_ok = metrics_data, 0, True
                 return
-            number = self._numbered = self._numbered + 1
-            self._queued[number] = self.queued = points
+            number = self._hand_over(metrics_data, points)
+        self._export(number, metrics_data, timeout_millis)
+
+    def _hand_over(self, whole: Any, points: int) -> int:
+        """(Under ``_counts_lock``.) Number a collection about to be exported, ``points``
+        of it queued; ``whole`` is what later collections are compared with."""
+        number = self._numbered = self._numbered + 1
+        self._queued[number] = self.queued = points
+        self._newest, self._newest_number, self._newest_ok = whole, number, None
+        return number
+
+    def _export(self, number: int, metrics_data: Any, timeout_millis: float) -> None:
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             with self._sending:
@@ -187,6 +218,8 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         with self._counts_lock:
             points = self._queued.pop(number, None)
             self._settled.notify_all()
+            if number == self._newest_number and points is not None:
+                self._newest_ok = ok
             if points is None:
                 return  # (given up by close(): counted there)
             self.queued = self._queued[max(self._queued)] if self._queued else 0
@@ -213,6 +246,68 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         if isinstance(event, threading.Event):
             event.set()
 
+    def collects_for(self, provider: Any) -> None:
+        """``provider`` is the meter provider this reader collects for: its observable
+        instruments are never late (see ``late_metric_points``)."""
+        self._provider = weakref.ref(provider)
+
+    def export_late_points(self, deadline: float, *, count_lost: bool = True) -> None:
+        """The points recorded since the newest collection handed over (the exit's last,
+        or a final flush's): exported if its export has finished and there is time left
+        until ``deadline``, else (``count_lost``: the process ends with this) counted as
+        dropped; as one loss with that collection's series if it was not exported either.
+
+        On a thread of its own, waited for until ``deadline`` (at most ``_COUNTING_GRACE``
+        when only counting): the collection runs the program's observable callbacks, and
+        the export may find the collector silent (``close()`` then drops it, queued)."""
+        with self._counts_lock:
+            newest, exported = self._newest, self._newest_ok
+            if self._closed or newest is None:
+                return  # (nothing handed over: the collection to come, if any, holds all)
+            export = not self._queued and time.monotonic() < deadline
+        if not export and not count_lost:
+            return
+
+        def run() -> None:
+            data = self._collect_late()
+            if data is None:
+                return
+            late, points, new = late_points(newest, data, self._asynchronous())
+            if late is None:
+                return
+            with self._counts_lock:
+                if self._newest is not newest:
+                    return  # (a newer collection holds them, exported or counted with it)
+                if not export or self._closed:
+                    self.dropped += points if exported else new
+                    return
+                number = self._hand_over(data, points)
+            self._export(number, late, max(deadline - time.monotonic(), 0.0) * 1000)
+
+        thread = threading.Thread(target=run, name="telemetryflow-metrics-late", daemon=True)
+        try:
+            start_quietly(thread)
+        except RuntimeError:  # (no new threads: the interpreter is shutting down)
+            return
+        thread.join(max(deadline - time.monotonic(), 0.0) if export else _COUNTING_GRACE)
+
+    def _collect_late(self) -> Any:
+        """A collection, returned instead of exported (see ``_receive_metrics``)."""
+        local = self._late_local
+        local.collecting, local.data = True, None
+        try:
+            self.collect(timeout_millis=_COUNTING_GRACE * 1000)
+        except Exception as exc:
+            _diagnostics.debug(f"collecting the late metric points failed: {exc!r}")
+        finally:
+            local.collecting = False
+        data, local.data = local.data, None
+        return data
+
+    def _asynchronous(self) -> frozenset[tuple[str, str]]:
+        provider = self._provider() if self._provider is not None else None
+        return asynchronous_metrics(provider) if provider is not None else frozenset()
+
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """The SDK's shutdown (the last collection, then the exporter's shutdown), every
         export handed over by then finished first, within ``timeout_millis``."""
@@ -224,6 +319,8 @@ class CountingMetricReader(PeriodicExportingMetricReader):
             self._stopped = True
         self._shut_down.set()
         self._finish_exports(deadline)
+        if self._last_handed_over:  # (if not, close() collects the last one, late or not)
+            self.export_late_points(deadline)
         super().shutdown(timeout_millis=max(deadline - time.monotonic(), 0.0) * 1000,
                          **kwargs)
 
@@ -240,9 +337,9 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         its server returns, so the multiprocessing child's end-of-process flush runs on
         the main thread while the SIGTERM that uvicorn raises again shuts down on ours. A
         collection made after this is the same series again, exported already (or counted
-        as dropped): ignored as after ``close()``. (Its points recorded since the last
-        collection, while the exit runs, are not exported: the last collection is made as
-        the exit starts.)"""
+        as dropped): ignored as after ``close()``. (What was recorded since the last
+        collection, while the exit ran, is collected once more after this, and only that
+        is exported: ``export_late_points``.)"""
         self.start_last_export()
         ticker = getattr(self, "_daemon_thread", None)
         if isinstance(ticker, threading.Thread) and ticker is not threading.current_thread():

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics.export import MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -23,8 +24,13 @@ from telemetryflow_bootstrap.builder import TelemetryFlowBuilder
 from telemetryflow_bootstrap.client import TelemetryFlowClient
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
 from telemetryflow_bootstrap.domain.signals import Protocol
-from telemetryflow_bootstrap.infrastructure.exporters import OTLPExporterFactory
+from telemetryflow_bootstrap.infrastructure.exporters import LazyExporter, OTLPExporterFactory
 from telemetryflow_bootstrap.infrastructure.handler import ExporterOverrides
+from telemetryflow_bootstrap.infrastructure.metric_reader import (
+    CountingMetricReader,
+    LazyMetricExporter,
+)
+from telemetryflow_bootstrap.infrastructure.reachability import final_exports
 from tests.otlp_receiver import OTLPReceiver
 
 _MARGIN = 0.5  # seconds a bounded call may overrun its timeout on a loaded machine
@@ -440,3 +446,198 @@ def test_a_forked_child_counts_only_its_own_points(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == [0, 0, 0]
+
+
+# ----- points recorded after the exit's last collection --------------------------------------
+
+class RecordingExporter:
+    """Answers each export with the next of ``results`` (the last one again after that),
+    and keeps every ``jobs``/``depth`` point it was sent as (name, attributes, value)."""
+
+    def __init__(self, *results: Any, hold_first: bool = False) -> None:
+        self.results = list(results)
+        self.sent: list[list[tuple[str, dict[str, Any], Any]]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append([(m.name, dict(p.attributes or {}), p.value)
+                          for rm in batch.resource_metrics for sm in rm.scope_metrics
+                          for m in sm.metrics for p in m.data.data_points])
+        if len(self.sent) == 1:
+            self.entered.set()
+            self.release.wait(10.0)
+        return self.results[min(len(self.sent), len(self.results)) - 1]
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self.release.set()
+
+
+def _record_late(client: TelemetryFlowClient) -> None:
+    """One more on a series the exit's collection had, and a new series."""
+    client.increment_counter("requests", attributes={"route": "/a"})
+    client.increment_counter("requests", attributes={"route": "/late"})
+
+
+def _shutdown_recording_late(client: TelemetryFlowClient, exporter: RecordingExporter,
+                             timeout: float) -> bool:
+    """Shut down, recording late points while the exit's first export waits (the exit's
+    last collection is made by then), then let it answer."""
+    result: list[bool] = []
+    shutdown = threading.Thread(target=lambda: result.append(client.shutdown(timeout)))
+    shutdown.start()
+    try:
+        assert exporter.entered.wait(5.0), "the exit never exported"
+        _record_late(client)
+    finally:
+        exporter.release.set()
+        shutdown.join(timeout + 5.0)
+    return result[0]
+
+
+def test_points_recorded_after_the_exits_collection_are_exported_at_its_end(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Points recorded while the exit's export runs are collected again at its end and
+    only they are exported, as a second export (they were lost, counted nowhere)."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS, hold_first=True)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config())
+    _record_three_points(client)
+    assert _shutdown_recording_late(client, exporter, 2.0) is True
+    assert len(exporter.sent) == 2
+    assert sorted((a["route"], v) for _, a, v in exporter.sent[1]) == [("/a", 2), ("/late", 1)]
+    assert _metric_counts(client) == (5, 0, 0)
+
+
+def test_nothing_recorded_late_sends_nothing_more(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing recorded after the exit's collection: one export, as before; an observable
+    instrument whose reading changed at each collection is not a point recorded late."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config())
+    readings = iter(range(1000))
+    client.meter.create_observable_gauge(
+        "queue.size", callbacks=[lambda options: [Observation(next(readings))]])
+    _record_three_points(client)
+    assert client.shutdown(2.0) is True
+    assert len(exporter.sent) == 1
+    assert _metric_counts(client) == (4, 0, 0)
+
+
+def test_late_points_under_delta_temporality_are_exported(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delta temporality: a late point is an increment since the exit's collection (its
+    value says nothing of whether it is new), and is sent as one."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS, hold_first=True)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config(metrics_temporality="delta"))
+    _record_three_points(client)
+    assert _shutdown_recording_late(client, exporter, 2.0) is True
+    assert sorted((a["route"], v) for _, a, v in exporter.sent[1]) == [("/a", 1), ("/late", 1)]
+    assert _metric_counts(client) == (5, 0, 0)
+
+
+def test_late_points_whose_export_fails_are_counted(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit's collection exported, the late points' export refused: they are dropped
+    and counted, and the shutdown says it failed."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS, MetricExportResult.FAILURE,
+                                 hold_first=True)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config())
+    _record_three_points(client)
+    assert _shutdown_recording_late(client, exporter, 2.0) is False
+    assert _metric_counts(client) == (3, 2, 0)
+
+
+def test_late_points_are_counted_once_with_a_collector_that_never_answers(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch,
+        silent: Callable[[Any], SilentExporter]) -> None:
+    """The exit's export never answers: at the deadline its 3 points are dropped, and of
+    the late ones the new series (the other is one of those 3 series: one loss), within
+    the timeout."""
+    exporter = silent(MetricExportResult.SUCCESS)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config())
+    _record_three_points(client)
+    result: list[bool] = []
+    started = time.monotonic()
+    shutdown = threading.Thread(target=lambda: result.append(client.shutdown(0.5)))
+    shutdown.start()
+    assert exporter.entered.wait(5.0)
+    _record_late(client)
+    shutdown.join(5.0)
+    assert time.monotonic() - started < 0.5 + _MARGIN
+    assert result == [False]
+    assert exporter.calls == 1
+    assert _metric_counts(client) == (0, 4, 0)
+
+
+def test_a_final_flush_exports_what_was_recorded_while_it_ran(
+        clients: Callable[..., TelemetryFlowClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last flush before os._exit (a final export) collects again at its end: points
+    recorded while its export ran are exported too. An ordinary flush leaves them to the
+    next collection."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS, hold_first=True)
+    _metric_exporter(monkeypatch, exporter)
+    client = clients(_config())
+    _record_three_points(client)
+    result: list[bool] = []
+
+    def final_flush() -> None:
+        with final_exports():
+            result.append(client.flush(2.0))
+
+    flush = threading.Thread(target=final_flush)
+    flush.start()
+    try:
+        assert exporter.entered.wait(5.0)
+        _record_late(client)
+    finally:
+        exporter.release.set()
+        flush.join(7.0)
+    assert result == [True]
+    assert len(exporter.sent) == 2
+    assert _metric_counts(client) == (5, 0, 0)
+    client.increment_counter("requests", attributes={"route": "/b"})
+    assert client.flush(2.0) is True
+    assert len(exporter.sent) == 3  # (the whole collection: no second one)
+
+
+# ----- exporters given ------------------------------------------------------------------------
+
+def test_a_metric_exporter_given_is_counted_in_the_status() -> None:
+    """``ExporterOverrides(metric_exporter=...)`` exports through our reader: its points are
+    counted in get_status() (a reader given instead counted none)."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS, MetricExportResult.FAILURE)
+    client = TelemetryFlowClient(_config(), set_global=False,
+                                 exporters=ExporterOverrides(metric_exporter=exporter))
+    client.initialize()
+    try:
+        _record_three_points(client)
+        assert client.flush(2.0) is True
+        assert _metric_counts(client) == (3, 0, 0)
+        assert client.flush(2.0) is False
+        assert _metric_counts(client) == (3, 3, 0)
+        assert client.get_health()["dropped"] == 3
+    finally:
+        client.shutdown(0.5)
+
+
+def test_a_counting_metric_reader_given_is_counted_in_the_status() -> None:
+    """A ``CountingMetricReader`` given as the reader keeps its counts in get_status()."""
+    exporter = RecordingExporter(MetricExportResult.SUCCESS)
+    reader = CountingMetricReader(LazyMetricExporter(LazyExporter(lambda: exporter, "metrics")),
+                                  export_interval_millis=60_000, export_timeout_millis=5_000)
+    client = TelemetryFlowClient(_config(), set_global=False,
+                                 exporters=ExporterOverrides(metric_reader=reader))
+    client.initialize()
+    _record_three_points(client)
+    assert client.shutdown(2.0) is True
+    assert _metric_counts(client) == (3, 0, 0)

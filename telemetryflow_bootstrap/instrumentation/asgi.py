@@ -20,11 +20,20 @@ configured; and one ``http.server.request.duration`` point (seconds; method, sch
 status code, error.type).
 
 The span ends after the last ``http.response.body`` (``more_body`` false; after the
-trailers or a ``pathsend`` when those are used) has been handed to the server, or when the
-application raises (recorded as the error it is, also after a 2xx start: a body cut short
-by an exception is a failed response; re-raised unchanged) or returns without finishing
-its response (a disconnected client: ended as is, as is a response under way whose task
-is cancelled; no response at all: ERROR ``incomplete_response``). Environment variables
+trailers or a ``pathsend`` when those are used) has been handed to the server, so work the
+application does after its response (Starlette's background tasks: see
+``instrumentation.starlette``) is not the response's; a 5xx waits for the application to
+return (an error handler re-raises the exception after its 500 page) or for its first
+background task to start. The span also ends when the application raises (recorded as the
+error it is, also after a 2xx start: a body cut short by an exception is a failed response;
+re-raised unchanged) or returns without finishing its response (no response at all: ERROR
+``incomplete_response``). A client that goes away is not the server's error: a response
+under way is ended as is, with its status and no ``error.type``, whether the application
+returns early, its task is cancelled, or the server's ``send`` fails (ASGI 2.4) and the
+failure escapes (every SSE stream ends this way, so the semantic conventions' "not sent
+fully" error would make each one a failure); gone before any response (Starlette's
+``ClientDisconnect`` while reading the body), the request failed with that ``error.type``
+but no status code: the 500 an error handler then sends reaches nobody. Environment variables
 (read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
@@ -41,6 +50,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapp
 from typing import Any
 
 from opentelemetry import context as _otel_context
+from opentelemetry.trace import get_current_span as _get_current_span
 
 from .. import _diagnostics
 from ..middleware import _GETTER, REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
@@ -125,7 +135,6 @@ class ASGIServer:
         core, route_of = self._core, self._route_of
         # (captured headers go to the span: an unsampled one keeps none)
         captures = core.captures_response_headers and type(request) is not UnsampledRequest
-        trailers = False
 
         def finish(error: BaseException | None = None, incomplete: bool = False) -> None:
             if route_of is not None and request.route is None:
@@ -134,7 +143,7 @@ class ASGIServer:
             request.finish(error, incomplete)
 
         async def _send(message: Message) -> None:
-            nonlocal trailers
+            nonlocal trailers, gone
             kind = message["type"]
             if kind == "http.response.start":
                 try:
@@ -145,9 +154,17 @@ class ASGIServer:
                             request, _decoded(message.get("headers") or ()))
                 except Exception:
                     pass
-                await send(message)
+                try:
+                    await send(message)
+                except OSError:  # the client has gone before the response: none was sent
+                    request.status_code = None
+                    raise
                 return
-            await send(message)
+            try:
+                await send(message)
+            except OSError:  # the server says the client has gone (ASGI spec 2.4)
+                gone = True
+                raise
             if kind == "http.response.body":
                 if trailers or message.get("more_body", False):
                     return
@@ -157,24 +174,44 @@ class ASGIServer:
             status_code = request.status_code
             if status_code is None or status_code < 500:
                 finish()
-            # else: error handlers (Starlette's ServerErrorMiddleware) send the 500 page and
-            # then re-raise; end when the application returns, to record the exception.
+            else:
+                # Error handlers (Starlette's ServerErrorMiddleware) send the 500 page and
+                # then re-raise: end when the application returns, to record the exception,
+                # or when a background task starts (``finish_before_background``), whose
+                # time and exceptions are not the response's.
+                _awaiting_return[request.span] = finish
 
+        trailers = gone = False
         token = _attach(request.context)
         try:
             await app(scope, receive, _send)
         except BaseException as error:
+            if _awaiting_return:
+                _awaiting_return.pop(request.span, None)
             if not request.done:
-                if request.status_code is not None and isinstance(error, CancelledError):
-                    # A response under way, then the task cancelled (the client went away,
-                    # the server stopping): ended as is, as when the app returns early.
+                status_code = request.status_code
+                if status_code is not None and (gone or isinstance(error, CancelledError)):
+                    # A response under way, then the client gone (the server's send failed)
+                    # or the task cancelled (the server stopping): ended as is, as when the
+                    # app returns early. The client going away ends every SSE stream.
                     finish()
+                elif _client_disconnect(error):
+                    # The client went away before the response: a failed request, but the
+                    # 500 an error handler then sent reached nobody (and never was the
+                    # server's); a response already under way is ended as is.
+                    if status_code is None or status_code >= 500:
+                        request.status_code = None
+                        finish(error)
+                    else:
+                        finish()
                 else:
                     finish(error)
             raise
         finally:
             _detach(token)
         if not request.done:
+            if _awaiting_return:
+                _awaiting_return.pop(request.span, None)
             finish(incomplete=True)
 
     async def websocket(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send
@@ -197,6 +234,29 @@ class ASGIServer:
             await app(scope, receive, send)
         finally:
             _detach(token)
+
+
+# Server spans whose 5xx response has gone out, left open until the application returns
+# (see ASGIServer.call): span -> its request's finish. Empty but for such a response.
+_awaiting_return: dict[Any, Callable[[], None]] = {}
+
+
+def finish_before_background() -> None:
+    """End the current request's server span if it waits for its application to return
+    after a 5xx response: a background task starts (Starlette runs them after the
+    response, in the request's context), and neither its time nor its exception is the
+    response's. Nothing to do, at the cost of one test, for any other request."""
+    if _awaiting_return:
+        finish = _awaiting_return.pop(_get_current_span(), None)
+        if finish is not None:
+            finish()
+
+
+def _client_disconnect(error: BaseException) -> bool:
+    """Starlette's ``ClientDisconnect``: the client went away while the request was read
+    (``Request.body()`` got ``http.disconnect``), or while a response was streamed."""
+    kind = type(error)
+    return kind.__name__ == "ClientDisconnect" and kind.__module__.startswith("starlette.")
 
 
 def _handshake_context(core: TelemetryMiddleware, scope: Scope) -> Any:

@@ -12,6 +12,13 @@ as documented there. ``http.route`` is the template of the route the router matc
 the path of the ``Mount`` it sits under; requests no route matched are named ``{method}``
 only.
 
+Background tasks (``BackgroundTasks.add_task``, ``Response(background=...)``) run after the
+response has gone out, once the server span has ended (its duration, and the duration
+point's, are the response's): each runs in an INTERNAL span ``BackgroundTask {function}``
+(``code.function.name``: the function's qualified name), a child of the request's server
+span that parents the task's own work and records its exception (ERROR, ``error.type``,
+an exception event; re-raised unchanged, as Starlette then stops the remaining tasks).
+
 FastAPI (0.16x) has native request telemetry that switches itself on as soon as global
 OpenTelemetry providers exist, which the launcher installs: left alone it would make a
 second server span and metric for every request. Its ``__call__`` makes that decision before
@@ -36,10 +43,13 @@ import sys
 import threading
 from typing import Any
 
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 from starlette.routing import Mount
 
 from .. import _diagnostics
 from ..middleware import REQUEST_KEY, TelemetryMiddleware
+from ._http_common import suppressed
 from .asgi import (
     FASTAPI_TELEMETRY,
     ASGIApp,
@@ -48,11 +58,13 @@ from .asgi import (
     Scope,
     Send,
     TelemetryASGIMiddleware,
+    finish_before_background,
 )
 
 __all__ = ["FastAPITelemetryMiddleware"]
 
 _ORIGINAL = "_telemetryflow_original"
+_ERROR_TYPE, _CODE_FUNCTION_NAME = "error.type", "code.function.name"
 _servers_lock = threading.Lock()
 _servers: list[tuple[Any, ASGIServer]] = []
 
@@ -64,6 +76,7 @@ def patch(module: Any, context: Any) -> None:
     applications = sys.modules.get("starlette.applications") \
         or importlib.import_module("starlette.applications")
     _patch_starlette(applications.Starlette, _server_for(context))
+    _patch_background(context)
 
 
 def patch_fastapi(module: Any, context: Any) -> None:
@@ -73,6 +86,7 @@ def patch_fastapi(module: Any, context: Any) -> None:
     applications = sys.modules.get("fastapi.applications") \
         or importlib.import_module("fastapi.applications")
     _patch_fastapi(applications.FastAPI, _server_for(context))
+    _patch_background(context)  # (FastAPI's BackgroundTasks are Starlette's)
     _no_second_exporters()
 
 
@@ -141,6 +155,58 @@ def _patch_fastapi(cls: Any, server: ASGIServer) -> None:
 
     setattr(__call__, _ORIGINAL, original)
     cls.__call__ = __call__
+
+
+def _patch_background(context: Any) -> None:
+    """Run each ``BackgroundTask`` (one given to a response, or each of FastAPI's
+    ``BackgroundTasks``) in an INTERNAL span of its own. Starlette runs them after the
+    response has gone out, in the request's context: the server span has ended by then (its
+    duration is the response's), so an exception of theirs was on no span at all, and their
+    work (queries, calls) hung off a span that had ended long before."""
+    background = sys.modules.get("starlette.background") \
+        or importlib.import_module("starlette.background")
+    cls = background.BackgroundTask
+    original = cls.__call__
+    if getattr(original, _ORIGINAL, None) is not None:
+        return
+    tracer = context.tracer
+
+    @functools.wraps(original)
+    async def __call__(self: Any) -> None:
+        finish_before_background()
+        if suppressed():
+            return await original(self)  # type: ignore[no-any-return]
+        try:
+            span = tracer.start_span(*_task_span(getattr(self, "func", None)))
+        except Exception:  # a tracer that fails: the task as it would have run
+            return await original(self)  # type: ignore[no-any-return]
+        token = attach(set_span_in_context(span))
+        try:
+            await original(self)
+        except BaseException as error:
+            span.set_attribute(_ERROR_TYPE, type(error).__qualname__)
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+        finally:
+            detach(token)
+            span.end()
+
+    setattr(__call__, _ORIGINAL, original)
+    cls.__call__ = __call__
+
+
+def _task_span(func: Any) -> tuple[str, None, SpanKind, dict[str, str]]:
+    """``start_span`` arguments for a background task running ``func``: named
+    ``BackgroundTask {function}``, ``code.function.name`` its qualified name."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if not isinstance(name, str):
+        name = type(func).__qualname__  # (a callable object)
+    module = getattr(func, "__module__", None)
+    qualified = f"{module}.{name}" if isinstance(module, str) and module else name
+    return f"BackgroundTask {name}", None, SpanKind.INTERNAL, {_CODE_FUNCTION_NAME: qualified}
 
 
 # What FastAPI's automatic export configures per signal: (switch, explicit provider) keys.

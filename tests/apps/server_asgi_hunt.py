@@ -34,6 +34,12 @@ def _query(label: str) -> None:
         connection.execute(f"SELECT 1 AS {label}").fetchall()
 
 
+async def _fail_later() -> None:
+    """A background task that outlives its response, then fails."""
+    await asyncio.sleep(0.2)
+    raise LookupError("the background task failed")
+
+
 class _RaisingMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next):
         if request.url.path == "/middleware/boom":
@@ -104,6 +110,11 @@ def create_app() -> FastAPI:
     @app.get("/background")
     async def background(tasks: BackgroundTasks) -> PlainTextResponse:
         tasks.add_task(_query, "background")
+        return PlainTextResponse("scheduled")
+
+    @app.get("/background/fail")
+    async def background_fail(tasks: BackgroundTasks) -> PlainTextResponse:
+        tasks.add_task(_fail_later)
         return PlainTextResponse("scheduled")
 
     @app.get("/items/{item_id}")

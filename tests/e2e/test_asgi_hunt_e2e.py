@@ -117,10 +117,11 @@ def test_python_app_running_uvicorn_keeps_each_request_its_own_trace(otlp_receiv
 def test_uvicorn_fastapi_corners_one_span_and_one_point_per_request(otlp_receiver, tmp_path):
     """Streaming bodies from a sync and an async generator, whose queries and outbound
     calls are children of the server span though they run after the endpoint returned;
-    a background task's query (a child too); SSE and a file response; 405 keeps its route,
-    404 has none; an unknown method is ``_OTHER`` named ``HTTP``; HTTPException(404) is not
-    an error, a 503 and exceptions from an endpoint or a middleware are (500,
-    ``error.type`` = the class, an exception event); one duration point per request."""
+    a background task's query (in the task's span, a child too); SSE and a file response;
+    405 keeps its route, 404 has none; an unknown method is ``_OTHER`` named ``HTTP``;
+    HTTPException(404) is not an error, a 503 and exceptions from an endpoint or a
+    middleware are (500, ``error.type`` = the class, an exception event); one duration
+    point per request."""
     port = free_port()
     env = env_for(otlp_receiver, "asgi-corners", TELEMETRYFLOW_METRIC_EXPORT_INTERVAL="300",
                   HUNT_DOWNSTREAM=f"http://127.0.0.1:{port}")
@@ -139,11 +140,16 @@ def test_uvicorn_fastapi_corners_one_span_and_one_point_per_request(otlp_receive
     spans = by_path(servers)
     assert statuses == [200, 200, 200, 200, 200, 405, 404, 405, 404, 503, 500, 500]
     everything = {s.span_id: s for s in otlp_receiver.spans()}
-    for path, expected in (("/stream/sync", 3), ("/stream/async", 3), ("/background", 1)):
+    for path, expected in (("/stream/sync", 3), ("/stream/async", 3)):
         server = spans[path]
         children = [s for s in everything.values() if s.parent_span_id == server.span_id]
         assert len(children) == expected, (path, [c.name for c in children])
         assert all(c.kind == "CLIENT" and c.trace_id == server.trace_id for c in children)
+    # the background task's query: a child of the task's span, itself the request's child
+    [task] = [s for s in everything.values() if s.parent_span_id == spans["/background"].span_id]
+    assert (task.name, task.kind) == ("BackgroundTask _query", "INTERNAL")
+    [query] = [s for s in everything.values() if s.parent_span_id == task.span_id]
+    assert query.kind == "CLIENT"
     assert [spans[p].name for p in ("/sse", "/file", "/items/1", "/nowhere")] == [
         "GET /sse", "GET /file", "POST /items/{item_id}", "GET"]
     assert len(servers) == 15
@@ -182,3 +188,27 @@ def test_client_gone_mid_stream_ends_the_span_as_is(otlp_receiver, tmp_path):
     assert span.status_code == "UNSET"
     assert span.attributes["http.response.status_code"] == 200
     assert "telemetryflow.process.terminated" not in span.attributes
+
+
+def test_uvicorn_background_task_failure_is_on_its_own_span(otlp_receiver, tmp_path):
+    """``telemetryflow-run uvicorn``: a FastAPI background task that fails after its 200
+    went out is exported as an INTERNAL ``BackgroundTask {function}`` span, the request's
+    child, with the exception (ERROR, ``error.type``, an event); the request stays a
+    success whose duration point does not wait for the task."""
+    port = free_port()
+    env = env_for(otlp_receiver, "asgi-background", TELEMETRYFLOW_METRIC_EXPORT_INTERVAL="300")
+    with serving((uvicorn(port), env, port, tmp_path / "b.log")):
+        assert request(port, "GET", "/background/fail") == (200, b"scheduled")
+        [server] = server_spans(otlp_receiver, 1)
+        [task] = otlp_receiver.wait_for_spans(1, name="BackgroundTask _fail_later")
+        point = otlp_receiver.wait_for_metric("http.server.request.duration")[-1]
+    assert (server.name, server.status_code) == ("GET /background/fail", "UNSET")
+    assert "error.type" not in server.attributes
+    assert (task.kind, task.status_code, task.parent_span_id, task.trace_id) == (
+        "INTERNAL", "ERROR", server.span_id, server.trace_id)
+    assert task.attributes["error.type"] == "LookupError"
+    assert task.attributes["code.function.name"] == "tests.apps.server_asgi_hunt._fail_later"
+    assert [e[0] for e in task.events] == ["exception"]
+    assert server.end_ns <= task.start_ns, "the server span waited for the task"
+    assert "error.type" not in point.attributes
+    assert point.sum * 1e9 < task.end_ns - task.start_ns  # (the task sleeps 0.2 s)

@@ -8,13 +8,21 @@ Produces
     ``http.client.request.duration`` (seconds).
     The span starts in ``request()`` and ends when ``getresponse()`` has the status line and
     headers: the body is read by the caller afterwards and is not part of it. The low-level
-    ``putrequest()``/``putheader()``/``endheaders()`` API on its own is not traced.
+    ``putrequest()``/``putheader()``/``endheaders()`` API on its own is not traced. A request
+    whose response is never fetched ends when the connection is closed or sends its next
+    request (no status then).
+    A redirect ``urllib.request`` follows is a further request: its own span (a sibling of
+    the first, under the caller's span) with ``http.request.resend_count`` = 1, 2, ... along
+    the chain, as the HTTP semantic conventions ask for every resend (see
+    ``_patch_urllib_request``).
 Span attributes
     ``http.request.method``, ``http.request.method_original`` (unknown methods only),
-    ``url.full`` (userinfo and signature-like query values REDACTED), ``server.address``,
-    ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
-    ``error.type`` (the status code for 4xx/5xx, else the exception class), captured headers
-    ``http.request.header.<name>``/``http.response.header.<name>``.
+    ``url.full`` (userinfo and signature-like query values REDACTED), ``server.address``
+    (an internationalised name in its ASCII form, ``xn--bcher-kva.example``, as on the wire
+    and as every client library here reports it), ``server.port``,
+    ``network.protocol.version``, ``http.response.status_code``, ``error.type`` (the status
+    code for 4xx/5xx, else the exception class), ``http.request.resend_count`` (urllib.request
+    redirects), captured headers ``http.request.header.<name>``/``http.response.header.<name>``.
 Metric attributes (low cardinality: never the URL)
     ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version`` (when a response
@@ -34,8 +42,10 @@ layer (requests → urllib3 → http.client) the inner layers stand aside
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
@@ -85,6 +95,10 @@ _PENDING = "_telemetryflow_call"
 # The context key under which a call's own context (``ClientCall.context``) holds the call:
 # a library module finds the call in flight from inside the library (requests: see there).
 CALL_KEY = "telemetryflow.http_client.call"
+# urllib.request redirects (see _patch_urllib_request): the resend count on the Request a
+# redirect made, and the one the request that ``do_open`` is sending carries (0: none).
+_RESEND_ATTRIBUTE = "_telemetryflow_resend_count"
+_URLLIB_RESEND: ContextVar[int] = ContextVar("telemetryflow_urllib_resend", default=0)
 
 
 # ----- what every HTTP client instrumentation shares ------------------------------------------
@@ -441,6 +455,16 @@ def headers_with_context(call: ClientCall, headers: Any) -> Any:
     return sent
 
 
+def ascii_host(host: str) -> str:
+    """An internationalised host name in the ASCII form that goes on the wire and to DNS
+    (``bücher.example`` -> ``xn--bcher-kva.example``: what http.client sends, with the same
+    codec), the name as it is when it has none."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -462,9 +486,18 @@ def patch(module: Any, context: Any) -> None:
     context is attached in between (nothing below http.client is instrumented)."""
     telemetry = ClientTelemetry(context, "http.client")
     adapter = _HttpClientAdapter(getattr(module, "HTTPSConnection", None))  # None without ssl
+    # urllib.request's redirects: patched now, when it is imported, or (when it is what is
+    # importing http.client, its classes not defined yet) at the first request.
+    waiting = [not _patch_urllib_request_or_wait(telemetry)]
+    # ``close`` is wrapped once a request of ours waits for its response, not before: urllib3
+    # (under requests) closes a connection per ``requests.get()`` and never has one waiting,
+    # so a program that does not call http.client itself does not pay for that wrapper.
+    close_wrapped = [False]
 
     def request(wrapped: Any, instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
+        if waiting[0]:
+            waiting[0] = not _patch_urllib_request_or_wait(telemetry)
         state = getattr(instance, "__dict__", None)
         stale = state.pop(_PENDING, None) if state is not None else None
         if stale is not None:  # the previous response was never fetched
@@ -491,6 +524,12 @@ def patch(module: Any, context: Any) -> None:
             call.end()
         else:
             state[_PENDING] = call
+            if not close_wrapped[0]:
+                close_wrapped[0] = True
+                try:
+                    wrap_once(module.HTTPConnection, "close", close)
+                except Exception as exc:  # pragma: no cover - close not found: stays as is
+                    telemetry.warn(exc)
         return result
 
     def getresponse(wrapped: Any, instance: Any, args: tuple[Any, ...],
@@ -507,8 +546,76 @@ def patch(module: Any, context: Any) -> None:
         finish(call, adapter.outcome, response)
         return response
 
+    def close(wrapped: Any, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+        # A request whose response was never fetched: its span ends now, not never.
+        state = getattr(instance, "__dict__", None)
+        call = state.pop(_PENDING, None) if state else None
+        if call is not None:
+            call.end()
+        return wrapped(*args, **kwargs)
+
     wrap_once(module.HTTPConnection, "request", request)
     wrap_once(module.HTTPConnection, "getresponse", getresponse)
+
+
+def _patch_urllib_request_or_wait(telemetry: ClientTelemetry) -> bool:
+    """Patch urllib.request's redirects now if it is imported, or arm a post-import hook
+    if it is not; False only while it is being imported (the classes to patch are not
+    defined yet: ``import urllib.request`` imports http.client near its top, which is the
+    usual way this patch runs). Never raises."""
+    module = sys.modules.get("urllib.request")
+    try:
+        if module is None:
+            from ._import_hooks import when_imported
+
+            when_imported("urllib.request", _patch_urllib_request)
+            return True
+        if getattr(module, "HTTPRedirectHandler", None) is None \
+                or getattr(module, "AbstractHTTPHandler", None) is None:
+            return False
+        _patch_urllib_request(module)
+    except Exception as exc:
+        telemetry.warn(exc)
+    return True
+
+
+def _patch_urllib_request(module: Any) -> None:
+    """Count urllib.request's redirects as resends. Why two wrappers: http.client never
+    sees urllib's ``Request``, only the method, selector and headers ``do_open`` hands it.
+    So ``HTTPRedirectHandler.redirect_request`` (which makes the Request of the next hop)
+    marks that Request with its ordinal along the chain, and ``AbstractHTTPHandler.do_open``
+    passes a marked Request's ordinal to the one ``HTTPConnection.request()`` it makes (a
+    context variable, set only for such a Request). The caller's own Request objects are
+    never marked: one sent again later is a first request again."""
+    wrap_once(module.HTTPRedirectHandler, "redirect_request", _mark_the_next_hop)
+    wrap_once(module.AbstractHTTPHandler, "do_open", _open_with_its_resend_count)
+
+
+def _mark_the_next_hop(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+    # redirect_request(req, fp, code, msg, headers, newurl): the next hop's Request, or None
+    new = wrapped(*args, **kwargs)
+    if new is not None:
+        try:
+            count = getattr(argument(args, kwargs, 0, "req"), _RESEND_ATTRIBUTE, 0)
+            setattr(new, _RESEND_ATTRIBUTE, count + 1)
+        except Exception:  # pragma: no cover - a Request type that takes no attributes
+            pass
+    return new
+
+
+def _open_with_its_resend_count(wrapped: Any, instance: Any, args: tuple[Any, ...],
+                                kwargs: dict[str, Any]) -> Any:
+    # do_open(http_class, req, **http_conn_args)
+    count = getattr(argument(args, kwargs, 1, "req"), _RESEND_ATTRIBUTE, 0)
+    if not count:
+        return wrapped(*args, **kwargs)
+    token = _URLLIB_RESEND.set(count)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _URLLIB_RESEND.reset(token)
 
 
 class _HttpClientAdapter(Adapter):
@@ -530,15 +637,19 @@ class _HttpClientAdapter(Adapter):
 
             parts = urlsplit(url)
             scheme, host, port, full = parts.scheme, parts.hostname, parts.port, url
+            if host and not host.isascii():  # (the URL itself is left as given)
+                host = ascii_host(host)
         else:
             tunnel = getattr(instance, "_tunnel_host", None)  # CONNECT proxy: the real server
             host = tunnel or instance.host
             if host and "@" in host:  # urllib.request leaves URL userinfo in the host
                 host = host.rpartition("@")[2]
+            if host and not host.isascii():  # (urllib.request passes bücher.example as is)
+                host = ascii_host(host)
             port = getattr(instance, "_tunnel_port", None) if tunnel else instance.port
             full = origin(scheme, host, port) + url
         return telemetry.begin(method, full, scheme, host, port,
-                               argument(args, kwargs, 3, "headers"))
+                               argument(args, kwargs, 3, "headers"), _URLLIB_RESEND.get())
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

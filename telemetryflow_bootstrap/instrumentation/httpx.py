@@ -17,11 +17,12 @@ Produces
     ``error.type`` and no status code, since the handshake's answer is not known then.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
-    methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
-    ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
-    ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
-    an exception event), ``http.request.resend_count``, captured
-    ``http.request.header.*``/``http.response.header.*``.
+    methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``
+    (an internationalised name in its ASCII form, ``xn--bcher-kva.example``, as in
+    ``url.full``, on the wire and in the other clients' spans), ``server.port``,
+    ``network.protocol.version``, ``http.response.status_code``, ``error.type`` (status
+    code for 4xx/5xx, else the exception class; status ERROR then, and an exception event),
+    ``http.request.resend_count``, captured ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
     the URL.
@@ -146,7 +147,10 @@ def _begin(telemetry: ClientTelemetry, request: Any) -> tuple[ClientCall | None,
     try:
         url = request.url
         headers = request.headers
-        call = telemetry.begin(request.method, str(url), url.scheme, url.host, url.port,
+        host = url.host
+        if not host.isascii():  # (httpx turns a name starting xn-- back into Unicode)
+            host = url.raw_host.decode("ascii")
+        call = telemetry.begin(request.method, str(url), url.scheme, host, url.port,
                                headers, resend_count)
         if call is None:  # excluded: no span, no trace headers, the inner layers none either
             return None, None, attach(set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))

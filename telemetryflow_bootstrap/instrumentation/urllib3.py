@@ -14,7 +14,8 @@ Produces
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
-    ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
+    ``server.port``, ``network.protocol.version``, ``http.response.status_code`` (also on the
+    last attempt of a ``Retry`` that gives up raising ``MaxRetryError``: the answer it got),
     ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
     an exception event), ``http.request.resend_count``, captured
     ``http.request.header.*``/``http.response.header.*``.
@@ -49,6 +50,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.context import Context
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from ..infrastructure.current_context import attach, get_current
 from ._http_common import http_suppressed
@@ -102,8 +104,15 @@ def patch(module: Any, context: Any) -> None:
     def increment(wrapped: Any, instance: Any, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> Any:
         # (first: when it raises, no resend follows, and the attempt in flight ends with
-        # that exception where it was traced)
-        retries = wrapped(*args, **kwargs)
+        # that exception where it was traced, with the answer's status when there was one)
+        try:
+            retries = wrapped(*args, **kwargs)
+        except BaseException:
+            try:
+                _keep_the_answer_of_the_last_attempt(args, kwargs)
+            except Exception as exc:
+                telemetry.warn(exc)
+            raise
         try:
             _end_the_attempt_in_flight(adapter, args, kwargs)
         except Exception as exc:
@@ -115,6 +124,23 @@ def patch(module: Any, context: Any) -> None:
                                                                              None)
     if isinstance(retry, type) and callable(vars(retry).get("increment")):
         wrap_once(retry, "increment", increment)
+
+
+def _keep_the_answer_of_the_last_attempt(args: tuple[Any, ...], kwargs: dict[str, Any]
+                                         ) -> None:
+    """Retries are exhausted (``Retry(raise_on_status=True)``, the default: a 503 retried
+    until none is left raises ``MaxRetryError``): the attempt in flight did get an answer,
+    whose status its span and duration point keep next to that exception's ``error.type``
+    (the semantic conventions: the status code whenever one was received)."""
+    response = argument(args, kwargs, _RESPONSE_INDEX, "response")
+    status = getattr(response, "status", None)
+    if type(status) is not int:
+        return
+    call = get_current().get(CALL_KEY)
+    if call is None or call.ended:
+        return
+    call.metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
+    call.span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
 
 
 def _end_the_attempt_in_flight(adapter: _Urllib3Adapter, args: tuple[Any, ...],

@@ -2,11 +2,12 @@
 
 ``/status/<code>`` answers with that code, ``/redirect`` sends a 302 to ``/status/200``
 (``/redirect?to=URL``: to that URL), ``/session`` answers 200 with an ``X-Echo-Session``
-header (a secret to redact), anything else answers 200. Every answer carries ``X-Echo: yes``
-and its body is the request's headers as JSON; the server keeps the requests it saw
-(method, path, headers) so a test can check what actually went over the wire
-(``traceparent`` …). ``other_echo_server`` is a second one, on another port: a redirect
-from one to the other goes to another server. ``trace_header_server`` keeps the trace
+header (a secret to redact), anything else answers 200 (an absolute-form URL too, so it
+serves as a forward proxy for any host, and a ``CONNECT`` opens a tunnel to itself). Every
+answer carries ``X-Echo: yes`` and its body is the request's headers as JSON; the server
+keeps the requests it saw (method, path, headers) so a test can check what actually went
+over the wire (``traceparent`` …). ``other_echo_server`` is a second one, on another port:
+a redirect from one to the other goes to another server. ``trace_header_server`` keeps the trace
 header lines of each request as sent (repeats and letter case included).
 
 Run by hand: ``python -m tests.instrumentation.http_fixtures``.
@@ -83,6 +84,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PURGE = _answer
 
+    def do_CONNECT(self) -> None:
+        """A proxy's tunnel to itself: the CONNECT is kept, answered 200, and what comes
+        through the tunnel is served as any other request on this connection."""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.echo.seen.append(SeenRequest(self.command, self.path, headers))
+        self.send_response(200)
+        self.end_headers()
+        self.close_connection = False  # (http.client's CONNECT says HTTP/1.0)
+
 
 def start_echo_server() -> tuple[EchoServer, ThreadingHTTPServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -157,6 +167,67 @@ def trace_header_server() -> Iterator[Any]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@dataclass
+class H2cServer:
+    """An HTTP/2 server (cleartext, prior knowledge) on loopback: ``/status/<code>``
+    answers with that code, anything else 200; ``seen`` keeps each request's headers."""
+
+    url: str
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+
+async def _serve_h2c(reader: Any, writer: Any, seen: list[dict[str, str]]) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    connection = h2.connection.H2Connection(
+        config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    connection.initiate_connection()
+    writer.write(connection.data_to_send())
+    streams: dict[int, dict[str, str]] = {}
+    try:
+        while data := await reader.read(65535):
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    streams[event.stream_id] = dict(event.headers)
+                elif isinstance(event, h2.events.StreamEnded):
+                    headers = streams.pop(event.stream_id)
+                    seen.append(headers)
+                    path = headers[":path"]
+                    status = path.rsplit("/", 1)[1] if path.startswith("/status/") else "200"
+                    body = json.dumps(headers).encode()
+                    connection.send_headers(event.stream_id, [
+                        (":status", status), ("content-length", str(len(body))),
+                        ("x-echo", "yes")])
+                    connection.send_data(event.stream_id, body, end_stream=True)
+            writer.write(connection.data_to_send())
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.fixture(scope="module")
+def h2c_server() -> Iterator[H2cServer]:
+    """An HTTP/2 loopback server on an event loop of its own (skipped without ``h2``, which
+    httpx needs for HTTP/2 as well)."""
+    pytest.importorskip("h2", reason="HTTP/2 needs the h2 package (httpx[http2])")
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    seen: list[dict[str, str]] = []
+    thread = threading.Thread(target=loop.run_forever, name="h2c-server", daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(asyncio.start_server(
+        lambda r, w: _serve_h2c(r, w, seen), "127.0.0.1", 0), loop).result(10)
+    port = server.sockets[0].getsockname()[1]
+    yield H2cServer(f"http://127.0.0.1:{port}", seen)
+    loop.call_soon_threadsafe(server.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
 
 
 def refused_url() -> str:

@@ -243,14 +243,22 @@ class Copy:
 
     def copy(self, *args: Any, **kwargs: Any) -> Any:
         manager = self.__wrapped__.copy(*args, **kwargs)  # type: ignore[attr-defined]
-        if suppressed():
-            return manager
-        target = self._self_target  # type: ignore[attr-defined]
-        try:
-            prepared = target.prepare(dbapi.statement_of(args, kwargs))
-        except Exception:
-            return manager
-        return _TracedBlock(manager, target.telemetry, prepared)
+        return _traced(self, manager, _TracedBlock, args, kwargs)
+
+
+def _traced(proxy: Any, result: Any, tracer: Callable[..., Any], args: tuple[Any, ...],
+            kwargs: dict[str, Any]) -> Any:
+    """``result`` of the driver's call with ``args``/``kwargs`` (a block, a row stream)
+    wrapped by ``tracer`` for the statement they name; as it is when instrumentation is
+    suppressed or the statement cannot be read."""
+    if suppressed():
+        return result
+    target = proxy._self_target
+    try:
+        prepared = target.prepare(dbapi.statement_of(args, kwargs))
+    except Exception:
+        return result
+    return tracer(result, target.telemetry, prepared)
 
 
 class Stream:
@@ -262,14 +270,7 @@ class Stream:
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         rows = self.__wrapped__.stream(*args, **kwargs)  # type: ignore[attr-defined]
-        if suppressed():
-            return rows
-        target = self._self_target  # type: ignore[attr-defined]
-        try:
-            prepared = target.prepare(dbapi.statement_of(args, kwargs))
-        except Exception:
-            return rows
-        return _streamed(rows, target.telemetry, prepared)
+        return _traced(self, rows, _streamed, args, kwargs)
 
 
 def _streamed(rows: Any, telemetry: dbapi.Telemetry, prepared: dbapi.Prepared) -> Any:
@@ -290,14 +291,7 @@ class AsyncStream:
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         rows = self.__wrapped__.stream(*args, **kwargs)  # type: ignore[attr-defined]
-        if suppressed():
-            return rows
-        target = self._self_target  # type: ignore[attr-defined]
-        try:
-            prepared = target.prepare(dbapi.statement_of(args, kwargs))
-        except Exception:
-            return rows
-        return _streamed_async(rows, target.telemetry, prepared)
+        return _traced(self, rows, _streamed_async, args, kwargs)
 
 
 async def _streamed_async(rows: Any, telemetry: dbapi.Telemetry,

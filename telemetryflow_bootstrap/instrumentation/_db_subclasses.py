@@ -259,6 +259,53 @@ def named_fetch(driver_class: type) -> type:
                                               "__next__": __next__})
 
 
+class NamedScroll:
+    """A server-side cursor's ``scroll``: a ``MOVE`` round trip during which PostgreSQL
+    computes the rows it skips (an absolute scroll to a far row runs the query that far),
+    so it is a ``MOVE`` span and duration point with the declared statement's text, as a
+    fetch is. psycopg2 sends it for any mode (all but ``absolute`` read as relative).
+    ``close()``'s ``CLOSE`` is not traced: it drops the portal without query work, and a
+    span for it would add one to every cursor the program uses."""
+
+    __slots__ = ()
+
+    def scroll(self, *args: Any, **kwargs: Any) -> Any:
+        method = super().scroll  # type: ignore[misc]
+        target = _target_of(self)
+        if target is None or suppressed():
+            return method(*args, **kwargs)
+        prepared = as_operation(getattr(self, FETCH, None) or target.fetch(), "MOVE")
+        return dbapi.run(target.telemetry, prepared, method, args, kwargs)
+
+
+# (id of a Prepared, operation) -> (that Prepared, kept alive so its id stays its own; the
+# Prepared of the operation)
+_as_operation: dict[tuple[int, str], tuple[dbapi.Prepared, dbapi.Prepared]] = {}
+_MAX_AS_OPERATION = 256  # (a query text is up to 8 KB: at most a few MB held)
+
+
+def as_operation(prepared: dbapi.Prepared, operation: str) -> dbapi.Prepared:
+    """``prepared``'s statement as another operation on it: the ``MOVE`` of a server
+    cursor over it, its ``PREPARE``. ``{operation} {collection}``, the statement's query
+    text and collection (the server works on that query: grouping by ``db.query.text`` adds
+    its whole cost up, as for ``dbapi.Prepared.fetch``); built once per pair. Used by
+    psycopg and asyncpg too (this module imports nothing heavy)."""
+    key = (id(prepared), operation)
+    found = _as_operation.get(key)
+    if found is not None:
+        return found[1]
+    attributes = {**prepared.attributes, dbapi.OPERATION: operation}
+    attributes.pop(dbapi.BATCH_SIZE, None)
+    metric = {**prepared.metric_attributes, dbapi.OPERATION: operation}
+    collection = attributes.get(dbapi.COLLECTION)
+    made = dbapi.Prepared(f"{operation} {collection}" if collection else operation,
+                          attributes, metric)
+    if len(_as_operation) >= _MAX_AS_OPERATION:
+        _as_operation.clear()  # rare: one entry per statement scrolled or prepared
+    _as_operation[key] = (prepared, made)
+    return made
+
+
 def _next_page(cursor: Any, driver_next: Callable[[Any], Any]) -> Any:
     target = _target_of(cursor)
     if target is None or suppressed():

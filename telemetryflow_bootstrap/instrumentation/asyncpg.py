@@ -9,9 +9,13 @@ Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace``,
 ``db.operation.batch.size``; on failure ``error.type`` and ``db.response.status_code``
 (SQLSTATE). Environment: ``TELEMETRYFLOW_DB_COMMENTER``.
 
-Prepared statements: each ``fetch``/``fetchval``/``fetchrow``/``fetchmany``/``executemany``
-of what ``conn.prepare(query)`` returned is a span for its query (``explain`` runs through
-``Connection.fetchval``, so it is one too); the prepare itself is not.
+Prepared statements: ``conn.prepare(query)`` (a round trip: the server parses and plans
+the query, asyncpg may look its types up) is a ``PREPARE {db.collection.name}`` span and
+duration point with the query's text; each ``fetch``/``fetchval``/``fetchrow``/
+``fetchmany``/``executemany`` of the statement it returns is a span for its query
+(``explain`` runs through ``Connection.fetchval``, so it is one too). The statements
+asyncpg prepares on its own for ``conn.fetch()`` and the like (its statement cache) are
+part of those calls' spans.
 
 Cursors (``conn.cursor(query)``, ``stmt.cursor()``, always inside a transaction): the round
 trip that binds the query (``await conn.cursor(...)``, or the first batch of ``async for``)
@@ -19,7 +23,9 @@ is a span for the query, and every later round trip that pulls rows (``Cursor.fe
 ``fetchrow``, each next batch of ``prefetch`` rows in ``async for``) a ``FETCH
 {db.collection.name}`` span and duration point with the query's text, for the server runs
 the query as rows are pulled (see ``dbapi.Prepared.fetch``). Rows already prefetched cost
-nothing. Not traced: ``Cursor.forward`` (a ``MOVE``) and the portal's close.
+nothing. ``Cursor.forward(n)`` is a ``MOVE {db.collection.name}`` span with the query's
+text: the server computes the rows it skips. Not traced: the portal's close (no query
+work).
 
 COPY: ``copy_from_table``/``copy_to_table``/``copy_records_to_table`` are ``COPY {table}``
 spans (``schema.table`` when ``schema_name`` is given; no query text: asyncpg composes it),
@@ -42,6 +48,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from . import _db_subclasses as subclasses
 from . import dbapi
 from ._http_common import suppressed
 
@@ -92,9 +99,15 @@ def patch(module: Any, context: Any) -> None:
             setattr(cls, name, _untraced(getattr(cls, name)))
     for name in _COPY_TABLE:
         if hasattr(cls, name):
-            setattr(cls, name, _traced_copy(getattr(cls, name), target_of))
+            setattr(cls, name, _traced_by(getattr(cls, name), _copy_table_call(target_of)))
     if hasattr(cls, "copy_from_query"):
-        cls.copy_from_query = _traced_copy_query(cls.copy_from_query, target_of)
+        # asyncpg quotes the arguments into the COPY with a ``SELECT quote_literal(...)``
+        # of its own: part of this operation, not one of the program's.
+        original = cls.copy_from_query
+        cls.copy_from_query = _traced_by(original, _copy_query_call(target_of),
+                                         _untraced(original))
+    if hasattr(cls, "prepare"):
+        cls.prepare = _traced_by(cls.prepare, _prepare_call(target_of))
     _patch_statements(target_of)
     _patch_cursors(target_of)
 
@@ -110,20 +123,24 @@ def _patch_statements(target_of: Callable[[Any], dbapi.Target]) -> None:
         original = getattr(PreparedStatement, name, None)
         if original is not None:
             setattr(PreparedStatement, name,
-                    _traced_statement(original, target_of, batch=name in _BATCH))
+                    _traced_by(original, _statement_call(target_of, batch=name in _BATCH)))
 
 
 def _patch_cursors(target_of: Callable[[Any], dbapi.Target]) -> None:
     """The round trips of asyncpg's cursors (``BaseCursor._bind``/``_bind_exec``/``_exec``,
-    which every cursor API runs), so prefetched rows cost nothing."""
+    which every cursor API runs, so prefetched rows cost nothing; ``Cursor.forward``)."""
     try:
-        from asyncpg.cursor import BaseCursor
+        from asyncpg.cursor import BaseCursor, Cursor
     except ImportError:
         return
-    for name, fetch in (("_bind", False), ("_bind_exec", False), ("_exec", True)):
+    for name, operation in (("_bind", None), ("_bind_exec", None), ("_exec", "FETCH")):
         original = getattr(BaseCursor, name, None)
         if original is not None:
-            setattr(BaseCursor, name, _traced_cursor(original, target_of, fetch))
+            setattr(BaseCursor, name,
+                    _traced_by(original, _cursor_call(target_of, operation)))
+    original = vars(Cursor).get("forward")
+    if original is not None:
+        Cursor.forward = _traced_by(original, _forward_call(target_of))
 
 
 def _target(telemetry: dbapi.Telemetry, key: Any) -> dbapi.Target:
@@ -171,81 +188,116 @@ def _untraced(original: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-def _traced_statement(original: Callable[..., Any], target_of: Callable[[Any], dbapi.Target],
-                      batch: bool) -> Callable[..., Any]:
+# What a traced call is, from its object and arguments: (telemetry, operation, extra span
+# attributes), or None to run it untraced (arguments asyncpg refuses before sending).
+_Described = tuple[dbapi.Telemetry, dbapi.Prepared, dict[str, Any] | None]
+_Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], _Described | None]
+
+
+def _traced_by(original: Callable[..., Any], describe: _Describe,
+               call: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """``original`` (a coroutine method) traced as ``describe`` says; ``call``: what runs
+    instead of ``original`` once traced (``original`` itself by default).
+
+    The one body of every wrapper here but ``_traced``: a prepared statement's, a
+    cursor's, a COPY's, ``forward``'s and ``prepare``'s calls differ only in how they name
+    their operation. ``_traced`` (``conn.fetch``/``execute``..., the per-request path)
+    keeps its own body: going through ``describe`` would cost it one more Python call."""
+    call = original if call is None else call
+
     @functools.wraps(original)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         if suppressed() or _housekeeping.get():
             return await original(self, *args, **kwargs)
         try:
-            target = target_of(self._connection)
-            prepared = target.prepare(self._query)
+            described = describe(self, args, kwargs)
         except Exception:
+            described = None
+        if described is None:
             return await original(self, *args, **kwargs)
-        # PreparedStatement.fetchmany/executemany take the argument rows first.
+        telemetry, prepared, extra = described
+        return await dbapi.run_async(telemetry, prepared, functools.partial(call, self),
+                                     args, kwargs, extra)
+
+    return dbapi.mark_patched(method)
+
+
+def _statement_call(target_of: Callable[[Any], dbapi.Target], batch: bool) -> _Describe:
+    """A ``PreparedStatement`` call: its query (``fetchmany``/``executemany`` take the
+    argument rows first, hence the batch size)."""
+
+    def describe(stmt: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        target = target_of(stmt._connection)
         extra = dbapi.batch_size((None, *args), kwargs) if batch else None
-        return await dbapi.run_async(target.telemetry, prepared,
-                                     functools.partial(original, self), args, kwargs, extra)
+        return target.telemetry, target.prepare(stmt._query), extra
 
-    return dbapi.mark_patched(method)
-
-
-def _traced_cursor(original: Callable[..., Any], target_of: Callable[[Any], dbapi.Target],
-                   fetch: bool) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressed() or _housekeeping.get():
-            return await original(self, *args, **kwargs)
-        try:
-            target = target_of(self._connection)
-            prepared = target.prepare(self._query)
-            if fetch:
-                prepared = prepared.fetch()
-        except Exception:
-            return await original(self, *args, **kwargs)
-        return await dbapi.run_async(target.telemetry, prepared,
-                                     functools.partial(original, self), args, kwargs)
-
-    return dbapi.mark_patched(method)
+    return describe
 
 
-def _traced_copy(original: Callable[..., Any],
-                 target_of: Callable[[Any], dbapi.Target]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        table = args[0] if args else kwargs.get("table_name")
-        if suppressed() or _housekeeping.get() or not isinstance(table, str):
-            return await original(self, *args, **kwargs)
-        schema = kwargs.get("schema_name")
-        try:
-            target = target_of(self)
-            prepared = target.copy(f"{schema}.{table}" if isinstance(schema, str) else table)
-        except Exception:
-            return await original(self, *args, **kwargs)
-        return await dbapi.run_async(target.telemetry, prepared,
-                                     functools.partial(original, self), args, kwargs)
+def _cursor_call(target_of: Callable[[Any], dbapi.Target],
+                 operation: str | None) -> _Describe:
+    """A cursor's round trip: its query (the bind), a ``FETCH`` of it, or a ``MOVE``."""
 
-    return dbapi.mark_patched(method)
+    def describe(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        target = target_of(cursor._connection)
+        prepared = target.prepare(cursor._query)
+        if operation == "FETCH":
+            prepared = prepared.fetch()
+        elif operation is not None:
+            prepared = subclasses.as_operation(prepared, operation)
+        return target.telemetry, prepared, None
+
+    return describe
 
 
-def _traced_copy_query(original: Callable[..., Any],
-                       target_of: Callable[[Any], dbapi.Target]) -> Callable[..., Any]:
-    # asyncpg quotes the arguments into the COPY with a ``SELECT quote_literal(...)`` of
-    # its own: part of this operation, not one of the program's.
-    quiet = _untraced(original)
+def _forward_call(target_of: Callable[[Any], dbapi.Target]) -> _Describe:
+    """``Cursor.forward(n)``: a ``MOVE FORWARD n``, sent only for ``n > 0``."""
+    move = _cursor_call(target_of, "MOVE")
 
-    @functools.wraps(original)
-    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def describe(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        n = args[0] if args else kwargs.get("n")
+        return move(cursor, args, kwargs) if isinstance(n, int) and n > 0 else None
+
+    return describe
+
+
+def _prepare_call(target_of: Callable[[Any], dbapi.Target]) -> _Describe:
+    """``Connection.prepare(query)``: a ``PREPARE`` of the query (its text and table)."""
+
+    def describe(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         query = args[0] if args else kwargs.get("query")
-        if suppressed() or _housekeeping.get() or not isinstance(query, str):
-            return await original(self, *args, **kwargs)
-        try:
-            target = target_of(self)
-            text, _, collection = dbapi.parse(query, "postgresql")
-            prepared = target.operation("COPY", collection, text)
-        except Exception:
-            return await original(self, *args, **kwargs)
-        return await dbapi.run_async(target.telemetry, prepared,
-                                     functools.partial(quiet, self), args, kwargs)
+        if not isinstance(query, str):
+            return None
+        target = target_of(connection)
+        return target.telemetry, subclasses.as_operation(target.prepare(query), "PREPARE"), None
 
-    return dbapi.mark_patched(method)
+    return describe
+
+
+def _copy_table_call(target_of: Callable[[Any], dbapi.Target]) -> _Describe:
+    """``copy_*_table``: ``COPY {table}`` (``schema.table`` when given)."""
+
+    def describe(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        table = args[0] if args else kwargs.get("table_name")
+        if not isinstance(table, str):
+            return None
+        schema = kwargs.get("schema_name")
+        target = target_of(connection)
+        name = f"{schema}.{table}" if isinstance(schema, str) else table
+        return target.telemetry, target.copy(name), None
+
+    return describe
+
+
+def _copy_query_call(target_of: Callable[[Any], dbapi.Target]) -> _Describe:
+    """``copy_from_query``: a ``COPY`` with the program's query as its text."""
+
+    def describe(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        query = args[0] if args else kwargs.get("query")
+        if not isinstance(query, str):
+            return None
+        target = target_of(connection)
+        text, _, collection = dbapi.parse(query, "postgresql")
+        return target.telemetry, target.operation("COPY", collection, text), None
+
+    return describe

@@ -28,8 +28,14 @@ alone.
 ``psycopg.connect`` is ``Connection.connect`` bound at import, and pools call
 ``connection_class.connect``: the module attribute and both classmethods
 (``Connection.connect``, ``AsyncConnection.connect``) are wrapped, so ``psycopg_pool``'s
-connections are traced too. Not traced: a server cursor's ``scroll()`` (a ``MOVE``) and
-``close()``, and cursors built directly from a class (``psycopg.Cursor(conn)``).
+connections are traced too.
+
+A server cursor's ``scroll()`` is a ``MOVE {db.collection.name}`` span and duration point
+with the declared statement's text, traced the same way (``_scroll_gen``): the server
+computes the rows a ``MOVE`` skips. A client-side cursor's ``scroll()`` moves in memory and
+is left alone. Not traced: a server cursor's ``close()`` (a ``CLOSE``, no query work; see
+``_db_subclasses.NamedScroll``), and cursors built directly from a class
+(``psycopg.Cursor(conn)``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from . import _db_proxies as proxies
+from . import _db_subclasses as subclasses
 from . import dbapi
 from ._http_common import suppressed
 from ._sql_composed import renderer
@@ -115,22 +122,29 @@ class _AsyncConnection(_ServerCursors, proxies.AsyncConnectionExecute,
     server_cursor_proxy = _AsyncServerCursor
 
 
-def _trace_fetches(module: Any) -> None:
-    """Wrap the fetch routine the sync and async server cursors share (once)."""
+# The server cursors' round-trip routines traced, and the operation each is (None: the
+# FETCH itself).
+_ROUND_TRIPS = (("_fetch_gen", None), ("_scroll_gen", "MOVE"))
+_SCROLL_MODES = ("relative", "absolute")
+
+
+def _trace_round_trips(module: Any) -> None:
+    """Wrap the fetch and scroll routines the sync and async server cursors share (once)."""
     for name in ("ServerCursor", "AsyncServerCursor"):
-        cls = getattr(module, name, None)
-        owner = next((k for k in getattr(cls, "__mro__", ()) if "_fetch_gen" in vars(k)),
-                     None)
-        if owner is None:
-            continue  # a psycopg without it: server cursors' fetches stay untraced
-        original = vars(owner)["_fetch_gen"]
-        if callable(original) and not dbapi.is_patched(original):
-            owner._fetch_gen = _traced_fetch_gen(original)
+        mro = getattr(getattr(module, name, None), "__mro__", ())
+        for routine, operation in _ROUND_TRIPS:
+            owner = next((k for k in mro if routine in vars(k)), None)
+            if owner is None:
+                continue  # a psycopg without it: that round trip stays untraced
+            original = vars(owner)[routine]
+            if callable(original) and not dbapi.is_patched(original):
+                setattr(owner, routine, _traced_round_trip(original, operation))
 
 
-def _traced_fetch_gen(original: Callable[..., Any]) -> Callable[..., Any]:
+def _traced_round_trip(original: Callable[..., Any],
+                       operation: str | None) -> Callable[..., Any]:
     @functools.wraps(original)
-    def _fetch_gen(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def routine(self: Any, *args: Any, **kwargs: Any) -> Any:
         steps = original(self, *args, **kwargs)
         try:
             found = _fetches.get(self)
@@ -138,15 +152,28 @@ def _traced_fetch_gen(original: Callable[..., Any]) -> Callable[..., Any]:
             return steps
         if found is None or suppressed():
             return steps
-        return _fetched(steps, *found)
+        telemetry, prepared = found
+        if operation is not None:
+            if not _sends(args, kwargs):
+                return steps  # psycopg refuses the mode at the first step: nothing sent
+            prepared = subclasses.as_operation(prepared, operation)
+        return _fetched(steps, telemetry, prepared)
 
-    return dbapi.mark_patched(_fetch_gen)
+    return dbapi.mark_patched(routine)
+
+
+def _sends(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``_scroll_gen(value, mode)`` sends its ``MOVE`` (psycopg checks the mode
+    first)."""
+    mode = args[1] if len(args) > 1 else kwargs.get("mode", "relative")
+    return mode in _SCROLL_MODES
 
 
 def _fetched(steps: Generator[Any, Any, Any], telemetry: dbapi.Telemetry,
              prepared: dbapi.Prepared) -> Generator[Any, Any, Any]:
-    """psycopg's sans-I/O fetch generator, traced from its first step (the FETCH is sent)
-    to its return (the rows are in): the connection's ``wait`` drives it as before."""
+    """psycopg's sans-I/O fetch (or scroll) generator, traced from its first step (the
+    FETCH or MOVE is sent) to its return (the server has answered): the connection's
+    ``wait`` drives it as before."""
     span = dbapi.Span(telemetry, prepared)
     try:
         rows = yield from steps
@@ -171,7 +198,7 @@ def patch(module: Any, context: Any) -> None:
     def async_proxy(connection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return _AsyncConnection(connection, target(connection))
 
-    _trace_fetches(module)
+    _trace_round_trips(module)
     proxies.wrap_connect(module.Connection, "connect", sync_proxy)
     proxies.wrap_connect_async(module.AsyncConnection, "connect", async_proxy)
     if getattr(module, "connect", None) is not None:

@@ -9,8 +9,11 @@ and every fetch that goes to the server (``fetchone``/``fetchmany``/``fetchall``
 page of ``itersize`` rows that iteration pulls) is a ``FETCH {db.collection.name}`` span and
 duration point with the declared statement's query text: PostgreSQL runs the query during
 the fetches (see ``dbapi.Prepared.fetch``). A fetch from a cursor declared in SQL is a
-plain ``FETCH``. Client-side cursors' fetches read memory: their class keeps psycopg2's own
-C methods. Not traced: ``scroll()`` (a ``MOVE``) and ``close()`` of a named cursor.
+plain ``FETCH``. ``scroll()`` is a ``MOVE {db.collection.name}`` span and duration point
+with the same query text: the server computes the rows it skips. Client-side cursors'
+fetches and ``scroll()`` work in memory: their class keeps psycopg2's own C methods. Not
+traced: a named cursor's ``close()`` (a ``CLOSE``, no query work; see
+``_db_subclasses.NamedScroll``).
 
 Attributes (see ``dbapi``): ``db.system.name=postgresql``, ``db.namespace`` (database),
 ``server.address``/``server.port`` (from libpq's connection info after connecting, so
@@ -86,8 +89,9 @@ def patch(module: Any, context: Any) -> None:
         subclasses.Execute, subclasses.ExecuteMany, subclasses.CallProc,
         subclasses.CopyExpert, subclasses.CopyTable))
     named_cursors = subclasses.Derived(extensions.cursor, (
-        subclasses.NamedExecute, subclasses.named_fetch(extensions.cursor), subclasses.ExecuteMany,
-        subclasses.CallProc, subclasses.CopyExpert, subclasses.CopyTable),
+        subclasses.NamedExecute, subclasses.named_fetch(extensions.cursor),
+        subclasses.NamedScroll, subclasses.ExecuteMany, subclasses.CallProc,
+        subclasses.CopyExpert, subclasses.CopyTable),
         (subclasses.FETCH,))
 
     class CursorFactory:

@@ -243,7 +243,8 @@ def test_psycopg_pool_connections_are_traced(recorded: Recorded):
 
 def test_asyncpg_prepared_statements_are_traced(recorded: Recorded):
     """fetch/fetchrow/fetchval/executemany of a prepared statement are spans for its
-    query (executemany with its batch size); explain's EXPLAIN is one too."""
+    query (executemany with its batch size), after the PREPARE span of prepare() itself
+    (see test_db_cursor_moves); explain's EXPLAIN is one too."""
 
     async def main() -> None:
         conn = await asyncpg.connect(PG_DSN)
@@ -256,7 +257,8 @@ def test_asyncpg_prepared_statements_are_traced(recorded: Recorded):
             await conn.close()
 
     asyncio.run(main())
-    spans = recorded.spans("postgresql")
+    prepare, *spans = recorded.spans("postgresql")
+    assert prepare.name == "PREPARE pg_class"
     assert [s.name for s in spans] == ["SELECT pg_class"] * 4
     assert spans[0].attributes["db.query.text"] == (
         "SELECT oid FROM pg_class WHERE oid > $1 LIMIT ?")

@@ -14,15 +14,18 @@ Produces
     A redirect ``urllib.request`` follows is a further request: its own span (a sibling of
     the first, under the caller's span) with ``http.request.resend_count`` = 1, 2, ... along
     the chain, as the HTTP semantic conventions ask for every resend (see
-    ``_patch_urllib_request``).
+    ``_patch_urllib_request``). So is the request urllib.request's auth handlers send
+    again after a 401 or 407 challenge (``HTTPBasicAuthHandler``, ``HTTPDigestAuthHandler``
+    and their proxy twins).
 Span attributes
     ``http.request.method``, ``http.request.method_original`` (unknown methods only),
     ``url.full`` (userinfo and signature-like query values REDACTED), ``server.address``
     (an internationalised name in its ASCII form, ``xn--bcher-kva.example``, as on the wire
     and as every client library here reports it), ``server.port``,
     ``network.protocol.version``, ``http.response.status_code``, ``error.type`` (the status
-    code for 4xx/5xx, else the exception class), ``http.request.resend_count`` (urllib.request
-    redirects), captured headers ``http.request.header.<name>``/``http.response.header.<name>``.
+    code for 4xx/5xx, else the exception's fully-qualified class name, a built-in's bare
+    name: ``TimeoutError``), ``http.request.resend_count`` (urllib.request redirects and auth
+    retries), captured headers ``http.request.header.<name>``/``http.response.header.<name>``.
 Metric attributes (low cardinality: never the URL)
     ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version`` (when a response
@@ -95,6 +98,10 @@ _PENDING = "_telemetryflow_call"
 # The context key under which a call's own context (``ClientCall.context``) holds the call:
 # a library module finds the call in flight from inside the library (requests: see there).
 CALL_KEY = "telemetryflow.http_client.call"
+# The context key of the ``Resends`` chain that the next request a transport layer (urllib3's
+# ``urlopen()``) sends in that context belongs to: a retry urllib3 makes inside ``urlopen()``,
+# or the request a requests response hook sends again through the adapter (digest auth).
+RESENDS_KEY = "telemetryflow.http_client.resends"
 # urllib.request redirects (see _patch_urllib_request): the resend count on the Request a
 # redirect made, and the one the request that ``do_open`` is sending carries (0: none).
 _RESEND_ATTRIBUTE = "_telemetryflow_resend_count"
@@ -207,8 +214,8 @@ class ClientCall:
     time the duration was measured, so span and metric agree; ``end`` runs once, a second
     call does nothing."""
 
-    __slots__ = ("_recording", "_start", "_telemetry", "context", "ended", "metric_attributes",
-                 "parent", "resend_count", "sent", "span")
+    __slots__ = ("_recording", "_start", "_telemetry", "chain", "context", "ended",
+                 "metric_attributes", "parent", "resend_count", "sent", "span")
 
     def __init__(self, telemetry: ClientTelemetry, span: Any,
                  metric_attributes: dict[str, Any], recording: bool = True,
@@ -220,6 +227,7 @@ class ClientCall:
         self.metric_attributes = metric_attributes
         self.parent = parent = get_current() if parent is None else parent
         self.sent: Any = None
+        self.chain: Resends | None = None
         self.ended = False
         # (one copy of the context with every key, not set_value's copy per key; the call
         # refers to its context and the context to the call until ``end`` breaks the cycle)
@@ -230,6 +238,29 @@ class ClientCall:
 
     def inject(self, carrier: Any) -> None:
         inject(carrier, context=self.context)
+
+    def resends(self) -> Resends:
+        """The chain of resends this call belongs to (begun here when it is the first)."""
+        chain = self.chain
+        if chain is None:
+            chain = self.chain = Resends(self.parent, self.resend_count)
+        return chain
+
+    def answered(self, status: Any, version: Any) -> None:
+        """Keep the status and protocol version of an answer on a call that will end with an
+        exception all the same (a retry that gives up on it). Never raises."""
+        if self.ended:
+            return
+        try:
+            if type(status) is int:
+                self.metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
+                self.span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+            if version is not None:
+                version = protocol_version(version)
+                self.metric_attributes[NETWORK_PROTOCOL_VERSION] = version
+                self.span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
+        except Exception as exc:
+            self._telemetry.warn(exc)
 
     def end(self, status: int | None = None, version: Any = None, headers: Any = None,
             exception: BaseException | None = None) -> None:
@@ -254,15 +285,14 @@ class ClientCall:
                     error_type = str(status)
                     span.set_status(Status(StatusCode.ERROR))
             if exception is not None:
-                error_type = type(exception).__qualname__
+                error_type = error_type_of(exception)
                 span.record_exception(exception)
                 span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exception}"))
             if error_type is not None:
                 metric_attributes[ERROR_TYPE] = error_type
                 span.set_attribute(ERROR_TYPE, error_type)
             if version is not None:
-                version = _PROTOCOL_VERSIONS.get(version, version) if isinstance(version, int) \
-                    else version
+                version = protocol_version(version)
                 metric_attributes[NETWORK_PROTOCOL_VERSION] = version
                 span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
             capture = self._telemetry._response_headers
@@ -292,15 +322,51 @@ class ClientCall:
             if status is not None:
                 metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
             if version is not None:
-                metric_attributes[NETWORK_PROTOCOL_VERSION] = _PROTOCOL_VERSIONS.get(
-                    version, version) if isinstance(version, int) else version
+                metric_attributes[NETWORK_PROTOCOL_VERSION] = protocol_version(version)
             if exception is not None:
-                metric_attributes[ERROR_TYPE] = type(exception).__qualname__
+                metric_attributes[ERROR_TYPE] = error_type_of(exception)
             elif status is not None and status >= 400:
                 metric_attributes[ERROR_TYPE] = str(status)
             duration.record(elapsed, metric_attributes)
         except Exception as exc:
             self._telemetry.warn(exc)
+
+
+def error_type_of(exception: BaseException) -> str:
+    """``error.type`` for a request that failed with ``exception``: its fully-qualified class
+    name (``requests.exceptions.ConnectTimeout``, ``httpx.ConnectTimeout``), a built-in's
+    bare name (``TimeoutError``). Why not the bare class name: the HTTP conventions ask for
+    the full one, and bare names collide across libraries (both of those are
+    ``ConnectTimeout``), so a dashboard could not tell whose failure it counts."""
+    kind = type(exception)
+    module = kind.__module__
+    name = kind.__qualname__
+    return name if module == "builtins" or not module else f"{module}.{name}"
+
+
+def protocol_version(version: Any) -> Any:
+    """``network.protocol.version`` for what a library reports (http.client's ``11``, or a
+    string such as ``"2"`` already)."""
+    return _PROTOCOL_VERSIONS.get(version, version) if isinstance(version, int) else version
+
+
+class Resends:
+    """The requests a library sends again for one call of the caller's (redirects, auth
+    challenges answered, retries), counted along the whole chain whichever layer sends
+    them: the caller's context (every request of the chain is a sibling under it) and how
+    many were sent so far besides the first. A library module leaves it in the context
+    (``RESENDS_KEY`` or a key of its own) for the next request of the chain, which takes
+    its resend count with ``next()``."""
+
+    __slots__ = ("count", "parent")
+
+    def __init__(self, parent: Context, count: int = 0) -> None:
+        self.parent = parent
+        self.count = count
+
+    def next(self) -> int:
+        self.count += 1
+        return self.count
 
 
 def _header_items(headers: Any) -> Mapping[str, Any] | Iterable[tuple[str, Any]]:
@@ -587,9 +653,41 @@ def _patch_urllib_request(module: Any) -> None:
     marks that Request with its ordinal along the chain, and ``AbstractHTTPHandler.do_open``
     passes a marked Request's ordinal to the one ``HTTPConnection.request()`` it makes (a
     context variable, set only for such a Request). The caller's own Request objects are
-    never marked: one sent again later is a first request again."""
+    never marked: one sent again later is a first request again.
+
+    An auth handler answering a 401/407 challenge (basic or digest, server or proxy) sends
+    the same Request again with ``parent.open``: its ``retry_http_*_auth`` marks the
+    Request with the next ordinal while it does, then puts the mark back as it was."""
     wrap_once(module.HTTPRedirectHandler, "redirect_request", _mark_the_next_hop)
     wrap_once(module.AbstractHTTPHandler, "do_open", _open_with_its_resend_count)
+    for owner, name, index in (("AbstractBasicAuthHandler", "retry_http_basic_auth", 1),
+                               ("AbstractDigestAuthHandler", "retry_http_digest_auth", 0)):
+        handler = getattr(module, owner, None)
+        if isinstance(handler, type) and callable(vars(handler).get(name)):
+            wrap_once(handler, name, _sent_again_with_credentials(index))
+
+
+def _sent_again_with_credentials(index: int) -> Any:
+    """The wrapper of an auth handler's ``retry_http_*_auth`` whose Request argument is at
+    ``index`` (basic: ``(host, req, realm)``; digest: ``(req, auth)``)."""
+
+    def retry(wrapped: Any, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+        request = argument(args, kwargs, index, "req")
+        state = getattr(request, "__dict__", None)
+        if state is None:  # pragma: no cover - a Request type that takes no attributes
+            return wrapped(*args, **kwargs)
+        before = state.get(_RESEND_ATTRIBUTE)
+        state[_RESEND_ATTRIBUTE] = (before or 0) + 1
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            if before is None:
+                state.pop(_RESEND_ATTRIBUTE, None)
+            else:
+                state[_RESEND_ATTRIBUTE] = before
+
+    return retry
 
 
 def _mark_the_next_hop(wrapped: Any, instance: Any, args: tuple[Any, ...],

@@ -21,7 +21,8 @@ Attributes
     (an internationalised name in its ASCII form, ``xn--bcher-kva.example``, as in
     ``url.full``, on the wire and in the other clients' spans), ``server.port``,
     ``network.protocol.version``, ``http.response.status_code``, ``error.type`` (status
-    code for 4xx/5xx, else the exception class; status ERROR then, and an exception event),
+    code for 4xx/5xx, else the exception's fully-qualified class name,
+    ``httpx.ConnectTimeout``; status ERROR then, and an exception event),
     ``http.request.resend_count``, captured ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never

@@ -7,15 +7,20 @@ Produces
     ``Session.send()`` follows is a further request (requests sends it with ``Session.send``
     again): its own span, next to the first one (same parent), with
     ``http.request.resend_count`` = 1, 2, ..., its own ``url.full``, server and status, as the
-    HTTP semantic conventions ask for every resend. A span ends when the response headers
-    have arrived (the adapter has answered); reading the body (at the end of ``send()``
-    unless ``stream=True``, or later by the caller) is not part of it.
+    HTTP semantic conventions ask for every resend. So is the request a response hook sends
+    again through the adapter (``response.connection.send``: ``HTTPDigestAuth`` answering a
+    401, NTLM or Kerberos auth alike), whose span urllib3's instrumentation makes; the count
+    runs on along the chain (challenge, authenticated request, its redirects: none, 1, 2).
+    A span ends when the response headers have arrived (the adapter has answered); reading
+    the body (at the end of ``send()`` unless ``stream=True``, or later by the caller) is
+    not part of it.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
     ``server.port``, ``network.protocol.version``, ``http.response.status_code``,
-    ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
-    an exception event), ``http.request.resend_count`` (redirect hops), captured
+    ``error.type`` (status code for 4xx/5xx, else the exception's fully-qualified class name,
+    ``requests.exceptions.ConnectTimeout``; status ERROR then, and an exception event),
+    ``http.request.resend_count`` (redirect hops, auth retries), captured
     ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
@@ -29,9 +34,12 @@ The caller's code
     request of its own, with its own span and trace headers. How: ``send()`` hands every
     response to ``requests.sessions.dispatch_hook`` right after the adapter answers; that
     name is replaced by a function that ends the request's span there and makes the
-    caller's context current again (``_end_the_request_then``). A response whose ``request``
-    is not the one sent (an adapter that does not set it) leaves the span to end with
-    ``send()``, as one span for everything ``send()`` did.
+    caller's context current again (``_end_the_request_then``). When the request has
+    response hooks, that context also says that what urllib3 sends while they run is a
+    resend of this request: a hook's ``requests`` call is a request of its own, but what a
+    hook sends through the adapter (or through urllib3 directly) is counted as a resend.
+    A response whose ``request`` is not the one sent (an adapter that does not set it)
+    leaves the span to end with ``send()``, as one span for everything ``send()`` did.
 Headers
     The trace headers go into a copy of the ``PreparedRequest`` (its headers copied, its
     cookie jar shared): the caller's object is not changed; ``response.request`` is the copy,
@@ -54,6 +62,7 @@ from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
     CALL_KEY,
+    RESENDS_KEY,
     Adapter,
     ClientCall,
     ClientTelemetry,
@@ -63,25 +72,15 @@ from .http_client import (
     replace_argument,
 )
 
-# The context key under which the redirects one ``send()`` follows find how many were sent
-# before them (see _Redirects).
+# The context key under which the redirects one ``send()`` follows find the chain of resends
+# they belong to (an ``http_client.Resends``: how many were sent before them). Not
+# ``RESENDS_KEY``: a ``Session.send`` a response hook makes is a request of its own, only one
+# through the adapter is sent again.
 _REDIRECTS_KEY = "telemetryflow.requests.redirects"
 # The statuses requests follows (requests.models.REDIRECT_STATI): only after one of these is
 # a further request to be counted.
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _OURS = "_telemetryflow_ends_the_request"
-
-
-class _Redirects:
-    """The redirects one ``send()`` follows (each a ``Session.send`` of its own, made by
-    ``resolve_redirects`` in the caller's context plus this): the caller's context, and how
-    many requests that ``send()`` has sent so far besides the first."""
-
-    __slots__ = ("count", "parent")
-
-    def __init__(self, parent: Context) -> None:
-        self.parent = parent
-        self.count = 0
 
 
 def patch(module: Any, context: Any) -> None:
@@ -118,10 +117,15 @@ def _end_the_request_then(dispatch: Any) -> Any:
         parent = call.parent
         attach(parent)
         finish(call, _outcome, hook_data)
+        if hooks and hooks.get(key):
+            # A hook may send the request again through the adapter (HTTPDigestAuth after a
+            # 401, NTLM and Kerberos auth alike): a resend, which urllib3 takes from here.
+            attach(Context(parent, **{RESENDS_KEY: call.resends()}))
         hook_data = dispatch(key, hooks, hook_data, **kwargs)
         if getattr(hook_data, "status_code", None) in _REDIRECT_STATUSES:
-            # (after the hooks: an HTTP call of theirs is no redirect)
-            attach(Context(parent, **{_REDIRECTS_KEY: _Redirects(parent)}))
+            # (after the hooks: an HTTP call of theirs is no redirect; the chain counts on
+            # from what they sent again)
+            attach(Context(parent, **{_REDIRECTS_KEY: call.resends()}))
         return hook_data
 
     setattr(dispatch_hook, _OURS, True)
@@ -146,13 +150,15 @@ class _RequestsAdapter(Adapter):
             port = parts.port
         except ValueError:  # requests itself reports the bad URL
             port = None
-        redirects = get_current().get(_REDIRECTS_KEY)
-        if redirects is None:
+        chain = get_current().get(_REDIRECTS_KEY)
+        if chain is None:
             return telemetry.begin(request.method, url, parts.scheme, parts.hostname, port,
                                    request.headers)
-        redirects.count += 1
-        return telemetry.begin(request.method, url, parts.scheme, parts.hostname, port,
-                               request.headers, redirects.count, redirects.parent)
+        call = telemetry.begin(request.method, url, parts.scheme, parts.hostname, port,
+                               request.headers, chain.next(), chain.parent)
+        if call is not None:
+            call.chain = chain
+        return call
 
     def with_headers(self, call: ClientCall, instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -9,15 +9,19 @@ Produces
     number of requests sent before it, as the HTTP semantic conventions ask: a
     ``PoolManager`` redirect or retry (a further ``urlopen()``, handed the ``Retry`` history),
     and equally the retries and same-pool redirects ``urlopen()`` makes inside itself, also
-    under a ``requests`` call (``HTTPAdapter(max_retries=Retry(...))``). With
-    ``preload_content=False`` the span ends when the response headers have arrived.
+    under a ``requests`` call (``HTTPAdapter(max_retries=Retry(...))``), and the request a
+    ``requests`` response hook sends again through the adapter (``HTTPDigestAuth``). With
+    ``preload_content=False`` the span ends when the response headers have arrived. A
+    redirect the pool will not follow to another host (``HostChangedError``, raised before
+    anything is sent) is no request: no span.
 Attributes
     span: ``http.request.method`` (``_OTHER`` + ``http.request.method_original`` for unknown
     methods), ``url.full`` (userinfo and signature query values REDACTED), ``server.address``,
     ``server.port``, ``network.protocol.version``, ``http.response.status_code`` (also on the
-    last attempt of a ``Retry`` that gives up raising ``MaxRetryError``: the answer it got),
-    ``error.type`` (status code for 4xx/5xx, else the exception class; status ERROR then, and
-    an exception event), ``http.request.resend_count``, captured
+    last attempt of a ``Retry`` that gives up raising ``MaxRetryError``: the answer it got,
+    with its ``network.protocol.version``), ``error.type`` (status code for 4xx/5xx, else
+    the exception's fully-qualified class name, ``urllib3.exceptions.ConnectTimeoutError``;
+    status ERROR then, and an exception event), ``http.request.resend_count``, captured
     ``http.request.header.*``/``http.response.header.*``.
     metric: ``http.request.method``, ``http.response.status_code``, ``url.scheme``,
     ``server.address``, ``server.port``, ``network.protocol.version``, ``error.type`` — never
@@ -31,10 +35,12 @@ Resends inside ``urlopen()``
     wrapped (it runs only when a request is to be resent, never on the usual path): when it
     returns, the request in flight (this layer's call, or the requests call above it) ends
     there with the answer or error that caused the resend, and the caller's context is made
-    current again with a note (``_Resend``) the next ``urlopen()`` takes: it starts the next
-    attempt's span under the caller's span, with the next resend count, and injects that
-    span's ``traceparent`` into a copy of the headers. The note is taken once; the caller's
-    context comes back when the outermost traced call returns.
+    current again with the call's chain of resends (``http_client.Resends`` under
+    ``RESENDS_KEY``), which the next ``urlopen()`` in that context takes: it starts the next
+    attempt's span under the caller's span, with the next resend count of the chain, and
+    injects that span's ``traceparent`` into a copy of the headers. (requests leaves the same
+    note while its response hooks run.) The caller's context comes back when the outermost
+    traced call returns.
 Headers
     The trace headers go into a copy of the ``headers`` argument (or of the pool's default
     headers), keeping its type (``HTTPHeaderDict`` stays multi-valued); a trace header the
@@ -50,13 +56,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.context import Context
-from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from ..infrastructure.current_context import attach, get_current
 from ._http_common import http_suppressed
 from ._method_wrappers import wrap_once
 from .http_client import (
     CALL_KEY,
+    RESENDS_KEY,
     Adapter,
     ClientCall,
     ClientTelemetry,
@@ -75,22 +81,7 @@ _RETRIES_INDEX = 4
 # Retry.increment(method=None, url=None, response=None, error=None, _pool=None, ...)
 _RESPONSE_INDEX = 2
 _ERROR_INDEX = 3
-# The context key of the note a resend inside urlopen() leaves for the next urlopen() (see
-# the module).
-_RESEND_KEY = "telemetryflow.urllib3.resend"
-
-
-class _Resend:
-    """The next attempt of a request urllib3 resends from inside ``urlopen()``: the caller's
-    context (the attempts are siblings under it) and its resend count; ``taken`` once the
-    next ``urlopen()`` has started its span (a later one is a request of its own)."""
-
-    __slots__ = ("count", "parent", "taken")
-
-    def __init__(self, parent: Context, count: int) -> None:
-        self.parent = parent
-        self.count = count
-        self.taken = False
+_ASSERT_SAME_HOST_INDEX = 6
 
 
 def patch(module: Any, context: Any) -> None:
@@ -130,17 +121,16 @@ def _keep_the_answer_of_the_last_attempt(args: tuple[Any, ...], kwargs: dict[str
                                          ) -> None:
     """Retries are exhausted (``Retry(raise_on_status=True)``, the default: a 503 retried
     until none is left raises ``MaxRetryError``): the attempt in flight did get an answer,
-    whose status its span and duration point keep next to that exception's ``error.type``
-    (the semantic conventions: the status code whenever one was received)."""
+    whose status and protocol version its span and duration point keep next to that
+    exception's ``error.type`` (the semantic conventions: the status code whenever one was
+    received; the version as for any other answer)."""
     response = argument(args, kwargs, _RESPONSE_INDEX, "response")
     status = getattr(response, "status", None)
     if type(status) is not int:
         return
     call = get_current().get(CALL_KEY)
-    if call is None or call.ended:
-        return
-    call.metric_attributes[HTTP_RESPONSE_STATUS_CODE] = status
-    call.span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+    if call is not None:
+        call.answered(status, getattr(response, "version", None))
 
 
 def _end_the_attempt_in_flight(adapter: _Urllib3Adapter, args: tuple[Any, ...],
@@ -150,10 +140,10 @@ def _end_the_attempt_in_flight(adapter: _Urllib3Adapter, args: tuple[Any, ...],
     call = get_current().get(CALL_KEY)
     if call is None or call.ended:  # not inside a traced request (or not ours to end)
         return
-    parent = call.parent
+    chain = call.resends()
     # The caller's context first, as for any call's end: its duration point is recorded
     # there. No token: the outermost traced call resets the context when it returns.
-    attach(Context(parent, **{_RESEND_KEY: _Resend(parent, call.resend_count + 1)}))
+    attach(Context(chain.parent, **{RESENDS_KEY: chain}))
     response = argument(args, kwargs, _RESPONSE_INDEX, "response")
     if response is not None:
         finish(call, adapter.outcome, response)
@@ -169,17 +159,21 @@ class _Urllib3Adapter(Adapter):
         method = argument(args, kwargs, 0, "method")
         url = argument(args, kwargs, 1, "url")
         if url.startswith(("http://", "https://")):  # absolute form, sent to a proxy
+            if _refused_as_another_host(instance, args, kwargs, url):
+                return None
             parts = urlsplit(url)
             scheme, host, port, full = parts.scheme, parts.hostname, parts.port, url
         else:
             scheme, host, port = instance.scheme, instance.host, instance.port
             full = origin(scheme, host, port) + url
         headers = _headers(instance, args, kwargs)
-        resend = get_current().get(_RESEND_KEY)
-        if resend is not None and not resend.taken:  # an attempt after one in flight ended
-            resend.taken = True
-            return telemetry.begin(method, full, scheme, host, port, headers, resend.count,
-                                   resend.parent)
+        chain = get_current().get(RESENDS_KEY)
+        if chain is not None:  # a further request of a chain whose last one has ended
+            call = telemetry.begin(method, full, scheme, host, port, headers, chain.next(),
+                                   chain.parent)
+            if call is not None:
+                call.chain = chain
+            return call
         # (a Retry object's history: every request sent for this one before; retries may
         # also be an int, a bool or None)
         history = getattr(argument(args, kwargs, _RETRIES_INDEX, "retries"), "history", None)
@@ -193,6 +187,21 @@ class _Urllib3Adapter(Adapter):
 
     def outcome(self, response: Any) -> tuple[Any, Any, Any]:
         return response.status, getattr(response, "version", None), response.headers
+
+
+def _refused_as_another_host(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                             url: str) -> bool:
+    """Will ``urlopen()`` raise ``HostChangedError`` before sending anything? (a pool told
+    to follow a redirect to another server, or handed another host's URL, with
+    ``assert_same_host``, its default.) Then there is no request to trace: no span, rather
+    than a failed one with a resend count for a request that never went out. Only asked of
+    an absolute URL (a proxy's are sent with ``assert_same_host=False``)."""
+    if not argument(args, kwargs, _ASSERT_SAME_HOST_INDEX, "assert_same_host", True):
+        return False
+    try:
+        return not instance.is_same_host(url)
+    except Exception:  # the pool says so itself when it checks
+        return False
 
 
 def _headers(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

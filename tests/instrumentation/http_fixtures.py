@@ -2,8 +2,11 @@
 
 ``/status/<code>`` answers with that code, ``/redirect`` sends a 302 to ``/status/200``
 (``/redirect?to=URL``: to that URL), ``/session`` answers 200 with an ``X-Echo-Session``
-header (a secret to redact), anything else answers 200 (an absolute-form URL too, so it
-serves as a forward proxy for any host, and a ``CONNECT`` opens a tunnel to itself). Every
+header (a secret to redact), ``/auth/basic`` and ``/auth/digest`` answer 401 with that
+scheme's challenge until a request carries credentials of that scheme (then 200, or with
+``?to=URL`` a 302 to that URL), anything else
+answers 200 (an absolute-form URL too, so it serves as a forward proxy for any host, and a
+``CONNECT`` opens a tunnel to itself). Every
 answer carries ``X-Echo: yes`` and its body is the request's headers as JSON; the server
 keeps the requests it saw (method, path, headers) so a test can check what actually went
 over the wire (``traceparent`` …). ``other_echo_server`` is a second one, on another port:
@@ -50,6 +53,23 @@ class EchoServer:
         return self.seen[-1]
 
 
+_CHALLENGES = {
+    "basic": 'Basic realm="echo"',
+    "digest": 'Digest realm="echo", nonce="6f1c2a", qop="auth", algorithm=MD5, opaque="e0"',
+}
+
+
+def _auth_answer(path: str, authorization: str) -> tuple[int, dict[str, str]]:
+    """``/auth/basic``, ``/auth/digest``: a 401 with that scheme's challenge, unless the
+    request answers it (any credentials of that scheme: what a client does after a
+    challenge is what the tests look at, not the password)."""
+    scheme = path.split("/")[2].split("?")[0]
+    challenge = _CHALLENGES.get(scheme, _CHALLENGES["basic"])
+    if authorization.lower().startswith(challenge.split(" ", 1)[0].lower() + " "):
+        return 200, {}
+    return 401, {"WWW-Authenticate": challenge}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     server: Any
@@ -71,6 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
             status, extra = 302, {"Location": to[0] if to else "/status/200"}
         elif self.path.startswith("/session"):
             extra = {"X-Echo-Session": "echo-session-secret"}
+        elif self.path.startswith("/auth/"):
+            status, extra = _auth_answer(self.path, headers.get("authorization", ""))
+            to = parse_qs(urlsplit(self.path).query).get("to")
+            if status == 200 and to:
+                status, extra = 302, {"Location": to[0]}
         body = json.dumps(headers).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -218,16 +243,72 @@ def h2c_server() -> Iterator[H2cServer]:
 
     loop = asyncio.new_event_loop()
     seen: list[dict[str, str]] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    def connected(reader: Any, writer: Any) -> None:
+        # A task of our own per connection (not a coroutine handed to asyncio): teardown
+        # can then end each one, still open or not.
+        task = loop.create_task(_serve_h2c(reader, writer, seen))
+        handlers.add(task)
+        task.add_done_callback(handlers.discard)
+
     thread = threading.Thread(target=loop.run_forever, name="h2c-server", daemon=True)
     thread.start()
     server = asyncio.run_coroutine_threadsafe(asyncio.start_server(
-        lambda r, w: _serve_h2c(r, w, seen), "127.0.0.1", 0), loop).result(10)
+        connected, "127.0.0.1", 0), loop).result(10)
     port = server.sockets[0].getsockname()[1]
     yield H2cServer(f"http://127.0.0.1:{port}", seen)
-    loop.call_soon_threadsafe(server.close)
+    asyncio.run_coroutine_threadsafe(_stop_h2c(server, handlers), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     loop.close()
+
+
+async def _stop_h2c(server: Any, handlers: set[Any]) -> None:
+    """Stop listening, then end every connection's handler and wait until each has run its
+    ``finally`` (a client may still hold its connection open: without this its handler
+    stayed suspended in ``read()``, and was destroyed unfinished once the loop was closed,
+    which pytest reports as an unraisable exception)."""
+    import asyncio
+
+    server.close()
+    for task in list(handlers):
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    await server.wait_closed()
+
+
+@pytest.fixture
+def full_backlog_url() -> Iterator[str]:
+    """A loopback URL whose connection attempts time out, deterministically: a listening
+    socket whose accept queue is full (``listen(0)``, filled by connections never accepted),
+    so Linux drops every further SYN and a client's connect waits for its timeout. (Not a
+    non-routable address: no traffic leaves loopback.)"""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        fillers = []
+        try:
+            for _ in range(4):  # (more than the queue holds: some wait in SYN_SENT)
+                filler = socket.socket()
+                filler.setblocking(False)
+                fillers.append(filler)
+                filler.connect_ex(address)
+            probe = socket.socket()
+            probe.settimeout(0.2)
+            try:
+                probe.connect(address)
+            except TimeoutError:
+                pass
+            else:  # pragma: no cover - a kernel that accepts past the backlog
+                pytest.skip("this kernel accepts connections past a full listen backlog")
+            finally:
+                probe.close()
+            yield f"http://{address[0]}:{address[1]}/never"
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 def refused_url() -> str:

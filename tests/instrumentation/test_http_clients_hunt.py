@@ -105,8 +105,8 @@ def test_each_connection_attempt_urllib3_retries_is_a_failed_span(telemetry: Tel
     with pytest.raises(urllib3.exceptions.MaxRetryError):
         urllib3.PoolManager().request("GET", refused_url(), retries=urllib3.Retry(1))
     first, second = telemetry.client_spans()
-    assert first.attributes["error.type"] == "NewConnectionError"
-    assert second.attributes["error.type"] == "MaxRetryError"
+    assert first.attributes["error.type"] == "urllib3.exceptions.NewConnectionError"
+    assert second.attributes["error.type"] == "urllib3.exceptions.MaxRetryError"
     assert second.attributes["http.request.resend_count"] == 1
     assert first.status.status_code is second.status.status_code is StatusCode.ERROR
 

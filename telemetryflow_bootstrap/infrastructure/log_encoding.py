@@ -15,10 +15,15 @@ scopes) share a group, encoded from the first one seen, exactly as there; but a 
 is hashed once per batch instead of once per record.
 
 The output is byte for byte what ``encode_logs(batch).SerializeToString()`` gives (tests
-hold us to that, with generated records). Anything the exporter's encoder would reject,
-or would encode in a way not copied here (an attribute it drops with a logged error, an
-int past 64 bits, a lone surrogate, a field of an unexpected type), raises, and the caller
-falls back to the exporter's own encoder for that batch.
+hold us to that, with generated records). A value OTLP cannot carry costs only itself (see
+``otlp_wire``): an attribute holding an int past 64 bits, text with a lone surrogate or an
+object of another type is left out, as the exporter's encoder leaves it out; a body holding
+one (a structured body logged through ``logging``, any body through the OpenTelemetry API),
+or a lone surrogate in the severity text or event name, where the exporter's encoder raises
+and its whole batch was lost, is sent with those parts as text. Anything else the
+exporter's encoder would reject, or would encode in a way not copied here (a field of an
+unexpected type), raises, and the caller falls back to the exporter's own encoder for that
+batch.
 """
 
 from __future__ import annotations
@@ -31,7 +36,16 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 
-from .otlp_wire import FIXED64, CommonEncoder, any_value, field, text, varint
+from .otlp_wire import (
+    FIXED64,
+    CommonEncoder,
+    any_value,
+    carriable,
+    escaped,
+    field,
+    text,
+    varint,
+)
 
 _FLAGS = struct.Struct("<BI").pack  # LogRecord field 8, fixed32
 _UINT32_MAX = (1 << 32) - 1
@@ -71,6 +85,8 @@ def _severity(number: Any, name: Any) -> bytes:
 class LogEncoder(CommonEncoder):
     """Encodes batches of ReadableLogRecords; keeps small caches, so one per export thread."""
 
+    _SIGNAL = "log record"
+
     def __init__(self) -> None:
         super().__init__()
         self._severities: dict[tuple[int, Any], tuple[Any, bytes]] = {}
@@ -94,7 +110,12 @@ class LogEncoder(CommonEncoder):
                 if scopes is None:
                     scopes = resources[pair[0]] = groups.setdefault(resource, {})
                 encoded = seen[pair] = scopes.setdefault(scope, [])
-            encoded.append(self._record(record))
+            try:
+                encoded.append(self._record(record))
+            except (ValueError, TypeError, RecursionError):  # (UnicodeEncodeError included)
+                # A body or text OTLP cannot carry as it is (attributes leave themselves out);
+                # anything else raises again, and the exporter's encoder takes the batch.
+                encoded.append(self._record(_CarriableRecord(record)))
         out = []
         for resource, scopes in groups.items():
             body = [self._resource(resource)]
@@ -173,3 +194,28 @@ class LogEncoder(CommonEncoder):
             self._severities.clear()
         self._severities[key] = (number, encoded)
         return encoded
+
+
+class _CarriableRecord:
+    """A record's fields as ``LogEncoder._record`` reads them from a record of another
+    type, its body, severity text and event name made into what OTLP can carry."""
+
+    __slots__ = ("dropped_attributes", "log_record")
+
+    def __init__(self, record: Any) -> None:
+        self.dropped_attributes = record.dropped_attributes
+        self.log_record = _LogFields(record.log_record)
+
+
+class _LogFields:
+    __slots__ = ("attributes", "body", "event_name", "observed_timestamp", "severity_number",
+                 "severity_text", "span_id", "timestamp", "trace_flags", "trace_id")
+
+    def __init__(self, log: Any) -> None:
+        self.attributes, self.timestamp = log.attributes, log.timestamp
+        self.observed_timestamp = log.observed_timestamp
+        self.trace_id, self.span_id, self.trace_flags = log.trace_id, log.span_id, log.trace_flags
+        self.severity_number = log.severity_number
+        self.severity_text = escaped(log.severity_text, "a log severity text")
+        self.event_name = escaped(log.event_name, "a log event name")
+        self.body = carriable(log.body, "a log record body")

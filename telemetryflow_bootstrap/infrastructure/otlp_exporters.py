@@ -3,7 +3,11 @@
 Everything else — channels, sessions, TLS, headers, compression, retries, the exporter's
 own metrics — stays the exporter's. If our encoder cannot encode a batch (see
 ``span_encoding``, ``log_encoding``) the exporter's encoder does it, so a batch is never
-lost to us. Each class is made at first use, importing only its own exporter stack (grpc or
+lost to us. A value OTLP cannot carry (an int past 64 bits, a lone surrogate) does not send a
+batch there: our encoders leave out or escape just that value (``otlp_wire``), where the
+exporter's encoder raises for some of them and the whole batch would be lost.
+
+Each class is made at first use, importing only its own exporter stack (grpc or
 requests), on the export thread (see ``exporters.LazyExporter``); importing this module
 imports neither.
 """

@@ -4,27 +4,46 @@ that repeat from one export to the next (so they are cached).
 
 Every function here writes exactly what protobuf's own serializer writes for the message the
 OTLP exporter's encoder would build from the same value, and raises where that encoder (or
-protobuf) would raise or behave in a way we do not copy: the callers catch it and hand the
-batch to the exporter's encoder. Field tags are passed in already encoded (one byte each in
-OTLP), which keeps the hot paths to a few concatenations.
+protobuf) would raise or behave in a way we do not copy. Field tags are passed in already
+encoded (one byte each in OTLP), which keeps the hot paths to a few concatenations.
+
+Values OTLP cannot carry (an int past 64 bits, text with a lone surrogate — what
+``os.fsdecode`` makes of an undecodable byte — an object of another type) cost only
+themselves, never the batch around them (where the exporter's encoder raises, a batch of
+hundreds of spans was lost to one such value): an attribute holding one is left out, as the
+exporter's encoder leaves it out (so the bytes stay the same), and a field that is not an
+attribute (a name, a log body, a status description) is sent as text OTLP can carry
+(``escaped``, ``carriable``). Each is counted (``unencodable_counts``), and the first of
+each kind is said on stderr. The good path pays nothing for this: the checks run once an
+encoding has raised.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 
-__all__ = ["CACHE_LIMIT", "DOUBLE", "FIXED64", "CommonEncoder", "any_value", "field",
-           "key_value", "text", "varint"]
+from .. import _diagnostics
+
+__all__ = ["CACHE_LIMIT", "DOUBLE", "FIXED64", "CommonEncoder", "any_value", "carriable",
+           "escaped", "field", "key_value", "text", "unencodable_counts", "varint"]
 
 _SMALL = [bytes((i,)) for i in range(128)]
 FIXED64 = struct.Struct("<Q").pack
 DOUBLE = struct.Struct("<d").pack
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 CACHE_LIMIT = 4096  # entries per value cache; a full cache is cleared, not evicted piecemeal
+_MAX_DEPTH = 16  # (carriable: deeper nesting, or a list holding itself, becomes text)
+
+# What was left out or changed to fit OTLP, for get_status(); by the export threads.
+_LEFT_OUT, _AS_TEXT = "attributes_left_out", "values_sent_as_text"
+_counts = {_LEFT_OUT: 0, _AS_TEXT: 0}
+_said: set[str] = set()
+_counts_lock = threading.Lock()
 
 
 def varint(n: int) -> bytes:
@@ -74,6 +93,98 @@ def any_value(value: Any) -> bytes:
     raise TypeError(f"cannot encode a {type(value).__name__} value")
 
 
+def unencodable_counts() -> dict[str, int]:
+    """How many attribute values were left out of the exports, and how many other values
+    (names, bodies, descriptions) were sent as text, because OTLP cannot carry them."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+def _count(kind: str, message: str) -> None:
+    """Count one value of ``kind``; the first of each kind in the process is said."""
+    with _counts_lock:
+        _counts[kind] += 1
+        first = kind not in _said
+        _said.add(kind)
+    if first:
+        _diagnostics.warn(f"{message}; further ones are counted, not said")
+
+
+def _why(value: Any) -> str:
+    """What makes ``value`` impossible to carry, without showing it (it may be personal)."""
+    if isinstance(value, str):
+        return "text with a lone surrogate, which is not UTF-8"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "an int past 64 bits"
+    if isinstance(value, (Sequence, Mapping)) and not isinstance(value, bytes):
+        return f"a {type(value).__name__} holding a value OTLP cannot carry"
+    return f"a value of type {type(value).__name__}"
+
+
+def _left_out(signal: str, key: Any, value: Any) -> None:
+    name = repr(key[:100]) if isinstance(key, str) else f"of type {type(key).__name__}"
+    why = _why(value) if isinstance(key, str) and _fits(key) else _why(key) + " (its key)"
+    _count(_LEFT_OUT, f"{signal} attribute {name} left out of the export: {why}, which "
+                      "OTLP cannot carry (the rest is sent)")
+
+
+def _fits(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(value: Any, what: str) -> Any:
+    """``value`` (a name, a description) as text OTLP can carry: a lone surrogate becomes
+    ``\\udcff``, which shows what was there. Anything else is returned as it is."""
+    if type(value) is not str or _fits(value):
+        return value
+    _count(_AS_TEXT, f"{what} sent as text with its lone surrogates escaped (\\udXXX): "
+                     "OTLP carries only UTF-8")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def carriable(value: Any, what: str) -> Any:
+    """``value`` (a log body) as ``any_value`` can encode it: each part OTLP cannot carry (an
+    int past 64 bits, an object of another type) becomes its text, lone surrogates escaped.
+    Text, not left out: a body is the record's message, and the logging bridge already
+    sends an object logged as its ``str()``."""
+    try:
+        any_value(value)
+    except Exception as exc:  # (RecursionError too: a list holding itself)
+        why = _why(value) if not isinstance(exc, RecursionError) else "nesting too deep"
+        _count(_AS_TEXT, f"{what} sent with the parts OTLP cannot carry as text: {why}")
+        return _as_carriable(value, 0)
+    return value
+
+
+def _as_carriable(value: Any, depth: int) -> Any:
+    """``carriable``'s work, in ``any_value``'s order of checks (a bool before an int, a str
+    and bytes before a Sequence)."""
+    if value is None or isinstance(value, (bool, float, bytes)):
+        return value
+    if isinstance(value, str):
+        return value if _fits(value) else value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if depth < _MAX_DEPTH:
+        if isinstance(value, Sequence):
+            return [_as_carriable(v, depth + 1) for v in value]
+        if isinstance(value, Mapping):
+            return {_as_carriable(_text_of(k), depth + 1): _as_carriable(v, depth + 1)
+                    for k, v in value.items()}
+    return _as_carriable(_text_of(value), depth)
+
+
+def _text_of(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # (a __str__ that raises)
+        return f"<unprintable {type(value).__qualname__}>"
+
+
 def key_value(key: str, value: Any) -> bytes:
     """A ``KeyValue`` message body. An empty key is absent (proto3), but the value field is
     written even for an empty AnyValue (the exporter sets it)."""
@@ -91,6 +202,8 @@ class CommonEncoder:
     cannot be reused while cached.
     """
 
+    _SIGNAL = "telemetry"  # (what a left-out attribute belonged to, in the warning)
+
     def __init__(self) -> None:
         self._attributes: dict[tuple[str, str], bytes] = {}
         self._int_attributes: dict[tuple[str, int], bytes] = {}  # (ints apart: 1 == True)
@@ -98,7 +211,8 @@ class CommonEncoder:
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
     def _attrs(self, tag: bytes, attributes: Any) -> list[bytes]:
-        """Each attribute as a ``KeyValue`` field with ``tag``; str and int pairs cached."""
+        """Each attribute as a ``KeyValue`` field with ``tag``; str and int pairs cached.
+        One OTLP cannot carry is left out (see the module doc)."""
         if not attributes:
             return []
         # A finished item's BoundedAttributes no longer changes: its dict's own items() (C)
@@ -108,21 +222,34 @@ class CommonEncoder:
         cache = self._attributes
         ints = self._int_attributes
         out = []
+        try:  # (free in 3.11+; about a bytecode in 3.10)
+            for key, value in items:
+                kind = type(value)
+                if kind is str or kind is int:  # (a bool is not an int here: type, not isinstance)
+                    pair = (key, value)
+                    store = cache if kind is str else ints
+                    encoded = store.get(pair)
+                    if encoded is None:
+                        body = key_value(key, value)
+                        encoded = varint(len(body)) + body
+                        if len(store) >= CACHE_LIMIT:
+                            store.clear()
+                        store[pair] = encoded
+                    out.append(tag + encoded)
+                else:
+                    out.append(field(tag, key_value(key, value)))
+        except Exception:  # (the exporter's encoder, too, leaves one out on any exception)
+            return self._carriable_attrs(tag, items)
+        return out
+
+    def _carriable_attrs(self, tag: bytes, items: Any) -> list[bytes]:
+        """The attributes one by one, each that cannot be encoded left out and counted."""
+        out = []
         for key, value in items:
-            kind = type(value)
-            if kind is str or kind is int:  # (a bool is not an int here: type, not isinstance)
-                pair = (key, value)
-                store = cache if kind is str else ints
-                encoded = store.get(pair)
-                if encoded is None:
-                    body = key_value(key, value)
-                    encoded = varint(len(body)) + body
-                    if len(store) >= CACHE_LIMIT:
-                        store.clear()
-                    store[pair] = encoded
-                out.append(tag + encoded)
-            else:
+            try:
                 out.append(field(tag, key_value(key, value)))
+            except Exception:
+                _left_out(self._SIGNAL, key, value)
         return out
 
     def _resource(self, resource: Any) -> bytes:
@@ -144,10 +271,12 @@ class CommonEncoder:
             return known[1]
         body = []
         if scope is not None:
-            if scope.name:
-                body.append(text(b"\x0a", scope.name))
-            if scope.version:
-                body.append(text(b"\x12", scope.version))
+            name = escaped(scope.name, "an instrumentation scope name")
+            version = escaped(scope.version, "an instrumentation scope version")
+            if name:
+                body.append(text(b"\x0a", name))
+            if version:
+                body.append(text(b"\x12", version))
             body.extend(self._attrs(b"\x1a", scope.attributes))
         encoded = field(b"\x0a", b"".join(body))
         if len(self._scopes) >= 2048:  # (the logging bridge makes a scope per logger)

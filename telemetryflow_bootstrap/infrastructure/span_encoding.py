@@ -11,22 +11,26 @@ over and over in a service — is encoded once and reused (those parts, shared w
 encoder, are in ``otlp_wire``).
 
 The output is byte for byte what ``encode_spans(spans).SerializeToString()`` gives (tests
-hold us to that, with generated spans). Anything unexpected (a value of a type OTLP cannot
-carry, an int past 64 bits, a lone surrogate) raises, and the caller falls back to the
-exporter's own encoder for that batch.
+hold us to that, with generated spans). A value OTLP cannot carry costs only itself (see
+``otlp_wire``): an attribute (of a span, event, link, scope or resource) holding an int past
+64 bits, text with a lone surrogate or an object of another type is left out, as the
+exporter's encoder leaves it out; a lone surrogate in a span or event name or a status
+description, where the exporter's encoder raises and its whole batch was lost, is sent
+escaped. Anything else unexpected raises, and the caller falls back to the exporter's own
+encoder for that batch.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from .leaf_spans import LeafSpan
-from .otlp_wire import FIXED64, CommonEncoder, field, text, varint
+from .otlp_wire import FIXED64, CommonEncoder, escaped, field, text, varint
 
 _KIND = {SpanKind.INTERNAL: b"\x30\x01", SpanKind.SERVER: b"\x30\x02",
          SpanKind.CLIENT: b"\x30\x03", SpanKind.PRODUCER: b"\x30\x04",
@@ -41,6 +45,8 @@ _PLAIN = (ReadableSpan, LeafSpan)  # exact types whose fields are read directly
 
 class SpanEncoder(CommonEncoder):
     """Encodes batches of ReadableSpans; keeps small caches, so one per export thread."""
+
+    _SIGNAL = "span"
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,7 +71,10 @@ class SpanEncoder(CommonEncoder):
             encoded = scopes.get(skey)
             if encoded is None:
                 encoded = scopes[skey] = []
-            encoded.append(self._span(span))
+            try:
+                encoded.append(self._span(span))
+            except UnicodeEncodeError:  # (a lone surrogate: attributes leave themselves out)
+                encoded.append(self._span(_EscapedSpan(span)))
         out = []
         for (resource, rschema), scopes in groups.items():
             body = [resource]
@@ -184,3 +193,39 @@ class SpanEncoder(CommonEncoder):
             parts.append(b"\x28" + varint(link.dropped_attributes))
         parts.append(_LINK_FLAGS_REMOTE if context.is_remote else _LINK_FLAGS_LOCAL)
         return b"".join(parts)
+
+
+class _Status(NamedTuple):
+    status_code: Any
+    description: str | None
+
+
+class _Event(NamedTuple):
+    name: str
+    attributes: Any
+    timestamp: int | None
+    dropped_attributes: int
+
+
+class _EscapedSpan:
+    """A span's fields as ``SpanEncoder._span`` reads them from a span of another type, its
+    texts (name, status description, event names) with lone surrogates escaped: what is
+    sent for a span whose texts OTLP cannot carry as they are."""
+
+    __slots__ = ("attributes", "context", "dropped_attributes", "dropped_events",
+                 "dropped_links", "end_time", "events", "kind", "links", "name", "parent",
+                 "start_time", "status")
+
+    def __init__(self, span: Any) -> None:
+        self.context, self.parent, self.kind = span.context, span.parent, span.kind
+        self.attributes, self.links = span.attributes, span.links
+        self.start_time, self.end_time = span.start_time, span.end_time
+        self.dropped_attributes = span.dropped_attributes
+        self.dropped_events, self.dropped_links = span.dropped_events, span.dropped_links
+        self.name = escaped(span.name, "a span name")
+        status = span.status
+        self.status = status if status is None else _Status(
+            status.status_code, escaped(status.description, "a span status description"))
+        self.events = [_Event(escaped(event.name, "a span event name"), event.attributes,
+                              event.timestamp, event.dropped_attributes)
+                       for event in span.events]

@@ -33,8 +33,15 @@ returns early, its task is cancelled, or the server's ``send`` fails (ASGI 2.4) 
 failure escapes (every SSE stream ends this way, so the semantic conventions' "not sent
 fully" error would make each one a failure); gone before any response (Starlette's
 ``ClientDisconnect`` while reading the body), the request failed with that ``error.type``
-but no status code: the 500 an error handler then sends reaches nobody. Environment variables
-(read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
+but no status code: the 500 an error handler then sends reaches nobody. A task cancelled
+before any response failed too (ERROR, ``error.type`` ``CancelledError``, no status code):
+uvicorn cancels a request only when it stops (past ``--timeout-graceful-shutdown``, or on a
+second Ctrl-C) and then answers 500 itself, past the application, unseen; an in-process
+client (httpx's ``ASGITransport``) that stops waiting cancels the handler it runs; a
+``CancelledError`` the application makes itself is its error. uvicorn never cancels a handler
+whose client has gone: the handler runs on and its response is dropped unseen, so it is
+recorded as sent. Environment variables (read once, at construction):
+``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
 

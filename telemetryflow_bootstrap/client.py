@@ -361,8 +361,8 @@ class TelemetryFlowClient:
 
     def end_span(self, span_id: str, error: BaseException | None = None) -> None:
         """End the span ``start_span`` returned the id of; ``error``: an exception that
-        failed it. An id that cannot be one ``start_span`` returned is said once (a
-        well-formed unknown id is not: an unsampled span's, or one ended at shutdown)."""
+        failed it. Sampled or not, the same: an id that is not open (ended already, never
+        returned, evicted from the full table of open spans) is said once per reason."""
         if not self._initialized:
             self._ensure()
         if type(span_id) is not str or not (error is None or isinstance(error, BaseException)):
@@ -392,7 +392,7 @@ class TelemetryFlowClient:
             if attributes is not None and not isinstance(attributes, Mapping):
                 attributes = self._no_attributes("add_span_event", name, attributes, "added")
         if not self._commands.dispatch(c.AddSpanEventCommand(span_id, name, attributes)):
-            self._unknown_id("add_span_event", span_id)
+            self._unknown_id("add_span_event", span_id, name)
 
     def _span_arguments(self, method: str, name: Any, kind: Any,
                         attributes: Any) -> tuple[str, str, Attributes]:
@@ -423,12 +423,33 @@ class TelemetryFlowClient:
                   f"{method}(span_id={_shown(span_id)})",
                   "expected the id start_span() returned (a str of 16 hex digits); ignored")
 
-    def _unknown_id(self, method: str, span_id: str) -> None:
-        """The handler found no span under ``span_id``: said when it cannot be an id."""
+    def _unknown_id(self, method: str, span_id: str, event: str | None = None) -> None:
+        """The handler found no open span under ``span_id``: said, once per call and
+        reason. Unsampled spans are tracked like recorded ones, so a well-formed id is
+        told apart too: ended already, evicted from the full table, ended at shutdown,
+        or none of ours (``event``: the name of the event that was to be added)."""
+        shown = f"{method}({_shown(span_id)}{'' if event is None else ', ' + _shown(event)})"
         if len(span_id) != 16 or not _HEX_DIGITS.issuperset(span_id):
             self._say((method, "span_id", "unknown"), f"{method}({_shown(span_id)})",
                       "no span has this id: expected the id start_span() returned (a str of "
                       "16 hex digits); ignored")
+            return
+        from .infrastructure import handler as h
+
+        why = self._handler.why_no_span(span_id)
+        if why == h.ENDED:
+            said = "this span was already ended"
+        elif why == h.EVICTED:
+            said = (f"this span was dropped unended: more than {h.MAX_ACTIVE_SPANS} spans "
+                    "were open at once (get_status()['active_spans_evicted'] counts them)")
+        elif why == h.ENDED_AT_SHUTDOWN:
+            said = "this span was ended at shutdown"
+        else:
+            said = ("no open span has this id (not one start_span() returned, or one ended "
+                    "long ago)")
+        outcome = "the event is dropped" if event is not None and why == h.ENDED \
+            else "ignored"
+        self._say((method, "span_id", why or "unknown-id"), shown, f"{said}; {outcome}")
 
     @contextmanager
     def span(
@@ -451,19 +472,18 @@ class TelemetryFlowClient:
             name, kind, attributes = self._span_arguments("span", name, kind, attributes)
             span_kind = ot.kinds[kind]
         span = handler.tracer.start_span(name, kind=span_kind, attributes=attributes)
-        recording = span.is_recording()
-        span_id = handler.track_span(span) if recording else _UNSAMPLED_ID
+        # (tracked recorded or not: its id then works, and is checked, as start_span's)
+        span_id = handler.track_span(span)
         token = ot.attach(ot.set_span_in_context(span))
         try:
             yield span_id
         except BaseException as error:
-            if recording and not isinstance(error, GeneratorExit):
+            if not isinstance(error, GeneratorExit) and span.is_recording():
                 ot.record_error(span, error)
             raise
         finally:
             ot.detach(token)
-            if recording:
-                handler.untrack_span(span_id)
+            handler.untrack_span(span_id)
             span.end()
 
     # ----- queries -------------------------------------------------------------------------
@@ -505,7 +525,6 @@ class TelemetryFlowClient:
         return self._handler
 
 
-_UNSAMPLED_ID = "0" * 16
 _INF = float("inf")
 _NAMELESS = object()
 _NUMBERS = (int, float)

@@ -34,11 +34,20 @@ is still traced: a ``status_code`` of "200" used to leave the span unended and u
 attributes or headers that are not a mapping raised inside the program's request handler,
 and a second ``end_request`` logged a traceback. A ``client`` of the wrong type is a
 ``TelemetryFlowError`` at construction (set-up code, as the builder's errors are).
+
+A ``TelemetryFlowClient`` that is not initialized yet is not an error: building the app
+before ``client.initialize()`` is a normal order (FastAPI builds its middleware stack at
+the lifespan startup, before a lifespan handler runs; gunicorn initializes in post_fork).
+Its providers are taken at the first request after ``initialize()``; a request before it is
+served untraced (the caller's trace context still passed on) and said once. It used to go,
+silently, to the global OpenTelemetry providers: nowhere for a ``set_global=False`` client,
+some other SDK's exporters when another one is global.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -185,28 +194,25 @@ class TelemetryMiddleware:
     """The server-span core; use it directly from any framework's request hooks.
 
     ``client`` is a ``TelemetryFlowClient``, the ``PatchContext`` of a patch, or ``None``
-    (the client the launcher started, else the global OpenTelemetry providers).
+    (the client the launcher started, else the global OpenTelemetry providers). A client
+    may be initialized after the middleware is built (an app factory, a server's startup
+    hook): its providers are used from the first request after ``client.initialize()``;
+    a request before it is served untraced, said once.
     """
 
     def __init__(self, client: Any = None) -> None:
-        from .infrastructure.fast_histogram import fast_histogram
-        from .infrastructure.leaf_spans import LeafTracer
-
         tracer, meter, excluded_urls = _telemetry_from(client)
-        self._tracer = tracer
-        # The SDK tracer's spans without its per-span locks, lists and end-time copy (None:
-        # a tracer that is not the SDK's, then tracer.start_span as usual).
-        self._leaf = LeafTracer.for_tracer(tracer)
-        self._duration = fast_histogram(meter.create_histogram(
-            "http.server.request.duration", unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        )) if meter is not None else None
-        # Recording with the request's context ties exemplars to its trace wherever the
-        # request ends (a server thread closing the body has no current span); the
-        # ``context`` argument arrived in opentelemetry-api 1.28.
-        self._record_with_context = self._duration is not None and \
-            "context" in inspect.signature(self._duration.record).parameters
+        # A TelemetryFlowClient not initialized yet: its providers are taken at the first
+        # request after client.initialize() (see _refresh_until_bound); till then requests
+        # are served untraced, said once.
+        self._waiting_for: Any = None
+        if tracer is None:
+            self._waiting_for = client
+            # (an instance attribute shadowing the method, dropped once bound: every
+            # request path calls refresh_propagator first, and the bound core pays nothing)
+            self.refresh_propagator = self._refresh_until_bound  # type: ignore[method-assign]
+            tracer = _UNTRACED
+        self._use(tracer, meter)
         self._excluded = ExcludedUrls(excluded_urls)
         self._excluding = bool(self._excluded)
         self._capture_request = HeaderCapture("server", "request")
@@ -216,6 +222,52 @@ class TelemetryMiddleware:
         self._propagator: Any = None
         self.environ_keys: tuple[tuple[str, str], ...] = ()
         self.header_names: frozenset[bytes] = frozenset()
+
+    def _use(self, tracer: Any, meter: Any) -> None:
+        """Record requests with ``tracer`` and ``meter`` (the duration's ``context``
+        flag set last: a request finishing meanwhile on another thread records without)."""
+        from .infrastructure.fast_histogram import fast_histogram
+        from .infrastructure.leaf_spans import LeafTracer
+
+        self._record_with_context = False
+        self._tracer = tracer
+        # The SDK tracer's spans without its per-span locks, lists and end-time copy (None:
+        # a tracer that is not the SDK's, then tracer.start_span as usual).
+        self._leaf = LeafTracer.for_tracer(tracer)
+        duration = fast_histogram(meter.create_histogram(
+            "http.server.request.duration", unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )) if meter is not None else None
+        self._duration = duration
+        # Recording with the request's context ties exemplars to its trace wherever the
+        # request ends (a server thread closing the body has no current span); the
+        # ``context`` argument arrived in opentelemetry-api 1.28.
+        self._record_with_context = duration is not None and \
+            "context" in inspect.signature(duration.record).parameters
+
+    def _refresh_until_bound(self) -> None:
+        """``refresh_propagator`` while the client is not initialized: binds to its
+        providers once it is; until then says once that requests go untraced, and why.
+        (The server's sampler shortcut, made from the placeholder tracer, stays off for
+        this core: its requests take ``open``, which is right, only not the fastest.)"""
+        client = self._waiting_for
+        if client is not None:
+            with _binding:
+                if self._waiting_for is not None:
+                    if client.is_initialized:
+                        tracer, meter, _ = _telemetry_from(client)
+                        self._use(tracer, meter)
+                        self._waiting_for = None
+                        self.__dict__.pop("refresh_propagator", None)
+                    else:
+                        _say_once(("TelemetryMiddleware", "client", "not initialized"),
+                                  f"TelemetryMiddleware: its TelemetryFlowClient (service "
+                                  f"{client.config.service_name!r}) is not initialized: "
+                                  "requests are served untraced until client.initialize() "
+                                  "is called (before the server starts, or in its startup "
+                                  "hook)")
+        TelemetryMiddleware.refresh_propagator(self)
 
     # ----- the public, framework-neutral API ------------------------------------------
 
@@ -403,6 +455,18 @@ class TelemetryMiddleware:
                 duration.record(elapsed, metric)
 
 
+class _UntracedTracer:
+    """The tracer of a core whose client is not initialized yet: spans that record
+    nothing and carry the caller's span context (so the request's calls downstream stay
+    in the caller's trace), never the global providers'."""
+
+    def start_span(self, name: str, context: Context | None = None, *args: Any,
+                   **kwargs: Any) -> Any:
+        return _trace.NonRecordingSpan(_trace.get_current_span(context).get_span_context())
+
+
+_UNTRACED = _UntracedTracer()
+_binding = threading.Lock()  # (taken only by cores whose client was not initialized)
 _ENDED = object()  # a RequestScope's token once end_request has run
 _MAX_SAID = 100
 _said: set[tuple[str, ...]] = set()
@@ -520,7 +584,8 @@ def _split_host(host: str, scheme: str) -> tuple[str, int | None]:
 
 def _telemetry_from(source: Any) -> tuple[Any, Any, tuple[str, ...]]:
     """(tracer, meter, excluded URL patterns) from a PatchContext, a client, or the
-    process-wide SDK; the global OpenTelemetry API when nothing of ours runs."""
+    process-wide SDK; the global OpenTelemetry API when nothing of ours runs (None or a
+    NoOpClient). A TelemetryFlowClient not initialized: no tracer or meter (None) yet."""
     from .client import NoOpClient, TelemetryFlowClient, get_client
     from .instrumentation.registry import PatchContext
 
@@ -533,8 +598,10 @@ def _telemetry_from(source: Any) -> tuple[Any, Any, tuple[str, ...]]:
             f"TelemetryMiddleware(client={_shown(source)}): expected a TelemetryFlowClient, "
             f"get_client() or None (the client running in this process), got "
             f"{type(source).__name__}")
-    handler = getattr(source, "_handler", None)
-    if handler is not None:  # a TelemetryFlowClient that has been initialised
+    if isinstance(source, TelemetryFlowClient):
+        if not source.is_initialized:  # (or shut down): tracer None, bound later
+            return None, None, _excluded_urls(source.config)
+        handler = source.handler
         return handler.tracer, handler.meter, _excluded_urls(source.config)
     # No SDK of ours: the global providers (proxies until somebody sets them).
     from opentelemetry import metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import threading
 import time
 import weakref
@@ -51,6 +52,11 @@ from .watched_exporters import backend_of, watch
 
 SCOPE = "telemetryflow"
 MAX_ACTIVE_SPANS = 10_000
+# Ended (or evicted) span ids remembered, to tell a second end_span from an id never
+# returned: between this many and twice as many of the latest (two generations of a dict).
+MAX_ENDED_REMEMBERED = 1024
+# Why an id is no longer open (what ``why_no_span`` answers).
+ENDED, EVICTED, ENDED_AT_SHUTDOWN = "ended", "evicted", "ended at shutdown"
 
 _KINDS = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT,
           "producer": SpanKind.PRODUCER, "consumer": SpanKind.CONSUMER}
@@ -149,6 +155,8 @@ class TelemetryCommandHandler:
         self._exporters: list[LazyExporter] = []
         self._instruments: dict[tuple[str, str, str, str], Any] = {}
         self._active: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._ended: dict[str, str] = {}  # id → why it is gone (see _forget)
+        self._ended_before: dict[str, str] = {}
         self._evicted_spans = 0
         self._started_at: float | None = None
         self._initialized = False
@@ -392,6 +400,8 @@ class TelemetryCommandHandler:
     def _end_active_spans(self) -> None:
         with self._span_lock:
             spans = list(self._active.values())
+            for span_id in self._active:
+                self._forget(span_id, ENDED_AT_SHUTDOWN)
             self._active.clear()
         for span in spans:
             span.set_attribute("telemetryflow.span.ended_at_shutdown", True)
@@ -446,21 +456,51 @@ class TelemetryCommandHandler:
         return self.track_span(span)
 
     def track_span(self, span: Any) -> str:
-        """Remember ``span`` under its hex id (bounded: the oldest is evicted and counted)."""
+        """Remember ``span`` under its hex id until it ends (bounded: the oldest is evicted
+        and counted). Recorded or not: an unsampled span is tracked the same way, so that
+        a second ``end_span`` or a late event on it is told from an unsampled span's
+        (the caller cannot see the difference, and should not have to). A span without an
+        id of its own (a no-op tracer's, traces off) gets one drawn here."""
         span_id = format(span.get_span_context().span_id, "016x")
-        if not span.is_recording():
-            return span_id
         with self._span_lock:
             active = self._active
-            active[span_id] = span
+            if span_id == _INVALID_ID or active.setdefault(span_id, span) is not span:
+                span_id = _fresh_id(active)
+                active[span_id] = span
             if len(active) > MAX_ACTIVE_SPANS:
-                active.popitem(last=False)
+                self._forget(active.popitem(last=False)[0], EVICTED)
                 self._evicted_spans += 1
         return span_id
 
     def untrack_span(self, span_id: str) -> Any:
+        """The open span ``span_id`` names, no longer open (None if it was not)."""
         with self._span_lock:
-            return self._active.pop(span_id, None)
+            span = self._active.pop(span_id, None)
+            if span is not None:  # (_forget, inlined: once per span)
+                ended = self._ended
+                ended[span_id] = ENDED
+                if len(ended) >= MAX_ENDED_REMEMBERED:
+                    self._ended_before, self._ended = ended, {}
+        return span
+
+    def _forget(self, span_id: str, why: str) -> None:
+        """Remember that ``span_id`` is gone, and ``why`` (under ``_span_lock``). Two
+        generations of a plain dict: cheaper per span than an ordered table, and bounded
+        (at most 2 x MAX_ENDED_REMEMBERED, the oldest generation dropped whole)."""
+        ended = self._ended
+        ended[span_id] = why
+        if len(ended) >= MAX_ENDED_REMEMBERED:
+            self._ended_before, self._ended = ended, {}
+
+    def why_no_span(self, span_id: str) -> str | None:
+        """Why no open span has ``span_id`` (``ENDED``, ``EVICTED``, ``ENDED_AT_SHUTDOWN``),
+        or None when it was never one of ours or ended long ago (the slow path of a call
+        that found no span: ``end_span``/``add_span_event`` returned False)."""
+        with self._span_lock:
+            return self._ended.get(span_id) or self._ended_before.get(span_id)
+
+    def remembered_ended_spans(self) -> int:
+        return len(self._ended) + len(self._ended_before)
 
     def end_span(self, command: c.EndSpanCommand) -> bool:
         span = self.untrack_span(command.span_id)
@@ -535,6 +575,17 @@ class TelemetryCommandHandler:
         return {"healthy": healthy, "initialized": status["initialized"],
                 "dropped": status["spans_dropped"] + status["logs_dropped"]
                 + status["metric_points_dropped"]}
+
+
+_INVALID_ID = "0" * 16
+
+
+def _fresh_id(active: Any) -> str:
+    """A random span id in the SDK's shape that no open span has."""
+    while True:
+        span_id = format(random.getrandbits(64), "016x")
+        if span_id != _INVALID_ID and span_id not in active:
+            return span_id
 
 
 def record_error(span: Any, error: BaseException) -> None:

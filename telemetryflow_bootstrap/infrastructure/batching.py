@@ -53,8 +53,12 @@ class BatchQueue:
         on_shutdown: Callable[[], None] | None = None,
         prepare: Callable[[], None] | None = None,
         queue_size_setting: str = "TELEMETRYFLOW_MAX_QUEUE_SIZE",
+        left_out: Callable[[], int] | None = None,
     ) -> None:
         self._export = export
+        # How many items the exporter has left out so far, none of its encoders able to
+        # encode them (``otlp_exporters``: the rest of their batch was sent, the loss said).
+        self._left_out = left_out
         # what a full queue's warning tells to raise: the variable that sized this queue
         # (OTEL_BLRP_MAX_QUEUE_SIZE for a log queue it sized)
         self._queue_size_setting = queue_size_setting
@@ -67,6 +71,7 @@ class BatchQueue:
         self.exported = 0
         self.failed = 0
         self.dropped = 0
+        self.unencodable = 0  # (lost, but not a failed export: the exporter said why)
         self._init_state()
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
@@ -87,7 +92,7 @@ class BatchQueue:
         self._in_flight = 0  # items of the batch being exported
 
     def _after_fork_in_child(self) -> None:
-        self.exported = self.failed = self.dropped = 0
+        self.exported = self.failed = self.dropped = self.unencodable = 0
         self._init_state()
 
     @property
@@ -209,16 +214,20 @@ class BatchQueue:
             if not batch:
                 break
             self._in_flight = len(batch)
+            left_out = self._left_out() if self._left_out is not None else 0
             try:
                 ok = self._export(batch)
             except Exception as exc:
                 ok = False
                 _diagnostics.debug(f"{self._signal} export raised {exc!r}")
+            if self._left_out is not None:
+                left_out = self._left_out() - left_out
             in_flight, self._in_flight = self._in_flight, 0
             if not in_flight:
                 continue  # a shutdown past its deadline counted this batch as dropped
             if ok:
-                self.exported += len(batch)
+                self.exported += len(batch) - left_out
+                self.unencodable += left_out
             else:
                 self.failed += len(batch)
 

@@ -242,7 +242,8 @@ class TelemetryCommandHandler:
         return BatchQueue(export, signal=signal, max_queue_size=batch.max_queue_size,
                           max_batch_size=batch.max_batch_size,
                           schedule_delay_ms=batch.schedule_delay_ms, on_shutdown=lazy.shutdown,
-                          prepare=lazy.warm_up, queue_size_setting=batch.queue_size_variable)
+                          prepare=lazy.warm_up, queue_size_setting=batch.queue_size_variable,
+                          left_out=lambda: getattr(lazy.built, "unencodable_items", 0))
 
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:
@@ -540,11 +541,11 @@ class TelemetryCommandHandler:
             if config else {},
             "enabled_signals": [s.value for s in config.enabled_signals] if config else [],
             "spans_exported": spans.exported if spans else 0,
-            "spans_dropped": (spans.dropped + spans.failed) if spans else 0,
+            "spans_dropped": (spans.dropped + spans.failed + spans.unencodable) if spans else 0,
             # (queued: not exported yet, the batch being exported included)
             "spans_queued": (spans.queued + spans.in_flight) if spans else 0,
             "logs_exported": logs.exported if logs else 0,
-            "logs_dropped": (logs.dropped + logs.failed) if logs else 0,
+            "logs_dropped": (logs.dropped + logs.failed + logs.unencodable) if logs else 0,
             "logs_queued": (logs.queued + logs.in_flight) if logs else 0,
             "metric_points_exported": metrics.exported if metrics else 0,
             # (dropped: failed, or not exported by the shutdown deadline; queued: collected,

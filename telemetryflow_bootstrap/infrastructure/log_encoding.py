@@ -19,11 +19,11 @@ hold us to that, with generated records). A value OTLP cannot carry costs only i
 ``otlp_wire``): an attribute holding an int past 64 bits, text with a lone surrogate or an
 object of another type is left out, as the exporter's encoder leaves it out; a body holding
 one (a structured body logged through ``logging``, any body through the OpenTelemetry API),
-or a lone surrogate in the severity text or event name, where the exporter's encoder raises
-and its whole batch was lost, is sent with those parts as text. Anything else the
-exporter's encoder would reject, or would encode in a way not copied here (a field of an
-unexpected type), raises, and the caller falls back to the exporter's own encoder for that
-batch.
+or a lone surrogate in the severity text, event name or a schema URL, where the exporter's
+encoder raises and its whole batch was lost, is sent with those parts as text. Anything
+else the exporter's encoder would reject, or would encode in a way not copied here (a field
+of an unexpected type), raises, and the caller falls back to the exporter's own encoder for
+that batch (and, should that raise too, to each record alone: ``otlp_exporters``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .otlp_wire import (
     carriable,
     escaped,
     field,
+    schema_url,
     text,
     varint,
 )
@@ -123,10 +124,10 @@ class LogEncoder(CommonEncoder):
                 scope_logs = [self._scope(scope)]
                 scope_logs.extend(records)
                 if scope and scope.schema_url:
-                    scope_logs.append(text(b"\x1a", scope.schema_url))
+                    scope_logs.append(schema_url(b"\x1a", scope.schema_url))
                 body.append(field(b"\x12", b"".join(scope_logs)))
             if resource.schema_url:
-                body.append(text(b"\x1a", resource.schema_url))
+                body.append(schema_url(b"\x1a", resource.schema_url))
             out.append(field(b"\x0a", b"".join(body)))
         return b"".join(out)
 

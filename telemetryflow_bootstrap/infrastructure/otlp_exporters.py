@@ -7,6 +7,13 @@ lost to us. A value OTLP cannot carry (an int past 64 bits, a lone surrogate) do
 batch there: our encoders leave out or escape just that value (``otlp_wire``), where the
 exporter's encoder raises for some of them and the whole batch would be lost.
 
+An item neither encoder can encode (a timestamp in float seconds, a span kind given as text,
+a name that is not text: the SDK takes them all) must not cost the batch around it either:
+then, and only then, each item is tried alone (``_split``). Those that encode are sent, the
+rest left out, counted (``unencodable_items``; each exporter's own ``unencodable_items``)
+and said once per signal, with the first one's reason and no value. The export succeeds:
+nothing the backend did failed, and what is lost was said.
+
 Each class is made at first use, importing only its own exporter stack (grpc or
 requests), on the export thread (see ``exporters.LazyExporter``); importing this module
 imports neither.
@@ -16,10 +23,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import _diagnostics
 from .log_encoding import LogEncoder
+from .otlp_wire import uncounted
 from .span_encoding import SpanEncoder
 
 _logger = logging.getLogger(__name__)
@@ -27,6 +37,11 @@ _logger = logging.getLogger(__name__)
 _TRACES, _LOGS = "traces", "logs"
 _ENCODERS: dict[str, Callable[[], Any]] = {_TRACES: SpanEncoder, _LOGS: LogEncoder}
 _NAMES = {_TRACES: "Span", _LOGS: "Log"}
+_NOUNS = {_TRACES: "span", _LOGS: "log record"}  # (in the warning; "spans", "log records")
+
+# Items left out because no encoder could encode them, per signal, for get_status().
+_left_out = {_TRACES: 0, _LOGS: 0}
+_left_out_lock = threading.Lock()
 
 
 def grpc_span_exporter(**kwargs: Any) -> Any:
@@ -55,12 +70,140 @@ def exporter_class(signal: str, *, grpc: bool) -> type:
     return _http_class(signal)
 
 
+def unencodable_items() -> dict[str, int]:
+    """How many spans ("traces") and log records ("logs") were left out of their export
+    because neither our encoder nor the exporter's could encode them."""
+    with _left_out_lock:
+        return dict(_left_out)
+
+
 def _encoded(encoder: Any, items: Sequence[Any]) -> bytes | None:
     try:
         return encoder.encode(items)  # type: ignore[no-any-return]
     except Exception as exc:  # the exporter's encoder takes this batch
         _logger.debug("%s fell back to the exporter's encoder: %r", type(encoder).__name__, exc)
         return None
+
+
+def _split(encoder: Any, theirs: Callable[[Sequence[Any]], bytes], items: Sequence[Any],
+           signal: str) -> tuple[bytes, int]:
+    """The request for the items of ``items`` that encode, each tried alone (ours, then
+    ``theirs``), and how many did not. Only for a batch both encoders refused: it encodes
+    every item twice. The trials count nothing (``uncounted``): the final encoding counts
+    what it leaves out or escapes, once. Requests concatenate (their one field is
+    repeated), so what only the exporter's encoder takes is appended to ours."""
+    ours_ok: list[Any] = []
+    alone: list[bytes] = []
+    theirs_ok: list[bytes] = []
+    lost, reason = 0, ""
+    with uncounted():
+        for item in items:
+            try:
+                alone.append(encoder.encode((item,)))
+                ours_ok.append(item)
+                continue
+            except Exception:
+                pass
+            try:
+                theirs_ok.append(theirs((item,)))
+            except Exception as exc:
+                lost += 1
+                reason = reason or _reason(signal, item, exc)
+    try:
+        encoded = encoder.encode(ours_ok) if ours_ok else b""
+    except Exception:  # (each alone did: then sent one group each)
+        encoded = b"".join(alone)
+    if lost:
+        _count_left_out(signal, lost, reason)
+    return encoded + b"".join(theirs_ok), lost
+
+
+def _count_left_out(signal: str, lost: int, reason: str) -> None:
+    with _left_out_lock:
+        first = not _left_out[signal]
+        _left_out[signal] += lost
+    if first:
+        noun = _NOUNS[signal]
+        _diagnostics.warn(
+            f"{noun}s left out of the export (the rest of their batch is sent): neither "
+            f"encoder can encode a {noun} whose {reason}; further ones are counted, not said")
+
+
+def _reason(signal: str, item: Any, exc: Exception) -> str:
+    """Why ``item`` cannot be encoded, naming the field and its type, never its value (a
+    name or a body may hold what must not be shown)."""
+    try:
+        found = _odd_span_field(item) if signal == _TRACES else _odd_log_field(item)
+    except Exception:  # (an item whose very fields raise)
+        found = None
+    return found or f"encoding raised {type(exc).__name__}"
+
+
+def _odd_span_field(span: Any) -> str | None:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    for what, value in (("start_time", span.start_time), ("end_time", span.end_time)):
+        if value is not None and not _is_time(value):
+            return f"{what} {_time_problem(value)}"
+    if not isinstance(span.kind, SpanKind):
+        return f"kind is {_a(span.kind)}, not a SpanKind"
+    if span.name is not None and not isinstance(span.name, str):
+        return f"name is {_a(span.name)}, not text"
+    status = span.status
+    if status is not None and not isinstance(status.status_code, StatusCode):
+        return f"status code is {_a(status.status_code)}, not a StatusCode"
+    for event in span.events:
+        if event.timestamp is not None and not _is_time(event.timestamp):
+            return f"event timestamp {_time_problem(event.timestamp)}"
+        if event.name is not None and not isinstance(event.name, str):
+            return f"event name is {_a(event.name)}, not text"
+    return _odd_ids(span.context, "trace") or _odd_schema(span)
+
+
+def _odd_log_field(record: Any) -> str | None:
+    log = record.log_record
+    for what, value in (("timestamp", log.timestamp),
+                        ("observed_timestamp", log.observed_timestamp)):
+        if value is not None and not _is_time(value):
+            return f"{what} {_time_problem(value)}"
+    for what, value in (("severity_text", log.severity_text), ("event_name", log.event_name)):
+        if value is not None and not isinstance(value, str):
+            return f"{what} is {_a(value)}, not text"
+    return _odd_ids(log, "log") or _odd_schema(record)
+
+
+def _odd_ids(holder: Any, what: str) -> str | None:
+    for name, bits in (("trace_id", 128), ("span_id", 64)):
+        value = getattr(holder, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, int) or not 0 <= value < 1 << bits:
+            return f"{what} {name} is not a {bits}-bit int"
+    return None
+
+
+def _odd_schema(item: Any) -> str | None:
+    for what, owner in (("resource", item.resource), ("scope", item.instrumentation_scope)):
+        url = getattr(owner, "schema_url", None)
+        if url is not None and not isinstance(url, str):
+            return f"{what}'s schema URL is {_a(url)}, not text"
+    return None
+
+
+def _a(value: Any) -> str:
+    """'a float', 'an int': the type of a value, never the value."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 64
+
+
+def _time_problem(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "is out of range (OTLP takes nanoseconds since the epoch, in 64 bits)"
+    return f"is {_a(value)}, where OTLP takes int nanoseconds since the epoch"
 
 
 def _grpc_parts(signal: str) -> tuple[type, type, type, str]:
@@ -103,50 +246,85 @@ def _grpc_class(signal: str) -> type:
         (which build the stub anew: ours) and metadata are unchanged. An exporter without
         the stub attributes this relies on gets a request message parsed from our bytes."""
 
+        unencodable_items = 0  # (items left out of this exporter's exports: see _split)
+
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._encoder = make_encoder()
+            self._split: tuple[Any, bytes] | None = None  # (batch, its request) while retried
             self._raw = all(hasattr(self, n) for n in ("_stub", "_channel", "_client"))
             if self._raw:
                 self._stub = RawStub
                 self._client = RawStub(self._channel)
 
+        def _export(self, data: Sequence[Any]) -> Any:
+            try:
+                return super()._export(data)
+            finally:
+                self._split = None  # (the batch is not kept alive past its export)
+
         def _translate_data(self, data: Sequence[Any]) -> Any:
             encoded = _encoded(self._encoder, data)
-            if self._raw:
-                return encoded if encoded is not None else \
-                    super()._translate_data(data).SerializeToString()
             if encoded is None:
-                return super()._translate_data(data)
+                try:
+                    request = super()._translate_data(data)
+                except Exception:
+                    encoded = self._split_request(data)
+                else:
+                    return request.SerializeToString() if self._raw else request
+            if self._raw:
+                return encoded
             return request_type.FromString(encoded)  # type: ignore[attr-defined]
+
+        def _split_request(self, data: Sequence[Any]) -> bytes:
+            """Each retry of the export encodes again: a split batch is split (and its
+            items left out counted) once."""
+            known = self._split
+            if known is not None and known[0] is data:
+                return known[1]
+            theirs = functools.partial(_serialized, super()._translate_data)
+            encoded, lost = _split(self._encoder, theirs, data, signal)
+            self.unencodable_items += lost
+            self._split = (data, encoded)
+            return encoded
 
     GrpcExporter.__name__ = GrpcExporter.__qualname__ = f"Grpc{_NAMES[signal]}Exporter"
     return GrpcExporter
 
 
-def _http_parts(signal: str) -> tuple[type, Any]:
-    """The exporter class and its export result enum."""
+def _serialized(translate: Callable[[Sequence[Any]], Any], items: Sequence[Any]) -> bytes:
+    return translate(items).SerializeToString()  # type: ignore[no-any-return]
+
+
+def _http_parts(signal: str) -> tuple[type, Any, Callable[[Sequence[Any]], Any]]:
+    """The exporter class, its export result enum, and the encoder it uses."""
     if signal == _TRACES:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        return OTLPSpanExporter, SpanExportResult
+        return OTLPSpanExporter, SpanExportResult, encode_spans
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-    return OTLPLogExporter, LogRecordExportResult
+    return OTLPLogExporter, LogRecordExportResult, encode_logs
 
 
 @functools.cache
 def _http_class(signal: str) -> type:
-    base, result_type = _http_parts(signal)
+    base, result_type, encode_theirs = _http_parts(signal)
     make_encoder = _ENCODERS[signal]
+    theirs = functools.partial(_serialized, encode_theirs)
 
     class HttpExporter(base):  # type: ignore[valid-type, misc]
         """The exporter encodes inside ``export``, so ``export`` is ours: the same steps
         (shut-down check, transport, the exporter's metrics) around our bytes. An oversized
-        batch, a failed encoding, or an installed exporter lacking what those steps use
-        goes through its own ``export``."""
+        batch, or an installed exporter lacking what those steps use goes through its own
+        ``export``; a batch our encoder refuses is encoded by the exporter's (the same
+        function its ``export`` calls), or split (``_split``)."""
+
+        unencodable_items = 0  # (items left out of this exporter's exports: see _split)
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -158,7 +336,9 @@ def _http_class(signal: str) -> type:
             if not self._fast or self._shutdown:
                 return super().export(items)
             data = _encoded(self._encoder, items)
-            if data is None or 0 < self._max_request_size < len(data):
+            if data is None:
+                data = self._theirs_or_split(items)
+            if 0 < self._max_request_size < len(data):
                 return super().export(items)
             with self._metrics.export_operation(len(items)) as result:
                 sent = self._client.export(data)
@@ -169,6 +349,14 @@ def _http_class(signal: str) -> type:
                                           if status is not None else None)
                     return result_type.FAILURE
             return result_type.SUCCESS
+
+        def _theirs_or_split(self, items: Sequence[Any]) -> bytes:
+            try:
+                return theirs(items)  # type: ignore[no-any-return]
+            except Exception:
+                encoded, lost = _split(self._encoder, theirs, items, signal)
+                self.unencodable_items += lost
+                return encoded
 
     HttpExporter.__name__ = HttpExporter.__qualname__ = f"Http{_NAMES[signal]}Exporter"
     return HttpExporter

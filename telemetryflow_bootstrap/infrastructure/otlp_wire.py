@@ -20,9 +20,10 @@ encoding has raised.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -30,7 +31,8 @@ from opentelemetry.attributes import BoundedAttributes
 from .. import _diagnostics
 
 __all__ = ["CACHE_LIMIT", "DOUBLE", "FIXED64", "CommonEncoder", "any_value", "carriable",
-           "escaped", "field", "key_value", "text", "unencodable_counts", "varint"]
+           "escaped", "field", "key_value", "schema_url", "text", "uncounted",
+           "unencodable_counts", "varint"]
 
 _SMALL = [bytes((i,)) for i in range(128)]
 FIXED64 = struct.Struct("<Q").pack
@@ -44,6 +46,7 @@ _LEFT_OUT, _AS_TEXT = "attributes_left_out", "values_sent_as_text"
 _counts = {_LEFT_OUT: 0, _AS_TEXT: 0}
 _said: set[str] = set()
 _counts_lock = threading.Lock()
+_trial = threading.local()  # .on: this thread encodes only to see what encodes (uncounted)
 
 
 def varint(n: int) -> bytes:
@@ -66,6 +69,16 @@ def field(tag: bytes, payload: bytes) -> bytes:
 def text(tag: bytes, value: str) -> bytes:
     data = value.encode("utf-8")  # a lone surrogate raises: the caller falls back
     return tag + varint(len(data)) + data
+
+
+def schema_url(tag: bytes, value: str) -> bytes:
+    """A scope's or resource's schema URL, escaped (``escaped``) if it holds a lone
+    surrogate: the exporter's encoder raises there, and every item of the scope (or the
+    resource: the whole process) was lost to it. Once per group and batch."""
+    try:
+        return text(tag, value)
+    except UnicodeEncodeError:
+        return text(tag, escaped(value, "a schema URL"))
 
 
 def any_value(value: Any) -> bytes:
@@ -100,8 +113,22 @@ def unencodable_counts() -> dict[str, int]:
         return dict(_counts)
 
 
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Meanwhile, on this thread, what is left out or escaped is neither counted nor said:
+    for a trial encoding whose bytes are not sent (``otlp_exporters`` tries each item of a
+    batch alone, then encodes those that encode together: counted once, then)."""
+    _trial.on = True
+    try:
+        yield
+    finally:
+        _trial.on = False
+
+
 def _count(kind: str, message: str) -> None:
     """Count one value of ``kind``; the first of each kind in the process is said."""
+    if getattr(_trial, "on", False):
+        return
     with _counts_lock:
         _counts[kind] += 1
         first = kind not in _said

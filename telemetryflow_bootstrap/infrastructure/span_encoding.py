@@ -15,9 +15,10 @@ hold us to that, with generated spans). A value OTLP cannot carry costs only its
 ``otlp_wire``): an attribute (of a span, event, link, scope or resource) holding an int past
 64 bits, text with a lone surrogate or an object of another type is left out, as the
 exporter's encoder leaves it out; a lone surrogate in a span or event name or a status
-description, where the exporter's encoder raises and its whole batch was lost, is sent
-escaped. Anything else unexpected raises, and the caller falls back to the exporter's own
-encoder for that batch.
+description or a schema URL, where the exporter's encoder raises and its whole batch was
+lost, is sent escaped. Anything else unexpected raises, and the caller falls back to the
+exporter's own encoder for that batch (and, should that raise too, to each span alone:
+``otlp_exporters``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from .leaf_spans import LeafSpan
-from .otlp_wire import FIXED64, CommonEncoder, escaped, field, text, varint
+from .otlp_wire import FIXED64, CommonEncoder, escaped, field, schema_url, text, varint
 
 _KIND = {SpanKind.INTERNAL: b"\x30\x01", SpanKind.SERVER: b"\x30\x02",
          SpanKind.CLIENT: b"\x30\x03", SpanKind.PRODUCER: b"\x30\x04",
@@ -82,10 +83,10 @@ class SpanEncoder(CommonEncoder):
                 scope_spans = [scope]
                 scope_spans.extend([field(b"\x12", s) for s in encoded])
                 if sschema:
-                    scope_spans.append(text(b"\x1a", sschema))
+                    scope_spans.append(schema_url(b"\x1a", sschema))
                 body.append(field(b"\x12", b"".join(scope_spans)))
             if rschema:
-                body.append(text(b"\x1a", rschema))
+                body.append(schema_url(b"\x1a", rschema))
             out.append(field(b"\x0a", b"".join(body)))
         return b"".join(out)
 

@@ -556,6 +556,9 @@ class TelemetryCommandHandler:
             "backend_unreachable": self._unreachable(),
             "active_spans": len(self._active),
             "active_spans_evicted": self._evicted_spans,
+            # values OTLP cannot carry, each costing only itself (attributes_left_out,
+            # values_sent_as_text; metric_values_sent_as_double): see otlp_wire, metric_values
+            **_unencodable_counts(),
             "globals_installed": dict(self.globals_installed),
             "uptime_seconds": (time.monotonic() - self._started_at) if self._started_at else 0.0,
         }
@@ -595,3 +598,10 @@ def record_error(span: Any, error: BaseException) -> None:
     span.set_attribute("error.type", type(error).__qualname__)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
+
+def _unencodable_counts() -> dict[str, int]:
+    # (otlp_wire is imported by the export thread with the exporter, not at start-up)
+    from .metric_values import values_sent_as_double
+    from .otlp_wire import unencodable_counts
+
+    return {**unencodable_counts(), "metric_values_sent_as_double": values_sent_as_double()}

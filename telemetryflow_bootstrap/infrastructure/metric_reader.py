@@ -60,6 +60,7 @@ from opentelemetry.sdk.metrics.export import (
 from .. import _diagnostics
 from .exporters import LazyExporter
 from .late_metric_points import asynchronous_metrics, late_points
+from .metric_values import carriable
 from .reachability import said_at_exit
 from .signal_masks import start_quietly
 
@@ -76,7 +77,8 @@ def count_points(metrics_data: Any) -> int:
 
 class LazyMetricExporter(MetricExporter):
     """Builds the real metric exporter at first use (see ``LazyExporter``); a build that
-    failed, or an exporter that raised, is a failed export."""
+    failed, or an exporter that raised, is a failed export. Values OTLP cannot carry are
+    sent as doubles (``metric_values``): one would fail the whole export."""
 
     def __init__(self, lazy: LazyExporter, **preferences: Any) -> None:
         # (the reader takes the temporality and aggregation from here, when it is built:
@@ -90,7 +92,8 @@ class LazyMetricExporter(MetricExporter):
         if real is None:
             return MetricExportResult.FAILURE
         try:
-            return real.export(metrics_data, timeout_millis=timeout_millis)  # type: ignore[no-any-return]
+            return real.export(carriable(metrics_data),  # type: ignore[no-any-return]
+                               timeout_millis=timeout_millis)
         except Exception as exc:
             _diagnostics.debug(f"metric export raised {exc!r}")
             return MetricExportResult.FAILURE

@@ -8,11 +8,13 @@ all open and close requests here, so the rules live in one place:
 
 - span name ``{method} {http.route}`` (``{method}`` until a route is known; ``HTTP`` for
   methods outside the known set, which are reported as ``_OTHER``);
-- 5xx and exceptions set status ERROR and ``error.type`` (the exception's class, else the
-  status code). 4xx is not a server error, nor is an exception a framework answered with a
-  4xx (Http404); but one that escapes to the server is, a body that raises while being sent
-  included, whatever status went out before it: that response was cut short (the semantic
-  conventions: an error "preventing the server from sending the response fully");
+- 5xx and exceptions set status ERROR and ``error.type`` (the exception's fully-qualified
+  class name, ``myapp.errors.PaymentFailed``, a built-in's bare, as every instrumentation
+  records it: ``instrumentation._error_type``; else the status code). 4xx is not a server
+  error, nor is an exception a framework answered with a 4xx (Http404); but one that
+  escapes to the server is, a body that raises while being sent included, whatever status
+  went out before it: that response was cut short (the semantic conventions: an error
+  "preventing the server from sending the response fully");
 - the metric carries only low-cardinality attributes (method, route, status code, scheme,
   error.type), never the path or URL;
 - excluded URLs (``TELEMETRYFLOW_EXCLUDED_URLS``) get neither span nor metric;
@@ -73,10 +75,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _diagnostics
 from .domain.errors import TelemetryFlowError
+from .instrumentation._error_type import error_type as _error_type
 from .instrumentation._http_common import (
     DURATION_BUCKETS,
     ExcludedUrls,
     HeaderCapture,
+    SamplerShortcut,
     redact_query,
 )
 
@@ -163,14 +167,18 @@ class _ServerRequest:
         self.done = False
         self.started = _perf_counter()
 
-    def finish(self, error: BaseException | None = None, incomplete: bool = False) -> None:
+    def finish(self, error: BaseException | None = None, incomplete: bool = False,
+               error_type: str | None = None) -> None:
         """End the span and record the duration; later calls do nothing. ``error``: an
-        exception that escaped (see the class docstring)."""
+        exception that escaped (see the class docstring). ``error_type``: the request failed
+        for that reason, with no exception to say it (uvicorn dropped the response of a
+        client that had left: ``CLIENT_DISCONNECT``), or, with ``error``, the value recorded
+        in place of the exception's name (the same condition told by an exception)."""
         if self.done:
             return
         self.done = True
         try:
-            self._core._finish(self, error, incomplete)
+            self._core._finish(self, error, incomplete, error_type)
         except Exception as exc:  # pragma: no cover - defensive: never break the response
             _diagnostics.warn_every_minute(
                 "server-finish", f"could not end a server span ({type(exc).__name__}: {exc})")
@@ -234,6 +242,10 @@ class TelemetryMiddleware:
         # The SDK tracer's spans without its per-span locks, lists and end-time copy (None:
         # a tracer that is not the SDK's, then tracer.start_span as usual).
         self._leaf = LeafTracer.for_tracer(tracer)
+        # The servers' sampler shortcut (see instrumentation.wsgi), made for the tracer in
+        # use: a core bound late to its client replaces the placeholder's, which never
+        # answers (only the leaf tracer starts a root with an id drawn beforehand).
+        self._shortcut = SamplerShortcut(tracer, draws_ids=self._leaf is not None)
         duration = fast_histogram(meter.create_histogram(
             "http.server.request.duration", unit="s",
             description="Duration of HTTP server requests.",
@@ -249,8 +261,8 @@ class TelemetryMiddleware:
     def _refresh_until_bound(self) -> None:
         """``refresh_propagator`` while the client is not initialized: binds to its
         providers once it is; until then says once that requests go untraced, and why.
-        (The server's sampler shortcut, made from the placeholder tracer, stays off for
-        this core: its requests take ``open``, which is right, only not the fastest.)"""
+        (Binding makes the servers' sampler shortcut again, for the client's tracer: the
+        placeholder's never answers.)"""
         client = self._waiting_for
         if client is not None:
             with _binding:
@@ -410,7 +422,7 @@ class TelemetryMiddleware:
             request.response_attributes = self._capture_response.attributes(headers)
 
     def _finish(self, request: _ServerRequest, error: BaseException | None,
-                incomplete: bool) -> None:
+                incomplete: bool, error_type: str | None = None) -> None:
         span = request.span
         route = request.route
         status_code = request.status_code
@@ -426,7 +438,10 @@ class TelemetryMiddleware:
         # (ordered so that a success pays for no more tests than before the answered/escaped
         # distinction: it is counted per request)
         if error is not None:  # escaped: the server's error, whatever status went out
-            _record_error(span, error, metric, extra)
+            _record_error(span, error, metric, extra, error_type)
+        elif error_type is not None:  # failed, no exception saying why (see finish)
+            metric[ERROR_TYPE] = extra[ERROR_TYPE] = error_type
+            span.set_status(_ERROR)
         elif status_code is not None and status_code >= 500:
             answered = request.error
             if answered is not None:
@@ -558,8 +573,8 @@ def _checked_status(status_code: Any) -> int | None:
 
 
 def _record_error(span: Any, error: BaseException, metric: dict[str, Any],
-                  extra: dict[str, Any]) -> None:
-    metric[ERROR_TYPE] = extra[ERROR_TYPE] = type(error).__qualname__
+                  extra: dict[str, Any], error_type: str | None = None) -> None:
+    metric[ERROR_TYPE] = extra[ERROR_TYPE] = error_type or _error_type(error)
     span.record_exception(error)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 

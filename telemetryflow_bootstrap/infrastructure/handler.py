@@ -40,6 +40,7 @@ from ..application.bus import CommandBus, QueryBus
 from ..domain.config import TelemetryConfig
 from ..domain.redaction import redact_url
 from ..domain.signals import ExporterKind, SignalType
+from ..instrumentation._error_type import error_type
 from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
 from .metric_preferences import exporter_preferences
@@ -595,7 +596,7 @@ def _fresh_id(active: Any) -> str:
 def record_error(span: Any, error: BaseException) -> None:
     """Mark ``span`` failed by ``error`` the way the semantic conventions say."""
     span.record_exception(error)
-    span.set_attribute("error.type", type(error).__qualname__)
+    span.set_attribute("error.type", error_type(error))  # (the one rule for every span)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 

@@ -39,8 +39,13 @@ uvicorn cancels a request only when it stops (past ``--timeout-graceful-shutdown
 second Ctrl-C) and then answers 500 itself, past the application, unseen; an in-process
 client (httpx's ``ASGITransport``) that stops waiting cancels the handler it runs; a
 ``CancelledError`` the application makes itself is its error. uvicorn never cancels a handler
-whose client has gone: the handler runs on and its response is dropped unseen, so it is
-recorded as sent. Environment variables (read once, at construction):
+whose client has gone: the handler runs on and uvicorn drops its response unseen. That
+response was never sent: when uvicorn's request cycle (the ``receive`` it passes) already
+knows the client left as the response starts, the request failed with ``error.type``
+``ClientDisconnect`` and no status code, as for a client gone mid-upload (one value for that
+condition whoever noticed it; an exception the application then raises still names itself).
+Any other ``error.type`` of an exception is its fully-qualified class name
+(``instrumentation._error_type``). Environment variables (read once, at construction):
 ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
@@ -61,8 +66,9 @@ from opentelemetry.trace import get_current_span as _get_current_span
 
 from .. import _diagnostics
 from ..middleware import _GETTER, REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
-from ._http_common import SamplerShortcut, suppressed
-from .wsgi import UnsampledRequest, shortcut_for, unsampled_request, url_excluded
+from ._error_type import CLIENT_DISCONNECT
+from ._http_common import suppressed
+from .wsgi import UnsampledRequest, unsampled_request, url_excluded
 
 __all__ = ["TelemetryASGIMiddleware"]
 
@@ -113,12 +119,11 @@ class ASGIServer:
     """Runs one ASGI ``http`` call inside a server span; ``route_of(scope)`` (a framework's
     route lookup) is asked when the request finishes, after routing."""
 
-    __slots__ = ("_core", "_route_of", "_shortcut")
+    __slots__ = ("_core", "_route_of")
 
     def __init__(self, core: TelemetryMiddleware, route_of: RouteOf | None = None) -> None:
         self._core = core
         self._route_of = route_of
-        self._shortcut = shortcut_for(core)
 
     async def call(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         outer = scope.get(REQUEST_KEY)
@@ -130,7 +135,7 @@ class ASGIServer:
             return await app(scope, receive, send)  # (FastAPI's own telemetry has it)
         scope[FASTAPI_TELEMETRY] = None
         try:
-            request = _open(self._core, scope, self._shortcut)
+            request = _open(self._core, scope, shortcut=True)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "asgi-open", f"ASGI request served uninstrumented ({type(exc).__name__}: {exc})")
@@ -143,22 +148,35 @@ class ASGIServer:
         # (captured headers go to the span: an unsampled one keeps none)
         captures = core.captures_response_headers and type(request) is not UnsampledRequest
 
-        def finish(error: BaseException | None = None, incomplete: bool = False) -> None:
+        def finish(error: BaseException | None = None, incomplete: bool = False,
+                   error_type: str | None = None) -> None:
             if route_of is not None and request.route is None:
                 with contextlib.suppress(Exception):  # a framework we misread: no route
                     request.route = route_of(scope)
-            request.finish(error, incomplete)
+            if dropped:  # nothing was sent; an exception of the app's own still names it
+                request.status_code = None
+                if error is None:
+                    error_type = CLIENT_DISCONNECT
+            request.finish(error, incomplete, error_type)
 
         async def _send(message: Message) -> None:
-            nonlocal trailers, gone
+            nonlocal trailers, gone, dropped
             kind = message["type"]
             if kind == "http.response.start":
                 try:
                     request.status_code = int(message["status"])
-                    trailers = bool(message.get("trailers"))
-                    if captures:
-                        core.capture_response_headers(
-                            request, _decoded(message.get("headers") or ()))
+                    # uvicorn drops what is sent to a client that has left, and tells no
+                    # one; its ``receive`` is a method of the request cycle that knows
+                    # (``disconnected``; other servers': no such flag). ``finish`` then says
+                    # the request failed and clears the status, kept till then so that a
+                    # 5xx still waits for the application's exception. (Inline: per request.)
+                    dropped = getattr(getattr(receive, "__self__", None), "disconnected",
+                                      False) is True
+                    if not dropped:
+                        trailers = bool(message.get("trailers"))
+                        if captures:
+                            core.capture_response_headers(
+                                request, _decoded(message.get("headers") or ()))
                 except Exception:
                     pass
                 try:
@@ -188,7 +206,7 @@ class ASGIServer:
                 # time and exceptions are not the response's.
                 _awaiting_return[request.span] = finish
 
-        trailers = gone = False
+        trailers = gone = dropped = False
         token = _attach(request.context)
         try:
             await app(scope, receive, _send)
@@ -208,7 +226,7 @@ class ASGIServer:
                     # server's); a response already under way is ended as is.
                     if status_code is None or status_code >= 500:
                         request.status_code = None
-                        finish(error)
+                        finish(error, error_type=CLIENT_DISCONNECT)
                     else:
                         finish()
                 else:
@@ -288,10 +306,11 @@ def _telling_route(outer: _ServerRequest, route_of: RouteOf, scope: Scope, send:
     return _send
 
 
-def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | None = None
+def _open(core: TelemetryMiddleware, scope: Scope, shortcut: bool = False
           ) -> _ServerRequest | None:
-    """Open the request ``scope`` describes; with ``shortcut`` (``wsgi.shortcut_for``) a
-    request the sampler drops skips everything only a recorded span would keep."""
+    """Open the request ``scope`` describes; with ``shortcut`` a request the sampler drops
+    skips everything only a recorded span would keep (as ``wsgi.open_environ``: the core's
+    ``SamplerShortcut``, taken once ``refresh_propagator`` has bound a late core)."""
     core.refresh_propagator()
     fields = core.header_names
     wanted = _wanted.get(fields)
@@ -314,7 +333,9 @@ def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | N
         carrier = dict(_decoded(raw_headers))
     host = found.get(_HOST)
     trace_id = None
-    verdict = None if shortcut is None else shortcut.decide(carrier, core._propagator, _GETTER)
+    sampler_shortcut = core._shortcut if shortcut else None
+    verdict = None if sampler_shortcut is None else sampler_shortcut.decide(
+        carrier, core._propagator, _GETTER)
     if verdict is not None:
         if verdict.sampled:
             trace_id = verdict.trace_id
@@ -327,7 +348,7 @@ def _open(core: TelemetryMiddleware, scope: Scope, shortcut: SamplerShortcut | N
                         server[0] if server else ""), scope.get("path") or "/",
                         query.decode("latin-1") if query else ""):
                     return None
-            return unsampled_request(core, shortcut, verdict, scope.get("method", "GET"),
+            return unsampled_request(core, sampler_shortcut, verdict, scope.get("method", "GET"),
                                      scheme)
     user_agent = found.get(_USER_AGENT)
     forwarded = found.get(_FORWARDED_FOR)

@@ -55,6 +55,7 @@ from opentelemetry.semconv.attributes import server_attributes as _server
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _sql_text
+from ._error_type import error_type
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 DURATION_METRIC = "db.client.operation.duration"
@@ -461,13 +462,6 @@ def _record_failure(span: Any, exc: BaseException, kind: str) -> None:
         "exception.escaped": "False",
     })
     span.set_status(Status(StatusCode.ERROR, kind))
-
-
-def error_type(exc: BaseException) -> str:
-    """The exception's fully qualified class name (``psycopg.errors.UndefinedTable``)."""
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 # A Redis error reply starts with its upper-case code (``WRONGTYPE Operation against...``);

@@ -46,7 +46,7 @@ from .. import _diagnostics
 from ..infrastructure.current_context import attach as _set_current
 from ..infrastructure.current_context import reset as _reset_current
 from ..middleware import REQUEST_KEY, SKIPPED, TelemetryMiddleware, _ServerRequest
-from .wsgi import UnsampledRequest, open_environ, shortcut_for
+from .wsgi import UnsampledRequest, open_environ
 
 __all__ = ["TelemetryDjangoMiddleware"]
 
@@ -104,7 +104,6 @@ class TelemetryDjangoMiddleware:
 
         self.get_response = get_response
         self._core = _core if _core is not None else TelemetryMiddleware(None)
-        self._shortcut = shortcut_for(self._core)
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
@@ -165,10 +164,10 @@ class TelemetryDjangoMiddleware:
             meta = request.META
             scope = getattr(request, "scope", None)  # ASGIRequest: META has no scheme
             if scope is None:
-                server_request = open_environ(self._core, meta, shortcut=self._shortcut)
+                server_request = open_environ(self._core, meta, shortcut=True)
             else:
                 server_request = open_environ(self._core, meta, scope.get("scheme", "http"),
-                                              scope.get("http_version"), self._shortcut)
+                                              scope.get("http_version"), shortcut=True)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "django-open", f"Django request served uninstrumented ({type(exc).__name__}: "

@@ -75,6 +75,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _diagnostics
 from ..infrastructure.current_context import attach, get_current, reset
+from ._error_type import error_type as error_type_of
 from ._http_common import (
     DURATION_BUCKETS,
     SPAN_KEY,
@@ -330,18 +331,6 @@ class ClientCall:
             duration.record(elapsed, metric_attributes)
         except Exception as exc:
             self._telemetry.warn(exc)
-
-
-def error_type_of(exception: BaseException) -> str:
-    """``error.type`` for a request that failed with ``exception``: its fully-qualified class
-    name (``requests.exceptions.ConnectTimeout``, ``httpx.ConnectTimeout``), a built-in's
-    bare name (``TimeoutError``). Why not the bare class name: the HTTP conventions ask for
-    the full one, and bare names collide across libraries (both of those are
-    ``ConnectTimeout``), so a dashboard could not tell whose failure it counts."""
-    kind = type(exception)
-    module = kind.__module__
-    name = kind.__qualname__
-    return name if module == "builtins" or not module else f"{module}.{name}"
 
 
 def protocol_version(version: Any) -> Any:

@@ -49,6 +49,7 @@ from starlette.routing import Mount
 
 from .. import _diagnostics
 from ..middleware import REQUEST_KEY, TelemetryMiddleware
+from ._error_type import error_type
 from ._http_common import suppressed
 from .asgi import (
     FASTAPI_TELEMETRY,
@@ -184,7 +185,7 @@ def _patch_background(context: Any) -> None:
         try:
             await original(self)
         except BaseException as error:
-            span.set_attribute(_ERROR_TYPE, type(error).__qualname__)
+            span.set_attribute(_ERROR_TYPE, error_type(error))
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise

@@ -15,8 +15,9 @@ The span ends when the body has gone out, a streamed one included: when the serv
 taken the last chunk or closes the response iterable, whichever comes first. Chunks are
 produced with the span current, so work done inside a streaming generator is its child.
 An exception the application raises, while it is called or while its body is produced, is
-recorded (exception event, ``error.type`` = its class, status ERROR; on the duration point
-too), also when a 2xx status had been sent before it: that response never completed.
+recorded (exception event, ``error.type`` = its fully-qualified class name, status ERROR;
+on the duration point too), also when a 2xx status had been sent before it: that response
+never completed.
 Environment variables (read once, at construction): ``TELEMETRYFLOW_EXCLUDED_URLS``,
 ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``/``_RESPONSE``/
 ``_SANITIZE_FIELDS``.
@@ -60,6 +61,7 @@ from ..middleware import (
     TelemetryMiddleware,
     _ServerRequest,
 )
+from ._error_type import error_type as error_type_of
 from ._http_common import EMPTY_CONTEXT, SPAN_KEY, SamplerShortcut, Verdict, suppressed
 
 __all__ = ["TelemetryWSGIMiddleware"]
@@ -92,12 +94,11 @@ class WSGIServer:
     """Runs one WSGI call inside a server span; ``route_of(environ)`` (a framework's route
     lookup) is asked when the response starts, while the framework still knows it."""
 
-    __slots__ = ("_core", "_route_of", "_shortcut")
+    __slots__ = ("_core", "_route_of")
 
     def __init__(self, core: TelemetryMiddleware, route_of: RouteOf | None = None) -> None:
         self._core = core
         self._route_of = route_of
-        self._shortcut = shortcut_for(core)
 
     def call(self, app: Callable[..., Iterable[bytes]], environ: dict[str, Any],
              start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -109,7 +110,7 @@ class WSGIServer:
         if suppressed():
             return app(environ, start_response)
         try:
-            request = open_environ(self._core, environ, shortcut=self._shortcut)
+            request = open_environ(self._core, environ, shortcut=True)
         except Exception as exc:
             _diagnostics.warn_every_minute(
                 "wsgi-open", f"WSGI request served uninstrumented ({type(exc).__name__}: {exc})")
@@ -230,12 +231,13 @@ def _chunks(iterator: Iterator[bytes], request: _ServerRequest) -> Iterator[byte
 
 
 def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str | None = None,
-                 protocol: str | None = None, shortcut: SamplerShortcut | None = None
+                 protocol: str | None = None, shortcut: bool = False
                  ) -> _ServerRequest | None:
     """Open the request an environ describes (Django passes ``request.META``, whose ASGI
-    flavour lacks the scheme and protocol: those come as arguments). With ``shortcut`` (see
-    ``shortcut_for``) a request the sampler drops skips everything only a recorded span
-    would keep."""
+    flavour lacks the scheme and protocol: those come as arguments). With ``shortcut`` a
+    request the sampler drops skips everything only a recorded span would keep (the core's
+    ``SamplerShortcut``, taken once ``refresh_propagator`` has run: a core bound late to its
+    client makes a new one for the client's tracer there, at its first request)."""
     core.refresh_propagator()
     carrier: dict[str, str] | None = None
     keys = core.environ_keys
@@ -251,13 +253,14 @@ def open_environ(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str
     if scheme is None:
         scheme = environ.get("wsgi.url_scheme", "http")
     trace_id = None
-    if shortcut is not None:
-        verdict = shortcut.decide(carrier, core._propagator, _GETTER)
+    if shortcut:
+        sampler_shortcut = core._shortcut
+        verdict = sampler_shortcut.decide(carrier, core._propagator, _GETTER)
         if verdict is not None:
             if not verdict.sampled:
                 if core._excluding and _excluded(core, environ, scheme):
                     return None
-                return unsampled_request(core, shortcut, verdict,
+                return unsampled_request(core, sampler_shortcut, verdict,
                                          environ.get("REQUEST_METHOD", "GET"), scheme)
             trace_id = verdict.trace_id
     path = _path(environ)
@@ -298,17 +301,6 @@ def _excluded(core: TelemetryMiddleware, environ: dict[str, Any], scheme: str) -
 # ----- requests the sampler drops --------------------------------------------------------
 
 
-def shortcut_for(core: TelemetryMiddleware) -> SamplerShortcut | None:
-    """The ``SamplerShortcut`` for ``core``'s tracer; ``None`` (every request takes
-    ``core.open``) when the core is not shaped as this module expects."""
-    if not all(hasattr(core, name) for name in (
-            "_tracer", "_propagator", "_excluding", "_excluded", "_duration",
-            "_record_with_context")):
-        return None
-    # Only the leaf tracer starts a root with an id drawn beforehand.
-    return SamplerShortcut(core._tracer, draws_ids=getattr(core, "_leaf", None) is not None)
-
-
 def url_excluded(core: TelemetryMiddleware, scheme: str, host: str, path: str,
                  query: str) -> bool:
     """``core``'s exclusion test as ``TelemetryMiddleware.open`` makes it, for a dropped
@@ -340,7 +332,8 @@ class UnsampledRequest(_ServerRequest):
 
     __slots__ = ()
 
-    def finish(self, error: BaseException | None = None, incomplete: bool = False) -> None:
+    def finish(self, error: BaseException | None = None, incomplete: bool = False,
+               error_type: str | None = None) -> None:
         if self.done:
             return
         self.done = True
@@ -360,16 +353,18 @@ class UnsampledRequest(_ServerRequest):
             if status_code is not None:
                 attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
             # (the rules, and the order, of TelemetryMiddleware._finish)
-            if error is not None:
-                attributes[ERROR_TYPE] = type(error).__qualname__
+            if error_type is not None:
+                attributes[ERROR_TYPE] = error_type
+            elif error is not None:
+                attributes[ERROR_TYPE] = error_type_of(error)
             elif status_code is not None and status_code >= 500:
                 answered = self.error
                 attributes[ERROR_TYPE] = str(status_code) if answered is None \
-                    else type(answered).__qualname__
+                    else error_type_of(answered)
             elif status_code is None:
                 answered = self.error
                 if answered is not None:
-                    attributes[ERROR_TYPE] = type(answered).__qualname__
+                    attributes[ERROR_TYPE] = error_type_of(answered)
                 elif incomplete:
                     attributes[ERROR_TYPE] = "incomplete_response"
             if type(duration) is FastHistogram:  # (which need not ask the span)

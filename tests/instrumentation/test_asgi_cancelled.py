@@ -44,14 +44,14 @@ def test_testclient_app_cancellation_and_timeout_are_server_errors(server_teleme
     spans = {s.attributes["url.path"]: s for s in server_telemetry.server_spans()}
     cancelled, timed_out = spans["/cancelled/inner"], spans["/timeout/anyio"]
     assert cancelled.status.status_code is StatusCode.ERROR
-    assert cancelled.attributes["error.type"] == "CancelledError"
+    assert cancelled.attributes["error.type"] == "asyncio.exceptions.CancelledError"
     assert "http.response.status_code" not in cancelled.attributes
     assert timed_out.status.status_code is StatusCode.ERROR
     assert timed_out.attributes["error.type"] == "TimeoutError"
     assert timed_out.attributes["http.response.status_code"] == 500
     assert sorted(point_attributes(server_telemetry), key=str) == sorted([
         {"http.request.method": "GET", "url.scheme": "http",
-         "http.route": "/cancelled/inner", "error.type": "CancelledError"},
+         "http.route": "/cancelled/inner", "error.type": "asyncio.exceptions.CancelledError"},
         {"http.request.method": "GET", "url.scheme": "http", "http.route": "/timeout/anyio",
          "http.response.status_code": 500, "error.type": "TimeoutError"}], key=str)
 
@@ -72,8 +72,8 @@ def test_in_process_client_giving_up_cancels_the_request(server_telemetry):
     span = server_telemetry.one_server_span()
     assert span.name == "GET /slow"
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == "CancelledError"
+    assert span.attributes["error.type"] == "asyncio.exceptions.CancelledError"
     assert "http.response.status_code" not in span.attributes
     assert point_attributes(server_telemetry) == [
         {"http.request.method": "GET", "url.scheme": "http", "http.route": "/slow",
-         "error.type": "CancelledError"}]
+         "error.type": "asyncio.exceptions.CancelledError"}]

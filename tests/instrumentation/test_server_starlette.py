@@ -187,7 +187,7 @@ def test_cancelled_request_is_an_error_only_before_its_response_started(server_t
         assert span.attributes["http.response.status_code"] == 200
     else:
         assert span.status.status_code is StatusCode.ERROR
-        assert span.attributes["error.type"] == "CancelledError"
+        assert span.attributes["error.type"] == "asyncio.exceptions.CancelledError"
 
 
 def test_5xx_is_a_server_error_and_4xx_is_not(server_telemetry, get):

@@ -342,13 +342,14 @@ def test_end_span_with_error_sets_error_status(
 
 
 def test_add_span_event(make_client: Callable[..., TelemetryFlowClient], sinks: Sinks) -> None:
-    """add_span_event() adds a named event with attributes to the started span."""
+    """add_span_event() adds a named event with attributes to the started span; an event
+    for a span already ended, or for an unknown id, is dropped (said once, never raised)."""
     client = make_client().initialize()
     span_id = client.start_span("job")
     client.add_span_event(span_id, "checkpoint", {"step": 2})
     client.end_span(span_id)
-    client.add_span_event(span_id, "too-late")  # ended: ignored, not an error
-    client.add_span_event("f" * 16, "unknown")  # unknown id: ignored, not an error
+    client.add_span_event(span_id, "too-late")  # ended: dropped, said once
+    client.add_span_event("f" * 16, "unknown")  # unknown id: dropped, said once
     assert client.flush(2.0)
     [span] = sinks.spans.get_finished_spans()
     assert [(e.name, dict(e.attributes)) for e in span.events] == [("checkpoint", {"step": 2})]
@@ -356,13 +357,14 @@ def test_add_span_event(make_client: Callable[..., TelemetryFlowClient], sinks: 
 
 def test_start_and_end_span_pairs(
         make_client: Callable[..., TelemetryFlowClient], sinks: Sinks) -> None:
-    """start_span() returns the span's hex id; end_span() ends exactly that span, once."""
+    """start_span() returns the span's hex id; end_span() ends exactly that span, once (a
+    second end_span() of it changes nothing: said once, never raised)."""
     client = make_client().initialize()
     first, second = client.start_span("a"), client.start_span("b")
     assert len(first) == 16 and first != second
     assert client.get_status()["active_spans"] == 2
     client.end_span(second)
-    client.end_span(second)  # a second end is ignored
+    client.end_span(second)  # a second end: ignored, said once
     assert client.get_status()["active_spans"] == 1
     client.end_span(first)
     assert client.flush(2.0)

@@ -334,8 +334,10 @@ def test_a_span_id_start_span_cannot_have_returned_is_said_once(
 
 def test_ids_that_may_be_real_are_ended_without_a_word(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """An unsampled span's id (start_span returns one) and an id already ended are not
-    bad arguments: nothing is said."""
+    """An unsampled span's id (start_span returns one) takes events and ends as a sampled
+    one's does, and a ``span()`` block's id may be ended by hand inside the block (the
+    block's own end then is no second end): neither is a bad argument, nothing is said.
+    (An id really ended twice is said once: test_client.py::test_start_and_end_span_pairs.)"""
     unsampled = _make(rate=0.0)
     _diagnostics.reset_for_tests()
     try:

@@ -44,10 +44,17 @@ class PatchContext:
 
 def _catalog() -> tuple[Instrumentation, ...]:
     # One catalog per family of libraries, so each can be extended on its own.
-    from . import _catalog_data, _catalog_http_clients, _catalog_http_servers, _catalog_process
+    from . import (
+        _catalog_data,
+        _catalog_http_clients,
+        _catalog_http_servers,
+        _catalog_messaging,
+        _catalog_process,
+    )
 
     return (*_catalog_http_clients.ENTRIES, *_catalog_http_servers.ENTRIES,
-            *_catalog_data.ENTRIES, *_catalog_process.ENTRIES)
+            *_catalog_data.ENTRIES, *_catalog_messaging.ENTRIES, *_catalog_process.ENTRIES)
+
 
 _lock = threading.Lock()
 _status: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,13 @@
+"""Registry entries for the messaging instrumentations (see registry.Instrumentation):
+message brokers' clients, whose spans carry a trace from the producer through the broker to
+the consumer (the trace context travels in the message's headers)."""
+
+from __future__ import annotations
+
+from .registry import Instrumentation
+
+_BASE = "telemetryflow_bootstrap.instrumentation"
+
+ENTRIES: tuple[Instrumentation, ...] = (
+    Instrumentation("nats", ("nats",), f"{_BASE}.nats:patch", "nats-py", ">=2.6"),
+)

@@ -9,5 +9,6 @@ from .registry import Instrumentation
 _BASE = "telemetryflow_bootstrap.instrumentation"
 
 ENTRIES: tuple[Instrumentation, ...] = (
+    Instrumentation("pika", ("pika",), f"{_BASE}.pika:patch", "pika", ">=1.3"),
     Instrumentation("nats", ("nats",), f"{_BASE}.nats:patch", "nats-py", ">=2.6"),
 )

@@ -1,4 +1,5 @@
-"""Registry entries for process-boundary instrumentation (context into child processes).
+"""Registry entries for process- and thread-boundary instrumentation (context into child
+processes and other threads).
 
 ``multiprocessing`` is armed on ``multiprocessing.process`` (imported by every use of the
 package, the pools included); its patch arms the pools' own modules from there.
@@ -18,5 +19,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
         name="multiprocessing",
         modules=("multiprocessing.process",),
         patch="telemetryflow_bootstrap.instrumentation.multiprocessing:patch",
+    ),
+    Instrumentation(
+        name="threading",
+        modules=("threading",),
+        patch="telemetryflow_bootstrap.instrumentation.threading:patch",
     ),
 )

@@ -17,6 +17,9 @@ their outbound ``traceparent`` starting a trace of its own.
     must not run in whatever context an earlier task had. The pool's worker threads are
     started without one (they would otherwise keep the first submitter's context, and its
     span, alive for the pool's life).
+``multiprocessing.pool.ThreadPool`` (``apply``/``apply_async``, ``map``/``starmap``/``imap``
+and their variants)
+    The same, per task; the pool's threads (workers and handlers) start without a context.
 
 No spans or metrics of its own; reads no variables. Cost: a context lookup per
 ``Thread.start``; per ``submit``, a small closure and, in the worker, one context set and
@@ -25,6 +28,7 @@ reset (the ``ContextVar``'s own C methods).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .. import _diagnostics
@@ -45,7 +49,8 @@ def patch(module: Any, context: Any) -> None:
 
     _EMPTY = Context()
     wrap_once(module.Thread, "start", _start)
-    when_imported("concurrent.futures.thread", _patch_executor)
+    when_imported("concurrent.futures.thread", _guarded(_patch_executor))
+    when_imported("multiprocessing.pool", _guarded(_patch_thread_pool))
 
 
 def _start(wrapped: Any, thread: Any, args: tuple, kwargs: dict) -> Any:
@@ -82,30 +87,77 @@ def _run_in(thread: Any, context: Any) -> None:
     own["run"] = run_in_context
 
 
+def _guarded(patch_module: Any) -> Any:
+    """A post-import hook that raises would fail the program's import: report instead."""
+
+    def hook(module: Any) -> None:
+        try:
+            patch_module(module)
+        except Exception as exc:
+            _diagnostics.warn(f"could not instrument {module.__name__} ({type(exc).__name__}: "
+                              f"{exc}); its tasks do not continue the submitting trace")
+
+    return hook
+
+
 def _patch_executor(module: Any) -> None:
-    try:
-        wrap_once(module.ThreadPoolExecutor, "submit", _submit)
-    except Exception as exc:  # a post-import hook that raises would fail the import
-        _diagnostics.warn(f"could not instrument concurrent.futures ({type(exc).__name__}: "
-                          f"{exc}); its tasks do not continue the submitting trace")
+    wrap_once(module.ThreadPoolExecutor, "submit", _submit)
 
 
 def _submit(wrapped: Any, executor: Any, args: tuple, kwargs: dict) -> Any:
     if not args:  # submit(fn=...) is a TypeError: the executor says so
         return wrapped(*args, **kwargs)
-    current = get_current()
-    function = args[0]
-
-    def task(*task_args: Any, **task_kwargs: Any) -> Any:
-        token = attach(current)
-        try:
-            return function(*task_args, **task_kwargs)
-        finally:
-            reset(token)
-
+    task = _in_context(args[0], get_current())
     # (a worker thread this call starts gets no context: see the module's docstring)
     token = attach(_EMPTY)
     try:
         return wrapped(task, *args[1:], **kwargs)
     finally:
         reset(token)
+
+
+def _in_context(function: Any, context: Any) -> Any:
+    def task(*args: Any, **kwargs: Any) -> Any:
+        token = attach(context)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            reset(token)
+
+    return task
+
+
+_POOL_METHODS = ("apply_async", "map", "map_async", "starmap", "starmap_async", "imap",
+                 "imap_unordered")
+
+
+def _patch_thread_pool(module: Any) -> None:
+    """``ThreadPool`` inherits its task methods from ``Pool``: they are given to it as its
+    own, each calling what ``Pool`` has at the time of the call (the multiprocessing patch's
+    wrapper included), so a process ``Pool`` is untouched. ``apply`` goes through
+    ``apply_async``."""
+    pool = module.ThreadPool
+    if getattr(pool, "_telemetryflow_tasks_in_context", False):
+        return
+    for name in _POOL_METHODS:
+        setattr(pool, name, _task_method(module.Pool, name))
+    init = pool.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        token = attach(_EMPTY)  # its threads start here: none keeps this context
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            reset(token)
+
+    pool.__init__ = __init__
+    pool._telemetryflow_tasks_in_context = True
+
+
+def _task_method(base: type, name: str) -> Any:
+    @functools.wraps(getattr(base, name))
+    def in_context(self: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(base, name)(self, _in_context(func, get_current()), *args, **kwargs)
+
+    return in_context

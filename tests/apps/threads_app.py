@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import json
+import multiprocessing.pool
 import threading
 
 from opentelemetry import trace
@@ -75,6 +76,16 @@ try:
     pool.submit(failing).result()
 except LookupError as exc:
     seen["task error"] = str(exc)
+
+
+thread_pool = multiprocessing.pool.ThreadPool(1)
+with tracer.start_as_current_span("handler-threadpool-1"):
+    thread_pool.apply(work, ("threadpool-1",))
+with tracer.start_as_current_span("handler-threadpool-2"):
+    seen["threadpool map"] = thread_pool.map(work, ["threadpool-2"])
+thread_pool.apply(work, ("threadpool-outside",))
+thread_pool.close()
+thread_pool.join()
 
 
 async def main() -> None:

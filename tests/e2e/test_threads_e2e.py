@@ -11,24 +11,26 @@ from .launcher import app, python, receiver_env, run
 
 pytestmark = pytest.mark.e2e
 
-_TAGS = ("thread", "timer", "subclass", "pool-1", "pool-2", "executor")
+_TAGS = ("thread", "timer", "subclass", "pool-1", "pool-2", "executor", "threadpool-1",
+         "threadpool-2")
 
 
 def _spans_of(otlp_receiver, env) -> tuple[dict, dict]:
     proc = run(python(app("threads_app.py")), env)
     assert proc.returncode == 0, proc.stderr
-    expected = {f"in-{tag}" for tag in (*_TAGS, "pool-outside", "map-a", "map-b")}
+    expected = {f"in-{tag}" for tag in (*_TAGS, "pool-outside", "threadpool-outside", "map-a",
+                                              "map-b")}
     assert otlp_receiver.wait_for(lambda r: expected <= {s.name for s in r.spans()},
                                   timeout=15), [s.name for s in otlp_receiver.spans()]
     return {s.name: s for s in otlp_receiver.spans()}, json.loads(proc.stdout)
 
 
 def test_threads_and_pool_tasks_continue_the_trace_that_handed_them_work(otlp_receiver):
-    """A Thread, a Timer, a Thread subclass with its own run(), pool tasks, map() and
-    run_in_executor() make spans whose parent is the span current where the work was
-    handed over; one worker thread serving two requests gives each task its own parent and
-    a task submitted outside any span starts a trace of its own. The program's own context
-    variables, exceptions and Thread semantics are unchanged."""
+    """A Thread, a Timer, a Thread subclass with its own run(), executor tasks, map(),
+    run_in_executor() and ThreadPool tasks make spans whose parent is the span current where
+    the work was handed over; one worker thread serving two requests gives each task its
+    own parent and a task submitted outside any span starts a trace of its own. The
+    program's own context variables, exceptions and Thread semantics are unchanged."""
     spans, seen = _spans_of(otlp_receiver,
                             receiver_env(otlp_receiver, TELEMETRYFLOW_PROCESS_SPAN="false"))
     for tag in _TAGS:
@@ -36,9 +38,9 @@ def test_threads_and_pool_tasks_continue_the_trace_that_handed_them_work(otlp_re
         assert (child.trace_id, child.parent_span_id) == (handler.trace_id, handler.span_id), tag
     for tag in ("map-a", "map-b"):
         assert spans[f"in-{tag}"].parent_span_id == spans["handler-map"].span_id
-    outside = spans["in-pool-outside"]
-    assert outside.parent_span_id == ""
-    assert outside.trace_id not in {s.trace_id for s in spans.values() if s is not outside}
+    for outside in (spans["in-pool-outside"], spans["in-threadpool-outside"]):
+        assert outside.parent_span_id == ""
+        assert outside.trace_id not in {s.trace_id for s in spans.values() if s is not outside}
     assert seen == {
         "run left on the thread": False,
         "own variable in a thread": "unset",
@@ -46,6 +48,7 @@ def test_threads_and_pool_tasks_continue_the_trace_that_handed_them_work(otlp_re
         "excepthook saw": ["LookupError"],
         "map": ["map-a", "map-b"],
         "task error": "from a thread",
+        "threadpool map": ["threadpool-2"],
     }
 
 

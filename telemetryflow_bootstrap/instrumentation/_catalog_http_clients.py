@@ -2,8 +2,8 @@
 
 The names double as the keys of ``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS`` and
 ``TELEMETRYFLOW_PREFER_CONTRIB``; they match the contrib instrumentors' entry point names
-(``requests``, ``urllib3``, ``httpx``), except ``http_client``, whose contrib counterpart is
-``urllib`` (see contrib.py).
+(``requests``, ``urllib3``, ``httpx``, ``aiohttp-client``), except ``http_client``, whose
+contrib counterpart is ``urllib`` (see contrib.py).
 """
 
 from __future__ import annotations
@@ -21,4 +21,7 @@ ENTRIES: tuple[Instrumentation, ...] = (
                     distribution="requests", versions=">=2.20"),
     Instrumentation(name="httpx", modules=("httpx",), patch=f"{_PACKAGE}.httpx:patch",
                     distribution="httpx", versions=">=0.18"),
+    Instrumentation(name="aiohttp-client", modules=("aiohttp",),
+                    patch=f"{_PACKAGE}.aiohttp_client:patch", distribution="aiohttp",
+                    versions=">=3.9"),
 )

@@ -20,6 +20,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
                     "starlette", ">=0.27"),
     Instrumentation("fastapi", ("fastapi",), f"{_PACKAGE}.starlette:patch_fastapi",
                     "fastapi", ">=0.100"),
+    # (named as the contrib instrumentor's entry point; aiohttp serves its applications
+    # itself, so its request handler is the one place to patch)
+    Instrumentation("aiohttp-server", ("aiohttp.web_protocol",),
+                    f"{_PACKAGE}.aiohttp_server:patch", "aiohttp", ">=3.9"),
     # Servers: any other application they serve (see _served_app).
     Instrumentation("gunicorn", ("gunicorn.workers.base",), f"{_PACKAGE}.gunicorn:patch",
                     "gunicorn", ">=21"),

@@ -44,6 +44,14 @@ response was never sent: when uvicorn's request cycle (the ``receive`` it passes
 knows the client left as the response starts, the request failed with ``error.type``
 ``ClientDisconnect`` and no status code, as for a client gone mid-upload (one value for that
 condition whoever noticed it; an exception the application then raises still names itself).
+A server speaking ASGI 2.4 says so instead by failing ``send`` with an OSError: when that
+happens before any of the response went out (its start, or its first body message, before
+which the spec lets nothing out), it is the same unsent response, recorded the same way
+(``ClientDisconnect``, no status code, no exception event), whether the OSError escapes or
+the application catches it and returns; a 5xx page that fails so, sent by an error handler
+for an exception of the application's (Starlette's), leaves that exception as the error, as
+under uvicorn. Only the very OSError the server's ``send`` raised counts: one the
+application raises itself (a file it cannot read) names itself.
 Any other ``error.type`` of an exception is its fully-qualified class name
 (``instrumentation._error_type``). Environment variables (read once, at construction):
 ``TELEMETRYFLOW_EXCLUDED_URLS``,
@@ -160,7 +168,7 @@ class ASGIServer:
             request.finish(error, incomplete, error_type)
 
         async def _send(message: Message) -> None:
-            nonlocal trailers, gone, dropped
+            nonlocal trailers, under_way, gone, dropped, send_failure, failed_status
             kind = message["type"]
             if kind == "http.response.start":
                 try:
@@ -181,20 +189,29 @@ class ASGIServer:
                     pass
                 try:
                     await send(message)
-                except OSError:  # the client has gone before the response: none was sent
+                except OSError as failure:  # the client has gone (ASGI 2.4): none was sent
+                    send_failure, failed_status = failure, request.status_code
                     request.status_code = None
+                    dropped = True
                     raise
                 return
             try:
                 await send(message)
-            except OSError:  # the server says the client has gone (ASGI spec 2.4)
-                gone = True
+            except OSError as failure:  # the server says the client has gone (ASGI 2.4)
+                if under_way:  # part of the response went out: ended as is
+                    gone = True
+                else:  # none went out (the spec: nothing is sent before a body message)
+                    send_failure, failed_status = failure, request.status_code
+                    request.status_code = None
+                    dropped = True
                 raise
             if kind == "http.response.body":
                 if trailers or message.get("more_body", False):
+                    under_way = True
                     return
             elif not ((kind == "http.response.trailers" and not message.get("more_trailers"))
                       or kind == "http.response.pathsend"):
+                under_way = True
                 return
             status_code = request.status_code
             if status_code is None or status_code < 500:
@@ -206,7 +223,9 @@ class ASGIServer:
                 # time and exceptions are not the response's.
                 _awaiting_return[request.span] = finish
 
-        trailers = gone = dropped = False
+        trailers = under_way = gone = dropped = False
+        send_failure: OSError | None = None  # what the server's send raised, nothing sent
+        failed_status: int | None = None  # the status that response would have had
         token = _attach(request.context)
         try:
             await app(scope, receive, _send)
@@ -220,6 +239,18 @@ class ASGIServer:
                     # or the task cancelled (the server stopping): ended as is, as when the
                     # app returns early. The client going away ends every SSE stream.
                     finish()
+                elif error is send_failure:
+                    # The server's send failed before anything went out: the client had
+                    # gone (ASGI 2.4), what uvicorn records as a dropped response
+                    # (ClientDisconnect, see finish). A 5xx page an error handler sent for
+                    # the application's exception (Starlette's ServerErrorMiddleware, which
+                    # re-raises it once sent, as under uvicorn) is that exception's failure.
+                    answered = error.__context__
+                    if failed_status is not None and failed_status >= 500 and \
+                            isinstance(answered, Exception):
+                        finish(answered)
+                    else:
+                        finish()
                 elif _client_disconnect(error):
                     # The client went away before the response: a failed request, but the
                     # 500 an error handler then sent reached nobody (and never was the

@@ -457,7 +457,9 @@ class TelemetryFlowClient:
     ) -> Iterator[str]:
         """A span that is current inside the block, so spans and logs there are its children.
 
-        An exception leaving the block is recorded on the span and re-raised unchanged.
+        An exception leaving the block is recorded on the span and re-raised unchanged. The
+        block ends its span unless it was ended inside it (``end_span`` with the id it
+        yields; then an exception leaving the block is not the span's).
         """
         if not self._initialized:
             self._ensure()
@@ -483,8 +485,8 @@ class TelemetryFlowClient:
             raise
         finally:
             ot.detach(token)
-            handler.untrack_span(span_id)
-            span.end()
+            if handler.untrack_span(span_id) is not None or _unended(handler, span_id, span):
+                span.end()
 
     # ----- queries -------------------------------------------------------------------------
 
@@ -610,6 +612,19 @@ def _metric_unit_problem(unit: Any) -> str | None:
     if len(unit) > 63 or not unit.isascii():
         return f"its unit {unit!r} is not at most 63 ASCII characters, as OpenTelemetry requires"
     return None
+
+
+def _unended(handler: Any, span_id: str, span: Any) -> bool:
+    """Whether ``span()`` must still end its span, no longer open when its block exits (the
+    slow path): ended already (``end_span`` inside the block, here or on another thread, or
+    at shutdown), it must not be ended twice (OpenTelemetry warns); evicted from the full
+    table of open spans, nobody ended it but its block will."""
+    from .infrastructure.handler import EVICTED
+
+    why: str | None = handler.why_no_span(span_id)
+    if why is None:  # forgotten (ended long ago): the span itself tells
+        return getattr(span, "end_time", None) is None
+    return why == EVICTED
 
 
 class _OTel:

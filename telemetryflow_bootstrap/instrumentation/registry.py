@@ -50,10 +50,12 @@ def _catalog() -> tuple[Instrumentation, ...]:
         _catalog_http_servers,
         _catalog_messaging,
         _catalog_process,
+        _catalog_rpc,
     )
 
     return (*_catalog_http_clients.ENTRIES, *_catalog_http_servers.ENTRIES,
-            *_catalog_data.ENTRIES, *_catalog_messaging.ENTRIES, *_catalog_process.ENTRIES)
+            *_catalog_data.ENTRIES, *_catalog_messaging.ENTRIES, *_catalog_rpc.ENTRIES,
+            *_catalog_process.ENTRIES)
 
 
 _lock = threading.Lock()

@@ -35,6 +35,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from ..infrastructure.current_context import attach, get_current, reset
 from ._error_type import error_type
 from ._http_common import SPAN_KEY
+from ._pika_nats_counts import counts_for, with_error
 
 SYSTEM = "rabbitmq"
 # The buckets the messaging conventions give for both duration histograms (seconds).
@@ -65,9 +66,10 @@ now = time.perf_counter
 
 
 class Telemetry:
-    """The tracer and the two duration histograms of one PatchContext."""
+    """The tracer, the two duration histograms and the message counts of one
+    PatchContext."""
 
-    __slots__ = ("leaf", "operation", "process", "tracer")
+    __slots__ = ("counts", "leaf", "operation", "process", "tracer")
 
     def __init__(self, context: Any) -> None:
         from opentelemetry.metrics import NoOpMeter
@@ -89,6 +91,7 @@ class Telemetry:
         self.process = fast_histogram(meter.create_histogram(
             PROCESS_DURATION, unit="s", description="Duration of processing operation.",
             explicit_bucket_boundaries_advisory=buckets))
+        self.counts = counts_for(context.meter)
 
 
 class Operation:
@@ -96,13 +99,15 @@ class Operation:
     once and shared read-only (the SDK copies span attributes, and keys metric points by
     their items)."""
 
-    __slots__ = ("attributes", "metric_attributes", "name")
+    __slots__ = ("attributes", "metric_attributes", "metric_key", "name")
 
     def __init__(self, name: str, attributes: dict[str, Any],
                  metric_attributes: dict[str, Any]) -> None:
         self.name = name
         self.attributes = attributes
         self.metric_attributes = metric_attributes
+        # (the message counts' key: the metric attributes as a hashable tuple, made once)
+        self.metric_key = tuple(metric_attributes.items())
 
 
 def is_anonymous(name: str) -> bool:
@@ -147,6 +152,19 @@ def operation(verb: str, kind: str, destination: str, server: tuple[Any, Any],
         return Operation(verb, attributes, metric)
     metric[DESTINATION] = destination
     return Operation(f"{verb} {destination}", attributes, metric)
+
+
+def settle_operation(verb: str, server: tuple[Any, Any]) -> Operation:
+    """The ``Operation`` of an acknowledgement (``ack``, ``nack``, ``reject``): named after
+    the verb alone, as the destination of a delivery tag is not known to the channel."""
+    attributes: dict[str, Any] = {MESSAGING_SYSTEM: SYSTEM, OPERATION_NAME: verb,
+                                  OPERATION_TYPE: "settle"}
+    host, port = server
+    if host:
+        attributes[SERVER_ADDRESS] = str(host)
+    if type(port) is int:
+        attributes[SERVER_PORT] = port
+    return Operation(verb, attributes, dict(attributes))
 
 
 class Operations:
@@ -314,6 +332,7 @@ class Consumer:
                 self._server, routing_key))
         attributes = {**process.attributes,
                       **message_attributes(properties, body, method.delivery_tag)}
+        self._telemetry.counts.consumed(process.metric_key)
         found = creation_context(properties)
         parent, links = (_EMPTY, []) if found is None else (found[0], [Link(found[1])])
         ambient = get_current_span(get_current()).get_span_context()
@@ -346,9 +365,9 @@ class Consumer:
 
 
 def failed(span: Any, histogram: Any, metric_attributes: dict[str, Any],
-           exc: BaseException, elapsed: float) -> None:
-    """End ``span`` as failed and record its point with ``error.type``. Runs inside the
-    caller's ``except``: it never raises.
+           exc: BaseException, elapsed: float) -> str | None:
+    """End ``span`` as failed and record its point with ``error.type``; the error type
+    (None if that failed). Runs inside the caller's ``except``: it never raises.
 
     The exception event keeps the message of pika's own exceptions (the broker's reply
     text names exchanges and queues) and drops that of any other: a consumer's exception
@@ -367,4 +386,14 @@ def failed(span: Any, histogram: Any, metric_attributes: dict[str, Any],
         span.end()
         histogram.record(elapsed, {**metric_attributes, ERROR_TYPE: kind})
     except Exception:
-        pass
+        return None
+    return kind
+
+
+def sent_failed(telemetry: Telemetry, span: Any, send: Operation, exc: BaseException,
+                elapsed: float) -> None:
+    """A send that raised: its span and point as failed, counted with ``error.type``."""
+    kind = failed(span, telemetry.operation, send.metric_attributes, exc, elapsed)
+    if kind is not None:
+        with suppress(Exception):
+            telemetry.counts.sent(with_error(send.metric_key, kind))

@@ -25,8 +25,16 @@ Spans
     program's whole life): every message's work would join it and none its producer's.
     The conventions allow the creation context as the parent for single-message
     processing, with the ambient span as a link, which this does.
-    ``receive {queue}`` (CLIENT) per ``BlockingChannel.basic_get``, linked to the creation
-    context of the message it got (none when the queue was empty).
+    ``receive {queue}`` (CLIENT) per ``basic_get`` of either kind of channel, linked to the
+    creation context of the message it got (none when the queue was empty). The
+    asynchronous channel's span runs from the request to the broker's answer (GetOk or
+    GetEmpty) and ends before the program's callback is called.
+    ``ack`` / ``nack`` / ``reject`` (CLIENT, ``messaging.operation.type`` = ``settle``) per
+    ``basic_ack``/``basic_nack``/``basic_reject`` of either kind of channel, with the
+    delivery tag, a child of the current context (the process span when the program
+    settles inside its callback). Named after the verb alone: a channel does not know
+    which queue a delivery tag came from. (An ack is only sent, never answered: the span
+    covers handing the frame to the connection.)
 Attributes
     ``messaging.system`` = ``rabbitmq``, ``messaging.operation.name``/``.type``
     (``send``, ``process``, ``receive``), ``messaging.destination.name`` (producer:
@@ -43,14 +51,19 @@ Attributes
     for pika's own exceptions: a consumer's may quote the body) and ERROR status; the
     exception propagates unchanged. Message bodies are never recorded.
 Metrics
-    ``messaging.client.operation.duration`` (send, receive) and
+    ``messaging.client.operation.duration`` (send, receive, settle) and
     ``messaging.process.duration`` (process), seconds, with the span's attributes minus the
-    per-message ones and anonymous destinations, plus ``error.type`` on failure.
+    per-message ones and anonymous destinations, plus ``error.type`` on failure;
+    ``messaging.client.sent.messages`` (each publish, ``error.type`` when it raised) and
+    ``messaging.client.consumed.messages`` (each message a callback, a ``consume()``
+    generator or a ``basic_get`` delivered to the program), ``{message}``, with the send's,
+    process's or receive's metric attributes (see ``_pika_nats_counts``).
 Not traced
-    ``basic_get`` of the asynchronous channel, acks/nacks (settle), queue and exchange
-    management. The Twisted adapter (not tested): its publishes are send spans of the pika
-    channel it wraps, but its consumers' process spans cover only the hand-over of each
-    message to the queue object the program reads later, not the program's work.
+    Queue and exchange management. The Twisted adapter (not tested): its publishes are
+    send spans of the pika channel it wraps, but its consumers' process spans cover only
+    the hand-over of each message to the queue object the program reads later, not the
+    program's work. (``_pika_get_and_settle.py`` holds the asynchronous ``basic_get`` and
+    the acknowledgements.)
 Environment: none of its own (the propagators: ``OTEL_PROPAGATORS``).
 """
 
@@ -67,8 +80,10 @@ from opentelemetry.trace import Link, SpanKind
 
 from ..infrastructure.current_context import get_current
 from . import _messaging_pika_common as common
+from . import _pika_get_and_settle as acks
 from ._http_common import suppressed
 from ._method_wrappers import wrap_once
+from ._pika_get_and_settle import received, stands_aside
 
 _PRODUCER = SpanKind.PRODUCER
 _CLIENT = SpanKind.CLIENT
@@ -90,6 +105,16 @@ def patch(module: Any, context: Any) -> None:
     wrap_once(blocking, "consume", tracing.generator_wrapper())
     wrap_once(blocking, "cancel", tracing.cancel_wrapper())
     wrap_once(blocking, "basic_get", tracing.get_wrapper())
+    wrap_once(impl, "basic_get", acks.async_get_wrapper(
+        tracing.telemetry, tracing.gets, tracing.receives))
+    if "_on_getempty" in vars(impl):  # (private: another pika may have moved it)
+        wrap_once(impl, "_on_getempty", acks.get_empty_wrapper(tracing.gets))
+    settles = common.Operations()
+    for verb, method in (("ack", "basic_ack"), ("nack", "basic_nack"),
+                         ("reject", "basic_reject")):
+        wrap_once(blocking, method,
+                  acks.settle_wrapper(tracing.telemetry, settles, verb, _blocking_impl))
+        wrap_once(impl, method, acks.settle_wrapper(tracing.telemetry, settles, verb, None))
 
 
 def _blocking_impl(channel: Any) -> Any:
@@ -103,7 +128,10 @@ class _Tracing:
         self.telemetry = common.Telemetry(context)
         self._properties_class = properties_class
         self._sends = common.Operations()
-        self._receives = common.Operations()
+        self.receives = common.Operations()
+        # pika channel -> its Basic.Get waiting for the broker's answer (one at a time per
+        # channel, as pika allows)
+        self.gets: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._injector = common.Injector()
         # BlockingChannel -> the state of its consume() generator (one at a time per
         # channel, as pika allows), for cancel()
@@ -118,12 +146,12 @@ class _Tracing:
         (pika sets that channel's cookie): the blocking call traced it already."""
         telemetry = self.telemetry
         histogram = telemetry.operation
+        counts = telemetry.counts
         start_send = self._start_send
 
         def basic_publish(wrapped: Any, instance: Any, args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:
-            if ((impl_of is None and getattr(instance, "_cookie", None) is not None)
-                    or suppressed()):
+            if stands_aside(impl_of, instance) or suppressed():
                 return wrapped(*args, **kwargs)
             try:
                 started = start_send(instance if impl_of is None else impl_of(instance),
@@ -132,15 +160,16 @@ class _Tracing:
                 started = None
             if started is None:
                 return wrapped(*args, **kwargs)
-            span, metric_attributes, args, kwargs = started
+            span, send, args, kwargs = started
             start = _now()
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                common.failed(span, histogram, metric_attributes, exc, _now() - start)
+                common.sent_failed(telemetry, span, send, exc, _now() - start)
                 raise
             try:
-                histogram.record(_now() - start, metric_attributes)
+                histogram.record(_now() - start, send.metric_attributes)
+                counts.sent(send.metric_key)
                 span.end()
             except Exception:
                 pass
@@ -149,7 +178,7 @@ class _Tracing:
         return basic_publish
 
     def _start_send(self, impl: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-                    ) -> tuple[Any, dict[str, Any], tuple[Any, ...], dict[str, Any]] | None:
+                    ) -> tuple[Any, common.Operation, tuple[Any, ...], dict[str, Any]] | None:
         count = len(args)
         exchange = args[0] if count > 0 else kwargs.get("exchange")
         routing_key = args[1] if count > 1 else kwargs.get("routing_key")
@@ -191,7 +220,7 @@ class _Tracing:
                 args = (*args[:3], given, *args[4:])
             else:
                 kwargs = {**kwargs, "properties": given}
-        return span, send.metric_attributes, args, kwargs
+        return span, send, args, kwargs
 
     def _with_headers(self, properties: Any, headers: dict[str, Any]) -> Any:
         """A copy of the caller's properties (new ones for None) with ``headers``."""
@@ -281,7 +310,7 @@ class _Tracing:
         """``BlockingChannel.basic_get``: a receive span around the round trip."""
         telemetry = self.telemetry
         histogram = telemetry.operation
-        receives = self._receives
+        receives = self.receives
 
         def basic_get(wrapped: Any, instance: Any, args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
@@ -311,7 +340,8 @@ class _Tracing:
                 raise
             elapsed = _now() - start
             try:
-                _received(span, result)
+                if received(span, result):
+                    telemetry.counts.consumed(receive.metric_key)
                 histogram.record(elapsed, metric_attributes)
                 span.end()
             except Exception:
@@ -319,19 +349,6 @@ class _Tracing:
             return result
 
         return basic_get
-
-
-def _received(span: Any, result: Any) -> None:
-    method, properties, body = result
-    if method is None or not span.is_recording():
-        return
-    span.set_attributes(common.message_attributes(properties, body, method.delivery_tag))
-    if method.routing_key:
-        span.set_attribute(common.ROUTING_KEY, method.routing_key)
-    found = common.creation_context(properties)
-    if found is not None:
-        span.add_link(found[1])
-
 
 def _traced_callback(callback: Callable[..., Any], consumer: common.Consumer) -> Callable[..., Any]:
     """``callback`` run inside a process span per delivery; pika calls it with

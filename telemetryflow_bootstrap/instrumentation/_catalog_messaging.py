@@ -11,4 +11,5 @@ _BASE = "telemetryflow_bootstrap.instrumentation"
 ENTRIES: tuple[Instrumentation, ...] = (
     Instrumentation("pika", ("pika",), f"{_BASE}.pika:patch", "pika", ">=1.3"),
     Instrumentation("nats", ("nats",), f"{_BASE}.nats:patch", "nats-py", ">=2.6"),
+    Instrumentation("celery", ("celery",), f"{_BASE}.celery:patch", "celery", ">=5.3"),
 )

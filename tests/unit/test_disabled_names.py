@@ -102,7 +102,7 @@ def test_installed_contrib_names_are_known_and_listed() -> None:
     warning = _warning("aws_lamda", contrib=["aws_lambda"])
     assert warning is not None
     assert "(did you mean 'aws_lambda'?)" in warning
-    assert "aws_lambda, django" in warning
+    assert "aws_lambda, celery, django" in warning
 
 
 def test_contrib_names_are_asked_for_only_when_a_name_is_not_ours() -> None:

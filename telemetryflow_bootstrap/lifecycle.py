@@ -290,8 +290,36 @@ def _not_exported(why: str, timeout: float, took: float, status: dict[str, Any],
                            for kind in _KINDS)
     return (
         f"not all telemetry was exported at {why} {cause}; dropped: "
-        f"spans={spans} logs={logs} metric points={points}"
+        f"spans={spans} logs={logs} metric points={points}{_encoding_losses(status)}"
     )
+
+
+# What an export left out or changed to fit OTLP, the backend not involved: (status key,
+# what the exit line calls it) per signal, then per value.
+_LEFT_OUT = (("unencodable", "unencodable"), ("too_large", "past the request size limit"))
+_CHANGED = (("attributes_left_out", "attributes left out"),
+            ("values_sent_as_text", "values sent as text"),
+            ("metric_values_sent_as_double", "metric values sent as double"))
+
+
+def _encoding_losses(status: dict[str, Any]) -> str:
+    """What the exit line adds, only where not zero, to tell encoding losses from what
+    the backend (or the deadline) lost: of the items dropped, those left out of exports
+    that went on without them, and the values left out or changed, e.g. ``(of these,
+    unencodable: spans=1; past the request size limit: logs=2); attributes left out=3``."""
+    groups = []
+    for key, name in _LEFT_OUT:
+        counts = [f"{kind}={status[f'{kind}_{key}']}" for kind in ("spans", "logs")
+                  if _nonzero(status.get(f"{kind}_{key}"))]
+        if counts:
+            groups.append(f"{name}: {' '.join(counts)}")
+    out = f" (of these, {'; '.join(groups)})" if groups else ""
+    changed = [f"{name}={status[key]}" for key, name in _CHANGED if _nonzero(status.get(key))]
+    return out + (f"; {', '.join(changed)}" if changed else "")
+
+
+def _nonzero(value: Any) -> bool:
+    return isinstance(value, int) and value > 0
 
 
 def _install_sigterm() -> None:

@@ -54,11 +54,14 @@ class BatchQueue:
         prepare: Callable[[], None] | None = None,
         queue_size_setting: str = "TELEMETRYFLOW_MAX_QUEUE_SIZE",
         left_out: Callable[[], int] | None = None,
+        too_large: Callable[[], int] | None = None,
     ) -> None:
         self._export = export
         # How many items the exporter has left out so far, none of its encoders able to
-        # encode them (``otlp_exporters``: the rest of their batch was sent, the loss said).
+        # encode them, or their request alone past its limit (``otlp_exporters``: the rest
+        # of their batch was sent, the loss said).
         self._left_out = left_out
+        self._too_large = too_large
         # what a full queue's warning tells to raise: the variable that sized this queue
         # (OTEL_BLRP_MAX_QUEUE_SIZE for a log queue it sized)
         self._queue_size_setting = queue_size_setting
@@ -72,6 +75,7 @@ class BatchQueue:
         self.failed = 0
         self.dropped = 0
         self.unencodable = 0  # (lost, but not a failed export: the exporter said why)
+        self.too_large = 0  # (the same, for an item past the exporter's request limit)
         self._init_state()
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
@@ -92,7 +96,7 @@ class BatchQueue:
         self._in_flight = 0  # items of the batch being exported
 
     def _after_fork_in_child(self) -> None:
-        self.exported = self.failed = self.dropped = self.unencodable = 0
+        self.exported = self.failed = self.dropped = self.unencodable = self.too_large = 0
         self._init_state()
 
     @property
@@ -215,6 +219,7 @@ class BatchQueue:
                 break
             self._in_flight = len(batch)
             left_out = self._left_out() if self._left_out is not None else 0
+            too_large = self._too_large() if self._too_large is not None else 0
             try:
                 ok = self._export(batch)
             except Exception as exc:
@@ -222,12 +227,15 @@ class BatchQueue:
                 _diagnostics.debug(f"{self._signal} export raised {exc!r}")
             if self._left_out is not None:
                 left_out = self._left_out() - left_out
+            if self._too_large is not None:
+                too_large = self._too_large() - too_large
             in_flight, self._in_flight = self._in_flight, 0
             if not in_flight:
                 continue  # a shutdown past its deadline counted this batch as dropped
             if ok:
-                self.exported += len(batch) - left_out
+                self.exported += len(batch) - left_out - too_large
                 self.unencodable += left_out
+                self.too_large += too_large
             else:
                 self.failed += len(batch)
 

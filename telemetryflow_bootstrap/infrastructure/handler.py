@@ -244,7 +244,8 @@ class TelemetryCommandHandler:
                           max_batch_size=batch.max_batch_size,
                           schedule_delay_ms=batch.schedule_delay_ms, on_shutdown=lazy.shutdown,
                           prepare=lazy.warm_up, queue_size_setting=batch.queue_size_variable,
-                          left_out=lambda: getattr(lazy.built, "unencodable_items", 0))
+                          left_out=lambda: getattr(lazy.built, "unencodable_items", 0),
+                          too_large=lambda: getattr(lazy.built, "too_large_items", 0))
 
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:
@@ -542,12 +543,19 @@ class TelemetryCommandHandler:
             if config else {},
             "enabled_signals": [s.value for s in config.enabled_signals] if config else [],
             "spans_exported": spans.exported if spans else 0,
-            "spans_dropped": (spans.dropped + spans.failed + spans.unencodable) if spans else 0,
+            "spans_dropped": _dropped(spans),
             # (queued: not exported yet, the batch being exported included)
             "spans_queued": (spans.queued + spans.in_flight) if spans else 0,
             "logs_exported": logs.exported if logs else 0,
-            "logs_dropped": (logs.dropped + logs.failed + logs.unencodable) if logs else 0,
+            "logs_dropped": _dropped(logs),
             "logs_queued": (logs.queued + logs.in_flight) if logs else 0,
+            # of those dropped, left out of an export that went on without them: no OTLP
+            # encoder could encode them, or (HTTP) a request holding only that item was past
+            # the exporter's limit (see otlp_exporters)
+            "spans_unencodable": spans.unencodable if spans else 0,
+            "spans_too_large": spans.too_large if spans else 0,
+            "logs_unencodable": logs.unencodable if logs else 0,
+            "logs_too_large": logs.too_large if logs else 0,
             "metric_points_exported": metrics.exported if metrics else 0,
             # (dropped: failed, or not exported by the shutdown deadline; queued: collected,
             # the export under way or waiting)
@@ -598,6 +606,12 @@ def record_error(span: Any, error: BaseException) -> None:
     span.record_exception(error)
     span.set_attribute("error.type", error_type(error))  # (the one rule for every span)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+def _dropped(queue: BatchQueue | None) -> int:
+    if queue is None:
+        return 0
+    return queue.dropped + queue.failed + queue.unencodable + queue.too_large
 
 
 def _unencodable_counts() -> dict[str, int]:

@@ -14,6 +14,13 @@ rest left out, counted (``unencodable_items``; each exporter's own ``unencodable
 and said once per signal, with the first one's reason and no value. The export succeeds:
 nothing the backend did failed, and what is lost was said.
 
+Over HTTP, a request past the exporter's limit (``max_request_size``, 64 MiB by default) is
+not sent whole: the exporter's own ``export`` drops such a batch whole and fails it, and a
+collector that was never asked got the blame. Its items are sent in as many requests as
+fit (``_parts``); an item that does not fit in a request on its own is left out, counted
+(``too_large_items``) and said once per signal, with its size. The export succeeds if
+every request sent does.
+
 Each class is made at first use, importing only its own exporter stack (grpc or
 requests), on the export thread (see ``exporters.LazyExporter``); importing this module
 imports neither.
@@ -24,12 +31,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .. import _diagnostics
 from .log_encoding import LogEncoder
-from .otlp_wire import uncounted
+from .otlp_wire import tentatively, uncounted
 from .span_encoding import SpanEncoder
 
 _logger = logging.getLogger(__name__)
@@ -39,8 +46,10 @@ _ENCODERS: dict[str, Callable[[], Any]] = {_TRACES: SpanEncoder, _LOGS: LogEncod
 _NAMES = {_TRACES: "Span", _LOGS: "Log"}
 _NOUNS = {_TRACES: "span", _LOGS: "log record"}  # (in the warning; "spans", "log records")
 
-# Items left out because no encoder could encode them, per signal, for get_status().
+# Items left out because no encoder could encode them, and because their request alone
+# was past the exporter's limit, per signal, for get_status().
 _left_out = {_TRACES: 0, _LOGS: 0}
+_too_large = {_TRACES: 0, _LOGS: 0}
 _left_out_lock = threading.Lock()
 
 
@@ -77,45 +86,133 @@ def unencodable_items() -> dict[str, int]:
         return dict(_left_out)
 
 
+def too_large_items() -> dict[str, int]:
+    """How many spans ("traces") and log records ("logs") were left out of their HTTP
+    export because a request holding only that item is past the exporter's limit."""
+    with _left_out_lock:
+        return dict(_too_large)
+
+
 def _encoded(encoder: Any, items: Sequence[Any]) -> bytes | None:
     try:
-        return encoder.encode(items)  # type: ignore[no-any-return]
+        return tentatively(encoder, items)
     except Exception as exc:  # the exporter's encoder takes this batch
         _logger.debug("%s fell back to the exporter's encoder: %r", type(encoder).__name__, exc)
         return None
 
 
 def _split(encoder: Any, theirs: Callable[[Sequence[Any]], bytes], items: Sequence[Any],
-           signal: str) -> tuple[bytes, int]:
+           signal: str) -> tuple[bytes, int, list[Any]]:
     """The request for the items of ``items`` that encode, each tried alone (ours, then
-    ``theirs``), and how many did not. Only for a batch both encoders refused: it encodes
-    every item twice. The trials count nothing (``uncounted``): the final encoding counts
-    what it leaves out or escapes, once. Requests concatenate (their one field is
-    repeated), so what only the exporter's encoder takes is appended to ours."""
+    ``theirs``), how many did not, and the items it holds. Only for a batch both encoders
+    refused: it encodes every item twice. Each item's trial with ours counts what it
+    leaves out or escapes, if ours takes the item (``tentatively``); the encoding together
+    counts nothing (``uncounted``). Requests concatenate (their one field is repeated), so
+    what only the exporter's encoder takes is appended to ours."""
     ours_ok: list[Any] = []
     alone: list[bytes] = []
     theirs_ok: list[bytes] = []
+    theirs_items: list[Any] = []
     lost, reason = 0, ""
-    with uncounted():
-        for item in items:
-            try:
-                alone.append(encoder.encode((item,)))
-                ours_ok.append(item)
-                continue
-            except Exception:
-                pass
-            try:
-                theirs_ok.append(theirs((item,)))
-            except Exception as exc:
-                lost += 1
-                reason = reason or _reason(signal, item, exc)
+    for item in items:
+        try:
+            alone.append(tentatively(encoder, (item,)))
+            ours_ok.append(item)
+            continue
+        except Exception:
+            pass
+        try:
+            theirs_ok.append(theirs((item,)))
+            theirs_items.append(item)
+        except Exception as exc:
+            lost += 1
+            reason = reason or _reason(signal, item, exc)
     try:
-        encoded = encoder.encode(ours_ok) if ours_ok else b""
+        with uncounted():
+            encoded = encoder.encode(ours_ok) if ours_ok else b""
     except Exception:  # (each alone did: then sent one group each)
         encoded = b"".join(alone)
     if lost:
         _count_left_out(signal, lost, reason)
-    return encoded + b"".join(theirs_ok), lost
+    return encoded + b"".join(theirs_ok), lost, ours_ok + theirs_items
+
+
+def _quietly(encoder: Any, theirs: Callable[[Sequence[Any]], bytes],
+             items: Sequence[Any]) -> bytes:
+    """The request for ``items``, each of which encodes alone (ours, or ``theirs``): the
+    request of a part of a batch whose whole request counted what it left out or escaped
+    already (``_parts``), so nothing is counted again."""
+    with uncounted():
+        try:
+            return encoder.encode(items)  # type: ignore[no-any-return]
+        except Exception:
+            pass
+        try:
+            return theirs(items)
+        except Exception:
+            pass
+        out = []
+        for item in items:  # (ours takes some, theirs the others)
+            try:
+                out.append(encoder.encode((item,)))
+            except Exception:
+                out.append(theirs((item,)))
+        return b"".join(out)
+
+
+def _parts(items: Sequence[Any], encode: Callable[[Sequence[Any]], bytes],
+           limit: int) -> Iterator[tuple[Sequence[Any], bytes | None, int]]:
+    """``items`` (whose request is past ``limit`` bytes) in requests of at most ``limit``
+    bytes, in order: (the part's items, its request, its size); the request is None for an
+    item whose request alone is past ``limit`` (left out). Each item's request alone gives
+    its size; consecutive items are packed while those sizes fit, then encoded together
+    (smaller: one resource and scope for all), a lone item's request used as it is. Only
+    for a batch past the limit: each item is encoded about twice more. One request at a
+    time is held, so a batch of many big items does not need them all in memory."""
+    part: list[Any] = []
+    first = b""  # (the part's request while it holds one item)
+    size = 0
+    for item in items:
+        alone = encode((item,))
+        if len(alone) > limit:
+            yield (item,), None, len(alone)
+            continue
+        if part and size + len(alone) > limit:
+            yield from _packed(part, first, encode, limit)
+            part, size = [], 0
+        part.append(item)
+        size += len(alone)
+        first = alone if len(part) == 1 else b""
+    if part:
+        yield from _packed(part, first, encode, limit)
+
+
+def _packed(part: list[Any], first: bytes, encode: Callable[[Sequence[Any]], bytes],
+            limit: int) -> Iterator[tuple[Sequence[Any], bytes | None, int]]:
+    if len(part) == 1:
+        yield part, first, len(first)
+        return
+    data = encode(part)
+    if len(data) <= limit:
+        yield part, data, len(data)
+        return
+    # (the sum of the requests alone fit, the request together did not: a few bytes of
+    # longer length prefixes. Halves, then.)
+    middle = len(part) // 2
+    for half in (part[:middle], part[middle:]):
+        yield from _packed(half, encode(half) if len(half) == 1 else b"", encode, limit)
+
+
+def _count_too_large(signal: str, lost: int, size: int, limit: int) -> None:
+    with _left_out_lock:
+        first = not _too_large[signal]
+        _too_large[signal] += lost
+    if first:
+        noun = _NOUNS[signal]
+        _diagnostics.warn(
+            f"{noun}s left out of the export (the rest of their batch is sent): a request "
+            f"holding only one {noun} is {size} bytes, past the exporter's limit of {limit} "
+            "(max_request_size); further ones are counted, not said")
 
 
 def _count_left_out(signal: str, lost: int, reason: str) -> None:
@@ -283,7 +380,7 @@ def _grpc_class(signal: str) -> type:
             if known is not None and known[0] is data:
                 return known[1]
             theirs = functools.partial(_serialized, super()._translate_data)
-            encoded, lost = _split(self._encoder, theirs, data, signal)
+            encoded, lost, _ = _split(self._encoder, theirs, data, signal)
             self.unencodable_items += lost
             self._split = (data, encoded)
             return encoded
@@ -319,12 +416,14 @@ def _http_class(signal: str) -> type:
 
     class HttpExporter(base):  # type: ignore[valid-type, misc]
         """The exporter encodes inside ``export``, so ``export`` is ours: the same steps
-        (shut-down check, transport, the exporter's metrics) around our bytes. An oversized
-        batch, or an installed exporter lacking what those steps use goes through its own
-        ``export``; a batch our encoder refuses is encoded by the exporter's (the same
-        function its ``export`` calls), or split (``_split``)."""
+        (shut-down check, transport, the exporter's metrics) around our bytes. An installed
+        exporter lacking what those steps use goes through its own ``export``; a batch our
+        encoder refuses is encoded by the exporter's (the same function its ``export``
+        calls), or split (``_split``); a request past the limit is sent in parts
+        (``_parts``)."""
 
         unencodable_items = 0  # (items left out of this exporter's exports: see _split)
+        too_large_items = 0  # (items left out, their request alone past the limit)
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -337,10 +436,13 @@ def _http_class(signal: str) -> type:
                 return super().export(items)
             data = _encoded(self._encoder, items)
             if data is None:
-                data = self._theirs_or_split(items)
+                data, items = self._theirs_or_split(items)
             if 0 < self._max_request_size < len(data):
-                return super().export(items)
-            with self._metrics.export_operation(len(items)) as result:
+                return self._export_in_parts(items)
+            return self._send(data, len(items))
+
+        def _send(self, data: bytes, count: int) -> Any:
+            with self._metrics.export_operation(count) as result:
                 sent = self._client.export(data)
                 if not sent.success:
                     result.error = sent.error
@@ -350,13 +452,31 @@ def _http_class(signal: str) -> type:
                     return result_type.FAILURE
             return result_type.SUCCESS
 
-        def _theirs_or_split(self, items: Sequence[Any]) -> bytes:
+        def _theirs_or_split(self, items: Sequence[Any]) -> tuple[bytes, Sequence[Any]]:
             try:
-                return theirs(items)  # type: ignore[no-any-return]
+                return theirs(items), items
             except Exception:
-                encoded, lost = _split(self._encoder, theirs, items, signal)
+                encoded, lost, kept = _split(self._encoder, theirs, items, signal)
                 self.unencodable_items += lost
-                return encoded
+                return encoded, kept
+
+        def _export_in_parts(self, items: Sequence[Any]) -> Any:
+            """(See the module doc.) A part the backend fails ends the export: the
+            exporter has retried it already, and the rest would wait for the same."""
+            limit = self._max_request_size
+            encode = functools.partial(_quietly, self._encoder, theirs)
+            lost = size = 0
+            result = result_type.SUCCESS
+            for part, data, part_size in _parts(items, encode, limit):
+                if data is None:
+                    lost, size = lost + 1, size or part_size
+                elif self._send(data, len(part)) is not result_type.SUCCESS:
+                    result = result_type.FAILURE
+                    break
+            if lost:
+                self.too_large_items += lost
+                _count_too_large(signal, lost, size, limit)
+            return result
 
     HttpExporter.__name__ = HttpExporter.__qualname__ = f"Http{_NAMES[signal]}Exporter"
     return HttpExporter

@@ -16,6 +16,11 @@ attribute (a name, a log body, a status description) is sent as text OTLP can ca
 (``escaped``, ``carriable``). Each is counted (``unencodable_counts``), and the first of
 each kind is said on stderr. The good path pays nothing for this: the checks run once an
 encoding has raised.
+
+A count is for a value the request sent left out or changed: an encoding whose bytes are
+not sent counts nothing (``uncounted``), and one that raises part way counts nothing either
+(``tentatively``: its counts are kept only if it returns, and what it cached is dropped, or
+a later encoding would reuse it without counting).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from opentelemetry.attributes import BoundedAttributes
 from .. import _diagnostics
 
 __all__ = ["CACHE_LIMIT", "DOUBLE", "FIXED64", "CommonEncoder", "any_value", "carriable",
-           "escaped", "field", "key_value", "schema_url", "text", "uncounted",
+           "escaped", "field", "key_value", "schema_url", "tentatively", "text", "uncounted",
            "unencodable_counts", "varint"]
 
 _SMALL = [bytes((i,)) for i in range(128)]
@@ -46,7 +51,10 @@ _LEFT_OUT, _AS_TEXT = "attributes_left_out", "values_sent_as_text"
 _counts = {_LEFT_OUT: 0, _AS_TEXT: 0}
 _said: set[str] = set()
 _counts_lock = threading.Lock()
-_trial = threading.local()  # .on: this thread encodes only to see what encodes (uncounted)
+# Per thread: .mode None (count), _UNCOUNTED (an encoding whose bytes are not sent) or
+# _PENDING (``tentatively``: .pending holds kind -> [count, first message] until it returns).
+_trial = threading.local()
+_UNCOUNTED, _PENDING = "uncounted", "pending"
 
 
 def varint(n: int) -> bytes:
@@ -116,21 +124,52 @@ def unencodable_counts() -> dict[str, int]:
 @contextlib.contextmanager
 def uncounted() -> Iterator[None]:
     """Meanwhile, on this thread, what is left out or escaped is neither counted nor said:
-    for a trial encoding whose bytes are not sent (``otlp_exporters`` tries each item of a
-    batch alone, then encodes those that encode together: counted once, then)."""
-    _trial.on = True
+    for an encoding of items whose own encoding counted already (``otlp_exporters`` tries
+    each item of a batch alone, counted, then encodes those that encode together)."""
+    previous = getattr(_trial, "mode", None)
+    _trial.mode = _UNCOUNTED
     try:
         yield
     finally:
-        _trial.on = False
+        _trial.mode = previous
+
+
+def tentatively(encoder: CommonEncoder, items: Any) -> bytes:
+    """``encoder.encode(items)``, what it left out or escaped counted only if it returns:
+    one that raises (an item no encoder takes, further on) counts nothing, and forgets
+    what it cached (``CommonEncoder.forget``), so that the encoding that is sent counts it.
+    Inside ``uncounted`` (or another of these) it is a plain ``encode``."""
+    if getattr(_trial, "mode", None) is not None:
+        return encoder.encode(items)  # type: ignore[attr-defined, no-any-return]
+    _trial.mode, _trial.pending = _PENDING, {}
+    try:
+        encoded = encoder.encode(items)  # type: ignore[attr-defined]
+    except BaseException:
+        encoder.forget()
+        raise
+    finally:
+        pending, _trial.mode, _trial.pending = _trial.pending, None, None
+    for kind, (count, message) in pending.items():
+        _commit(kind, count, message)
+    return encoded  # type: ignore[no-any-return]
 
 
 def _count(kind: str, message: str) -> None:
     """Count one value of ``kind``; the first of each kind in the process is said."""
-    if getattr(_trial, "on", False):
-        return
+    mode = getattr(_trial, "mode", None)
+    if mode is None:
+        _commit(kind, 1, message)
+    elif mode is _PENDING:
+        known = _trial.pending.get(kind)
+        if known is None:
+            _trial.pending[kind] = [1, message]
+        else:
+            known[0] += 1
+
+
+def _commit(kind: str, count: int, message: str) -> None:
     with _counts_lock:
-        _counts[kind] += 1
+        _counts[kind] += count
         first = kind not in _said
         _said.add(kind)
     if first:
@@ -230,12 +269,23 @@ class CommonEncoder:
     """
 
     _SIGNAL = "telemetry"  # (what a left-out attribute belonged to, in the warning)
+    # What is cached per object, encoded once and reused without encoding (or counting)
+    # again: a subclass names its own such caches here too (see ``forget``).
+    _COUNTED_CACHES: tuple[str, ...] = ("_resources", "_scopes", "_blocks")
 
     def __init__(self) -> None:
         self._attributes: dict[tuple[str, str], bytes] = {}
         self._int_attributes: dict[tuple[str, int], bytes] = {}  # (ints apart: 1 == True)
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
+
+    def forget(self) -> None:
+        """Drop the per-object caches (``_COUNTED_CACHES``) after an encoding whose counts
+        were not kept (``tentatively``). Only then: the next encodings build them again."""
+        for name in self._COUNTED_CACHES:
+            cache = getattr(self, name, None)
+            if isinstance(cache, dict):
+                cache.clear()
 
     def _attrs(self, tag: bytes, attributes: Any) -> list[bytes]:
         """Each attribute as a ``KeyValue`` field with ``tag``; str and int pairs cached.

@@ -9,9 +9,14 @@ Run by hand: ``telemetryflow-run python tests/apps/metrics_exit_app.py [exit|os_
 """
 
 import os
+import signal
 import sys
 
 from opentelemetry import metrics, trace
+
+# Python's default Ctrl-C even when SIGINT was ignored on entry (a shell's background job
+# inherits it ignored, and Python then leaves it so: a test's SIGINT did nothing)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 how = sys.argv[1] if len(sys.argv) > 1 else "exit"
 meter = metrics.get_meter("metrics_exit_app")

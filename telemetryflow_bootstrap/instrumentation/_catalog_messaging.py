@@ -12,4 +12,6 @@ ENTRIES: tuple[Instrumentation, ...] = (
     Instrumentation("pika", ("pika",), f"{_BASE}.pika:patch", "pika", ">=1.3"),
     Instrumentation("nats", ("nats",), f"{_BASE}.nats:patch", "nats-py", ">=2.6"),
     Instrumentation("celery", ("celery",), f"{_BASE}.celery:patch", "celery", ">=5.3"),
+    Instrumentation("paho-mqtt", ("paho.mqtt.client",), f"{_BASE}.paho_mqtt:patch",
+                    "paho-mqtt", ">=2.0"),
 )

@@ -24,6 +24,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
     # itself, so its request handler is the one place to patch)
     Instrumentation("aiohttp-server", ("aiohttp.web_protocol",),
                     f"{_PACKAGE}.aiohttp_server:patch", "aiohttp", ">=3.9"),
+    # (named as the contrib instrumentor's entry point, which also covers both sides:
+    # tornado.web's server, tornado.httpclient's client, each patched when imported)
+    Instrumentation("tornado", ("tornado.web", "tornado.httpclient"),
+                    f"{_PACKAGE}.tornado:patch", "tornado", ">=6.1"),
     # Servers: any other application they serve (see _served_app).
     Instrumentation("gunicorn", ("gunicorn.workers.base",), f"{_PACKAGE}.gunicorn:patch",
                     "gunicorn", ">=21"),

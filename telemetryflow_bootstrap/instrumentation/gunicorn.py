@@ -4,7 +4,7 @@ served inside ``TelemetryWSGIMiddleware`` unless a framework integration instrum
 
 The patch wraps what ``Worker.load_wsgi`` loaded, in each worker, once. An ASGI worker
 (uvicorn's ``UvicornWorker``) is left to the uvicorn integration, and the tornado worker
-(which may serve a tornado application, not a WSGI one) is left alone.
+(which may serve a tornado application, not a WSGI one) to the tornado integration.
 ``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS=gunicorn`` turns it off.
 """
 

@@ -42,7 +42,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from .. import _diagnostics
 from ._error_type import error_type
 from ._http_common import DURATION_BUCKETS, EMPTY_CONTEXT, SPAN_KEY
-from ._nats_headers import with_context
+from ._messaging_common import with_context
 
 RPC_SYSTEM_NAME = "rpc.system.name"
 RPC_METHOD = "rpc.method"

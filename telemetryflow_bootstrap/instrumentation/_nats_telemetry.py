@@ -14,14 +14,12 @@ from opentelemetry.trace import NoOpTracer, SpanKind, Status, StatusCode
 
 from telemetryflow_bootstrap.instrumentation._error_type import error_type
 from telemetryflow_bootstrap.instrumentation._http_common import DURATION_BUCKETS
-from telemetryflow_bootstrap.instrumentation._nats_headers import (
-    headers_supported,
-    with_context,
-)
-from telemetryflow_bootstrap.instrumentation._pika_nats_counts import (
+from telemetryflow_bootstrap.instrumentation._messaging_common import with_context
+from telemetryflow_bootstrap.instrumentation._messaging_counts import (
     counts_for,
     with_error,
 )
+from telemetryflow_bootstrap.instrumentation._nats_headers import headers_supported
 
 SYSTEM = "messaging.system"
 DESTINATION = "messaging.destination.name"

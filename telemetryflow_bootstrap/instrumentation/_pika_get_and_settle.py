@@ -12,7 +12,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from . import _messaging_pika_common as common
+from . import _messaging_common as common
+from . import _messaging_rabbitmq as rabbitmq
 from ._http_common import suppressed
 
 _CLIENT = SpanKind.CLIENT
@@ -31,16 +32,16 @@ def stands_aside(impl_of: Callable[[Any], Any] | None, instance: Any) -> bool:
 
 
 
-def receive_operation(receives: common.Operations, impl: Any, queue: str
-                      ) -> common.Operation:
+def receive_operation(receives: rabbitmq.Operations, impl: Any, queue: str
+                      ) -> rabbitmq.Operation:
     """The receive operation of ``queue`` through ``impl``'s connection (cached)."""
-    server = common.server_of(impl.connection)
+    server = rabbitmq.server_of(impl.connection)
     key = (server, queue)
-    return receives.get(key) or receives.keep(key, common.operation(
+    return receives.get(key) or receives.keep(key, rabbitmq.operation(
         "receive", "receive", queue, server))
 
 def async_get_wrapper(telemetry: common.Telemetry, gets: weakref.WeakKeyDictionary[Any, Any],
-                      receives: common.Operations) -> Any:
+                      receives: rabbitmq.Operations) -> Any:
     """``Channel.basic_get`` (SelectConnection, AsyncioConnection...): a receive span
     from the request to the broker's answer, ended before the program's callback runs
     (GetOk) or when the broker says the queue is empty (``_on_getempty``). Stands aside
@@ -94,7 +95,7 @@ def get_empty_wrapper(gets: weakref.WeakKeyDictionary[Any, Any]) -> Any:
 
 # ----- settle --------------------------------------------------------------------------------
 
-def settle_wrapper(telemetry: common.Telemetry, settles: common.Operations, verb: str,
+def settle_wrapper(telemetry: common.Telemetry, settles: rabbitmq.Operations, verb: str,
                    impl_of: Callable[[Any], Any] | None) -> Any:
     """``basic_ack``/``basic_nack``/``basic_reject`` of a BlockingChannel or a pika
     channel (which stands aside under a BlockingChannel, as for publishes): a CLIENT
@@ -108,15 +109,15 @@ def settle_wrapper(telemetry: common.Telemetry, settles: common.Operations, verb
         if stands_aside(impl_of, instance) or suppressed():
             return wrapped(*args, **kwargs)
         try:
-            server = common.server_of(
+            server = rabbitmq.server_of(
                 (instance if impl_of is None else impl_of(instance)).connection)
             key = (server, verb)
             found = settles.get(key) or settles.keep(
-                key, common.settle_operation(verb, server))
+                key, rabbitmq.settle_operation(verb, server))
             tag = args[0] if args else kwargs.get("delivery_tag", 0)
             attributes = found.attributes
             if type(tag) is int and tag:
-                attributes = {**attributes, common.DELIVERY_TAG: tag}
+                attributes = {**attributes, rabbitmq.DELIVERY_TAG: tag}
             if telemetry.leaf is not None:
                 span = telemetry.leaf.start(found.name, _CLIENT, attributes,
                                             shared=attributes is found.attributes)
@@ -129,7 +130,7 @@ def settle_wrapper(telemetry: common.Telemetry, settles: common.Operations, verb
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            common.failed(span, histogram, found.metric_attributes, exc, _now() - start)
+            rabbitmq.failed(span, histogram, found.metric_attributes, exc, _now() - start)
             raise
         try:
             histogram.record(_now() - start, found.metric_attributes)
@@ -146,7 +147,7 @@ class _PendingGet:
 
     __slots__ = ("_ended", "_receive", "_span", "_start", "_telemetry")
 
-    def __init__(self, telemetry: common.Telemetry, receive: common.Operation,
+    def __init__(self, telemetry: common.Telemetry, receive: rabbitmq.Operation,
                  span: Any) -> None:
         self._telemetry = telemetry
         self._receive = receive
@@ -171,8 +172,8 @@ class _PendingGet:
     def failed(self, exc: BaseException) -> None:
         if not self._ended:
             self._ended = True
-            common.failed(self._span, self._telemetry.operation,
-                          self._receive.metric_attributes, exc, _now() - self._start)
+            rabbitmq.failed(self._span, self._telemetry.operation,
+                            self._receive.metric_attributes, exc, _now() - self._start)
 
     def traced(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """``callback`` called after this get's span ended (the program's work on the
@@ -195,10 +196,10 @@ def received(span: Any, result: Any) -> bool:
         return False
     if not span.is_recording():
         return True
-    span.set_attributes(common.message_attributes(properties, body, method.delivery_tag))
+    span.set_attributes(rabbitmq.message_attributes(properties, body, method.delivery_tag))
     if method.routing_key:
-        span.set_attribute(common.ROUTING_KEY, method.routing_key)
-    found = common.creation_context(properties)
+        span.set_attribute(rabbitmq.ROUTING_KEY, method.routing_key)
+    found = rabbitmq.creation_context(properties)
     if found is not None:
         span.add_link(found[1])
     return True

@@ -42,7 +42,11 @@ Failure and retry
 Metrics (seconds, the conventions' buckets)
     ``messaging.client.operation.duration`` (send) and ``messaging.process.duration``
     (process; with ``celery.state``), with the span's attributes minus the per-message
-    ones (id, retries), plus ``error.type`` on failure.
+    ones (id, retries), plus ``error.type`` on failure. Counters (``{message}``):
+    ``messaging.client.sent.messages`` (each send, the send point's attributes,
+    ``error.type`` when it raised) and ``messaging.client.consumed.messages`` (each task
+    run a worker got from the broker, not an eager one: the process point's attributes
+    without ``celery.state``, known only at the end); see ``_messaging_counts``.
 Processes
     Prefork pool children are forks of the worker, made after the patch: they inherit the
     signal receivers, the SDK restarts its export threads in them (``os.register_at_fork``)
@@ -72,10 +76,11 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, get_current_
 
 from .. import _diagnostics
 from ..infrastructure.current_context import attach, get_current, reset
-from . import _messaging_pika_common as messaging
+from . import _messaging_common as messaging
 from ._error_type import error_type
 from ._http_common import SPAN_KEY, suppressed
 from ._import_hooks import when_imported
+from ._messaging_counts import with_error
 from ._method_wrappers import wrap_once
 
 SYSTEM = "celery"
@@ -154,27 +159,30 @@ def _suppressed_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> 
 
 
 class _Operation:
-    """Span name and attribute dicts of one operation, built once, shared read-only."""
+    """Span name and attribute dicts of one operation, and the message counts' key (the
+    metric attributes as a tuple), built once, shared read-only."""
 
-    __slots__ = ("attributes", "metric", "name")
+    __slots__ = ("attributes", "key", "metric", "name")
 
     def __init__(self, name: str, attributes: dict[str, Any], metric: dict[str, Any]) -> None:
         self.name = name
         self.attributes = attributes
         self.metric = metric
+        self.key = tuple(metric.items())
 
 
 class _Send:
-    """A ``send_task`` under way."""
+    """A ``send_task`` under way (``operation``: the destination's, once the publish signal
+    named it)."""
 
-    __slots__ = ("metric", "name", "server", "span")
+    __slots__ = ("name", "operation", "server", "span")
 
     def __init__(self, span: Any, name: str, server: tuple[Any, Any],
-                 metric: dict[str, Any]) -> None:
+                 operation: _Operation) -> None:
         self.span = span
         self.name = name
         self.server = server
-        self.metric = metric
+        self.operation = operation
 
 
 class _Run:
@@ -201,6 +209,7 @@ class _Tracing:
         self._tracer = telemetry.tracer
         self._sends = telemetry.operation
         self._processes = telemetry.process
+        self._counts = telemetry.counts
         self._injector = messaging.Injector()
         self._operations: dict[Any, _Operation] = {}
         self._servers: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = \
@@ -246,6 +255,7 @@ class _Tracing:
     def send_wrapper(self) -> Any:
         tracer = self._tracer
         histogram = self._sends
+        counts = self._counts
         operation = self._operation
         server_of = self._server
 
@@ -261,7 +271,7 @@ class _Tracing:
                 send = operation("send", name, "", server)
                 span = tracer.start_span(send.name, kind=_PRODUCER,
                                          attributes=send.attributes)
-                state = _Send(span, name, server, send.metric)
+                state = _Send(span, name, server, send)
                 current = get_current()
                 token = attach(Context(current, **{SPAN_KEY: span, _SEND_KEY: state}))
             except Exception:
@@ -272,12 +282,18 @@ class _Tracing:
             except BaseException as exc:
                 with suppress(Exception):
                     reset(token)
-                _failed(span, histogram, state.metric, exc, _now() - start)
+                sent = state.operation
+                kind = _failed(span, histogram, sent.metric, exc, _now() - start)
+                if kind is not None:
+                    with suppress(Exception):
+                        counts.sent(with_error(sent.key, kind))
                 raise
             elapsed = _now() - start
             try:
                 reset(token)
-                histogram.record(elapsed, state.metric)
+                sent = state.operation
+                histogram.record(elapsed, sent.metric)
+                counts.sent(sent.key)
                 span.end()
             except Exception:
                 pass
@@ -298,8 +314,8 @@ class _Tracing:
             destination = routing_key if type(routing_key) is str and routing_key else (
                 exchange if type(exchange) is str else "")
             if destination:
-                state.metric = self._operation("send", state.name, destination,
-                                               state.server).metric
+                state.operation = self._operation("send", state.name, destination,
+                                                  state.server)
             attributes = {DESTINATION: destination} if destination else {}
             task_id = headers.get("id")
             if task_id:
@@ -341,6 +357,7 @@ class _Tracing:
             if eager:
                 parent = current
             else:
+                self._counts.consumed(process.key)
                 parent = propagate.extract(vars(request), context=_EMPTY)
                 found = get_current_span(parent).get_span_context()
                 if found.is_valid:
@@ -433,8 +450,9 @@ def _server_of(app: Any) -> tuple[Any, Any]:
 
 
 def _failed(span: Any, histogram: Any, metric: dict[str, Any], exc: BaseException,
-            elapsed: float, stack: str | None = None) -> None:
-    """End ``span`` as failed and record its point with ``error.type``; never raises."""
+            elapsed: float, stack: str | None = None) -> str | None:
+    """End ``span`` as failed and record its point with ``error.type``; the error type
+    (None if that failed). Never raises."""
     try:
         kind = error_type(exc)
         ours = type(exc).__module__.startswith(_OURS)
@@ -450,4 +468,5 @@ def _failed(span: Any, histogram: Any, metric: dict[str, Any], exc: BaseExceptio
         span.end()
         histogram.record(elapsed, {**metric, ERROR_TYPE: kind})
     except Exception:
-        pass
+        return None
+    return kind

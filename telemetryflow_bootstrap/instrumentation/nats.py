@@ -49,7 +49,7 @@ templated subjects (high cardinality: the template is kept instead). Counters
 (``{message}``, same attributes): ``messaging.client.sent.messages`` (publish, request,
 JetStream publishes; ``error.type`` on failure) and ``messaging.client.consumed.messages``
 (each message a callback, ``next_msg``/iteration or a fetch delivered; see
-``_pika_nats_counts``).
+``_messaging_counts``).
 
 Trace structure. The context is injected (global propagator) into a copy of the caller's
 headers, only when the server announced header support (NATS 2.2+). A callback's

@@ -39,7 +39,10 @@ user property values, the ``username_pw_set`` user name and password (never read
 
 Metrics (histograms, seconds): ``messaging.client.operation.duration`` (publish) and
 ``messaging.process.duration`` (callbacks), with the span's attributes minus the per-message
-ones (topic, body size, client id), plus ``error.type`` on failure. Cardinality: MQTT topics
+ones (topic, body size, client id), plus ``error.type`` on failure. Counters (``{message}``,
+the same attributes): ``messaging.client.sent.messages`` (each publish, ``error.type`` when
+its span has one) and ``messaging.client.consumed.messages`` (each message handed to a
+traced callback; see ``_messaging_counts``). Cardinality: MQTT topics
 often carry ids (``devices/4711/telemetry``), and the conventions want the destination in
 a span name or metric only when it has few values. A process span named after a
 subscription filter is bounded by the program's subscriptions (a wildcard filter is the
@@ -62,22 +65,20 @@ Environment: none of its own (the propagators: ``OTEL_PROPAGATORS``); nothing is
 while instrumentation is suppressed. Not traced: connect/subscribe/unsubscribe as
 operations, ``on_publish`` (the acknowledgement), a subclass that defines ``on_message`` as
 a method (the property is bypassed; its ``message_callback_add`` callbacks are traced).
+(``_mqtt_properties.py`` holds the trace context in user properties, ``_mqtt_subscriptions.py``
+the naming by subscription filter and topic.)
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import propagate
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import (
     Link,
     NoOpTracer,
@@ -91,49 +92,26 @@ from opentelemetry.trace import (
 from ..infrastructure.current_context import attach, get_current, reset
 from ._error_type import error_type
 from ._http_common import DURATION_BUCKETS, suppressed
-from ._messaging_pika_common import Injector
+from ._messaging_common import BODY_SIZE, DESTINATION, ERROR_TYPE
+from ._messaging_counts import counts_for, with_error
 from ._method_wrappers import our_wrapper, wrap_once
+from ._mqtt_properties import TraceProperties, creation_context
+from ._mqtt_subscriptions import STATE, Op, Operations, subscribing
 
-SYSTEM = "messaging.system"
-SYSTEM_NAME = "mqtt"
-OPERATION = "messaging.operation.name"
-OPERATION_TYPE = "messaging.operation.type"
-DESTINATION = "messaging.destination.name"
-TEMPLATE = "messaging.destination.template"
-GROUP = "messaging.consumer.group.name"
 CLIENT_ID = "messaging.client.id"
-BODY_SIZE = "messaging.message.body.size"
-ADDRESS = "server.address"
-PORT = "server.port"
-ERROR_TYPE = "error.type"
 CLIENT_DURATION = "messaging.client.operation.duration"
 PROCESS_DURATION = "messaging.process.duration"
 
 _MQTT_V5 = 5
-_MAX_TOPICS = 256  # topics that may name spans and metric points (see the module)
-_MAX_OPS = 1024
-_MAX_MATCHED = 512
-_TRACE_KEYS = frozenset({"traceparent", "tracestate"})
-_STATE = "_telemetryflow_mqtt_subscriptions"  # a Client's recorded subscriptions
 _EMPTY = Context()
 _now = time.perf_counter
 _PRODUCER, _CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 
 
-class _Op:
-    """One operation on one destination through one server: the span name and the
-    attribute sets, built once and shared read-only (a message adds its own)."""
-
-    __slots__ = ("attributes", "metric", "name")
-
-    def __init__(self, name: str, attributes: dict[str, Any], metric: dict[str, Any]) -> None:
-        self.name = name
-        self.attributes = attributes
-        self.metric = metric
-
-
-class _Telemetry:
-    """The tracer, the histograms and the prepared operations of one PatchContext."""
+class _Telemetry(Operations):
+    """The tracer, the histograms, the message counts, the prepared operations
+    (``topic_op``, ``filter_op``: see ``_mqtt_subscriptions``) and the context writer of
+    one PatchContext."""
 
     def __init__(self, context: Any, properties_class: Any, publish_packet: int) -> None:
         from opentelemetry.metrics import NoOpMeter
@@ -152,67 +130,20 @@ class _Telemetry:
         self.process_duration = fast_histogram(meter.create_histogram(
             PROCESS_DURATION, unit="s", description="Duration of processing operation.",
             explicit_bucket_boundaries_advisory=buckets))
-        self.injector = Injector()
-        self.properties_class = properties_class
-        self.sent_class = _sent_properties_class(properties_class)
-        self.publish_packet = publish_packet
-        # new PUBLISH properties are copies of this one: paho's constructor builds its
-        # tables of names anew each time (~10 µs); they are only ever read
-        self.empty_properties = properties_class(publish_packet)
-        self._ops: dict[tuple[Any, ...], _Op] = {}
-        self._topics = 0
+        self.counts = counts_for(context.meter)
+        self.properties = TraceProperties(properties_class, publish_packet)
+        super().__init__()
 
-    def topic_op(self, kind: str, kind_type: str, host: Any, port: Any, topic: str) -> _Op:
-        """An operation on a topic no filter stands for: named after it while fewer than
-        ``_MAX_TOPICS`` topics were, else the bare operation (see the module)."""
-        key = (kind, host, port, topic)
-        found = self._ops.get(key)
-        if found is not None:
-            return found
-        if self._topics >= _MAX_TOPICS:
-            return self._unnamed(kind, kind_type, host, port)
-        self._topics += 1
-        attributes = _base(kind, kind_type, host, port)
-        metric = {**attributes, DESTINATION: topic}
-        return self._keep(key, _Op(f"{kind} {topic}", attributes, metric))
-
-    def filter_op(self, host: Any, port: Any, pattern: str, group: str) -> _Op:
-        """``process`` of a message delivered for a subscription to ``pattern``."""
-        key = ("filter", host, port, pattern, group)
-        found = self._ops.get(key)
-        if found is not None:
-            return found
-        attributes = _base("process", "process", host, port)
-        if group:
-            attributes[GROUP] = group
-        metric = dict(attributes)
-        if "+" in pattern or "#" in pattern:
-            attributes[TEMPLATE] = metric[TEMPLATE] = pattern
-        else:
-            metric[DESTINATION] = pattern
-        return self._keep(key, _Op(f"process {pattern}", attributes, metric))
-
-    def _unnamed(self, kind: str, kind_type: str, host: Any, port: Any) -> _Op:
-        key = (kind, host, port)
-        found = self._ops.get(key)
-        if found is None:
-            attributes = _base(kind, kind_type, host, port)
-            found = self._keep(key, _Op(kind, attributes, dict(attributes)))
-        return found
-
-    def _keep(self, key: tuple[Any, ...], op: _Op) -> _Op:
-        if len(self._ops) < _MAX_OPS:  # past it (a program making filters without end):
-            self._ops[key] = op        # built at each call, not kept
-        return op
-
-    def ended(self, histogram: Any, op: _Op, span: Any, elapsed: float) -> None:
+    def ended(self, histogram: Any, op: Op, span: Any, elapsed: float) -> None:
         try:
             histogram.record(elapsed, op.metric)
+            if op.sends:
+                self.counts.sent(op.key)
             span.end()
         except Exception:
             pass
 
-    def failed(self, histogram: Any, op: _Op, span: Any, kind: str, elapsed: float,
+    def failed(self, histogram: Any, op: Op, span: Any, kind: str, elapsed: float,
                exc: BaseException | None = None) -> None:
         """End ``span`` as failed (``kind``: its ``error.type``) and record its point.
         Runs inside the caller's ``except``: never raises.
@@ -234,22 +165,13 @@ class _Telemetry:
                 span.set_status(Status(StatusCode.ERROR, kind))
             span.end()
             histogram.record(elapsed, {**op.metric, ERROR_TYPE: kind})
+            if op.sends:
+                self.counts.sent(with_error(op.key, kind))
         except Exception:
             pass
 
 
-def _base(kind: str, kind_type: str, host: Any, port: Any) -> dict[str, Any]:
-    """``messaging.system``, the operation and the server (host and port only)."""
-    attributes: dict[str, Any] = {SYSTEM: SYSTEM_NAME, OPERATION: kind,
-                                  OPERATION_TYPE: kind_type}
-    if host and isinstance(host, str):
-        attributes[ADDRESS] = host
-    if type(port) is int and port > 0:
-        attributes[PORT] = port
-    return attributes
-
-
-def _message_attributes(op: _Op, client: Any, topic: str, payload: Any) -> dict[str, Any]:
+def _message_attributes(op: Op, client: Any, topic: str, payload: Any) -> dict[str, Any]:
     attributes = {**op.attributes, DESTINATION: topic}
     size = _size(payload)
     if size is not None:
@@ -275,108 +197,6 @@ def _size(payload: Any) -> int | None:
     return None
 
 
-# ----- the context in user properties ------------------------------------------------------
-
-
-class _PairsGetter(Getter[Any]):
-    """MQTT 5 user properties: a list of (name, value) pairs, a name possibly repeated (the
-    first one counts)."""
-
-    def get(self, carrier: Any, key: str) -> list[str] | None:
-        for pair in carrier:
-            if pair[0] == key:
-                value = pair[1]
-                return [value] if isinstance(value, str) else None
-        return None
-
-    def keys(self, carrier: Any) -> Iterable[str]:
-        return [pair[0] for pair in carrier]
-
-
-_GETTER = _PairsGetter()
-
-
-def _user_properties(properties: Any) -> Any:
-    """The user property pairs of an MQTT 5 ``Properties`` (it keeps them in its instance
-    dict, under their property name), or None."""
-    found = getattr(properties, "__dict__", None)
-    return None if found is None else found.get("UserProperty")
-
-
-def creation_context(properties: Any) -> tuple[Context, Any] | None:
-    """The context a message's user properties carry, and its span context; None when
-    they carry none (MQTT 3: no properties at all)."""
-    pairs = _user_properties(properties)
-    if not pairs or not isinstance(pairs, list):
-        return None
-    if not any(type(pair) is tuple and len(pair) == 2 and pair[0] in _TRACE_KEYS
-               for pair in pairs):
-        return None  # (a propagator set by the program may read other keys: not those)
-    extracted = propagate.extract(pairs, context=_EMPTY, getter=_GETTER)
-    found = get_current_span(extracted).get_span_context()
-    return (extracted, found) if found.is_valid else None
-
-
-def _with_context(telemetry: _Telemetry, given: Any, span: Any, current: Context) -> Any:
-    """A copy of ``given`` (or new PUBLISH properties) whose user properties carry
-    ``span``'s context; None when ``given`` is not something this understands."""
-    properties_class = telemetry.properties_class
-    if given is None:
-        source = telemetry.empty_properties
-    elif type(given) is properties_class and given.packetType == telemetry.publish_packet:
-        source = given
-    else:
-        return None
-    carrier: dict[str, Any] = {}
-    telemetry.injector.inject(carrier, span, current)
-    if not carrier:
-        return None
-    # (not copy.copy: Properties' __setattr__ would append to the user properties)
-    properties = object.__new__(telemetry.sent_class)
-    properties.__dict__.update(source.__dict__)
-    kept = [pair for pair in _user_properties(source) or ()
-            if not (type(pair) is tuple and (pair[0] in _TRACE_KEYS or pair[0] in carrier))]
-    kept.extend(carrier.items())
-    properties.__dict__["UserProperty"] = kept
-    return properties
-
-
-def _sent_properties_class(properties_class: Any) -> Any:
-    """paho's ``Properties`` with a quicker ``pack`` for properties that are user
-    properties only (a publish the program gave no properties, the common case).
-
-    Why: paho's ``pack`` walks its table of 27 property names (two string replacements,
-    an attribute test and a second walk per name): with one ``traceparent`` pair, ~160k
-    instructions a publish, twice what the publish span and its metric point cost. This
-    writes the same bytes (identifier 0x26, then name and value each as a 2-byte length and
-    UTF-8) and leaves anything else to paho's."""
-    import struct
-
-    from paho.mqtt.properties import VariableByteIntegers
-
-    length = struct.Struct("!H").pack
-    fields = frozenset({"packetType", "types", "names", "properties", "UserProperty"})
-
-    def utf8(text: Any) -> bytes:
-        data = text if isinstance(text, bytes) else bytes(text, "utf-8")
-        return length(len(data)) + data
-
-    class SentProperties(properties_class):  # type: ignore[misc,valid-type]
-        __slots__ = ()
-
-        def pack(self) -> bytes:
-            found = self.__dict__
-            if not found.keys() <= fields:
-                return super().pack()  # type: ignore[no-any-return]
-            buffer = b"".join(b"\x26" + utf8(name) + utf8(value)
-                              for name, value in found.get("UserProperty", ()))
-            return VariableByteIntegers.encode(len(buffer)) + buffer  # type: ignore[no-any-return]
-
-    SentProperties.__name__ = SentProperties.__qualname__ = properties_class.__name__
-    SentProperties.__module__ = properties_class.__module__
-    return SentProperties
-
-
 # ----- producers ---------------------------------------------------------------------------
 
 
@@ -385,6 +205,7 @@ def _publish(telemetry: _Telemetry, no_connection: Any) -> Callable[..., Any]:
     tracer = telemetry.tracer
     histogram = telemetry.client_duration
     topic_op = telemetry.topic_op
+    with_context = telemetry.properties.with_context
 
     def publish(wrapped: Any, client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
@@ -413,7 +234,7 @@ def _publish(telemetry: _Telemetry, no_connection: Any) -> Callable[..., Any]:
                 span = tracer.start_span(op.name, kind=_PRODUCER, attributes=attributes,
                                          links=links)
             if v5:
-                properties = _with_context(telemetry, given, span, current)
+                properties = with_context(given, span, current)
                 if properties is not None:
                     if len(args) > 4:
                         args = (*args[:4], properties)
@@ -462,11 +283,12 @@ def _process(telemetry: _Telemetry, pattern: str | None, callback: Any, client: 
         if pattern is not None:
             op = telemetry.filter_op(host, port, pattern, "")
         else:
-            subscriptions = client.__dict__.get(_STATE)
+            subscriptions = client.__dict__.get(STATE)
             matched = subscriptions.match(topic) if subscriptions is not None else None
             op = (telemetry.filter_op(host, port, *matched) if matched is not None
                   else telemetry.topic_op("process", "process", host, port, topic))
         attributes = _message_attributes(op, client, topic, message.payload)
+        telemetry.counts.consumed(op.key)
         found = creation_context(message.properties)
         parent, links = (_EMPTY, []) if found is None else (found[0], [Link(found[1])])
         ambient = get_current_span(get_current()).get_span_context()
@@ -548,82 +370,6 @@ def _on_message_property(telemetry: _Telemetry, original: property,
     return property(on_message, original.fset, original.fdel, original.__doc__)
 
 
-class _Subscriptions:
-    """The filters one client subscribed to, for naming the process spans of
-    ``on_message``: filter → (filter, shared subscription group)."""
-
-    __slots__ = ("_lock", "_matched", "_matcher")
-
-    def __init__(self, matcher_class: Any) -> None:
-        self._matcher = matcher_class()
-        self._matched: dict[str, tuple[str, str] | None] = {}
-        self._lock = threading.Lock()
-
-    def match(self, topic: str) -> tuple[str, str] | None:
-        matched = self._matched
-        if topic in matched:
-            return matched[topic]
-        with self._lock:
-            found = next(iter(self._matcher.iter_match(topic)), None)
-            if len(matched) >= _MAX_MATCHED:
-                matched.clear()
-            matched[topic] = found
-        return found
-
-    def change(self, filters: Iterable[str], add: bool) -> None:
-        with self._lock:
-            for given in filters:
-                pattern, group = _unshared(given)
-                if add:
-                    self._matcher[pattern] = (pattern, group)
-                else:
-                    with suppress(KeyError):
-                        del self._matcher[pattern]
-            self._matched = {}
-
-
-def _unshared(given: str) -> tuple[str, str]:
-    """(filter, group) of ``$share/{group}/{filter}``; (given, "") otherwise."""
-    if given.startswith("$share/"):
-        parts = given.split("/", 2)
-        if len(parts) == 3:
-            return parts[2], parts[1]
-    return given, ""
-
-
-def _filters(topic: Any) -> list[str]:
-    """The filters of ``subscribe``/``unsubscribe``'s first argument: a string, a (filter,
-    QoS or options) tuple, or a list of either."""
-    if isinstance(topic, str):
-        return [topic]
-    if isinstance(topic, tuple):
-        return [topic[0]] if topic and isinstance(topic[0], str) else []
-    if isinstance(topic, list):
-        found = []
-        for item in topic:
-            found.extend(_filters(item))
-        return found
-    return []
-
-
-def _subscribing(matcher_class: Any, add: bool) -> Callable[..., Any]:
-    def subscription(wrapped: Any, client: Any, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> Any:
-        result = wrapped(*args, **kwargs)
-        try:
-            filters = _filters(args[0] if args else kwargs.get("topic"))
-            if filters:
-                state = client.__dict__.get(_STATE)
-                if state is None:
-                    state = client.__dict__.setdefault(_STATE, _Subscriptions(matcher_class))
-                state.change(filters, add)
-        except Exception:
-            pass
-        return result
-
-    return subscription
-
-
 # ----- patching ----------------------------------------------------------------------------
 
 
@@ -649,6 +395,6 @@ def patch(module: Any, context: Any) -> None:
             and hasattr(dispatch, "__code__"):
         client_class.on_message = _on_message_property(telemetry, original, dispatch.__code__)
     wrap_once(client_class, "message_callback_add", _callback_add(telemetry))
-    wrap_once(client_class, "subscribe", _subscribing(MQTTMatcher, True))
-    wrap_once(client_class, "unsubscribe", _subscribing(MQTTMatcher, False))
+    wrap_once(client_class, "subscribe", subscribing(MQTTMatcher, True))
+    wrap_once(client_class, "unsubscribe", subscribing(MQTTMatcher, False))
     wrap_once(client_class, "publish", _publish(telemetry, MQTTErrorCode.MQTT_ERR_NO_CONN))

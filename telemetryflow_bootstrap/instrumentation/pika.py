@@ -57,13 +57,14 @@ Metrics
     ``messaging.client.sent.messages`` (each publish, ``error.type`` when it raised) and
     ``messaging.client.consumed.messages`` (each message a callback, a ``consume()``
     generator or a ``basic_get`` delivered to the program), ``{message}``, with the send's,
-    process's or receive's metric attributes (see ``_pika_nats_counts``).
+    process's or receive's metric attributes (see ``_messaging_counts``).
 Not traced
     Queue and exchange management. The Twisted adapter (not tested): its publishes are
     send spans of the pika channel it wraps, but its consumers' process spans cover only
     the hand-over of each message to the queue object the program reads later, not the
     program's work. (``_pika_get_and_settle.py`` holds the asynchronous ``basic_get`` and
-    the acknowledgements.)
+    the acknowledgements; ``_messaging_rabbitmq.py`` the destinations, attribute sets,
+    consumers' process spans and failures.)
 Environment: none of its own (the propagators: ``OTEL_PROPAGATORS``).
 """
 
@@ -79,7 +80,8 @@ from typing import Any
 from opentelemetry.trace import Link, SpanKind
 
 from ..infrastructure.current_context import get_current
-from . import _messaging_pika_common as common
+from . import _messaging_common as common
+from . import _messaging_rabbitmq as rabbitmq
 from . import _pika_get_and_settle as acks
 from ._http_common import suppressed
 from ._method_wrappers import wrap_once
@@ -109,7 +111,7 @@ def patch(module: Any, context: Any) -> None:
         tracing.telemetry, tracing.gets, tracing.receives))
     if "_on_getempty" in vars(impl):  # (private: another pika may have moved it)
         wrap_once(impl, "_on_getempty", acks.get_empty_wrapper(tracing.gets))
-    settles = common.Operations()
+    settles = rabbitmq.Operations()
     for verb, method in (("ack", "basic_ack"), ("nack", "basic_nack"),
                          ("reject", "basic_reject")):
         wrap_once(blocking, method,
@@ -127,8 +129,8 @@ class _Tracing:
     def __init__(self, context: Any, properties_class: type) -> None:
         self.telemetry = common.Telemetry(context)
         self._properties_class = properties_class
-        self._sends = common.Operations()
-        self.receives = common.Operations()
+        self._sends = rabbitmq.Operations()
+        self.receives = rabbitmq.Operations()
         # pika channel -> its Basic.Get waiting for the broker's answer (one at a time per
         # channel, as pika allows)
         self.gets: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -165,7 +167,7 @@ class _Tracing:
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                common.sent_failed(telemetry, span, send, exc, _now() - start)
+                rabbitmq.sent_failed(telemetry, span, send, exc, _now() - start)
                 raise
             try:
                 histogram.record(_now() - start, send.metric_attributes)
@@ -178,7 +180,7 @@ class _Tracing:
         return basic_publish
 
     def _start_send(self, impl: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-                    ) -> tuple[Any, common.Operation, tuple[Any, ...], dict[str, Any]] | None:
+                    ) -> tuple[Any, rabbitmq.Operation, tuple[Any, ...], dict[str, Any]] | None:
         count = len(args)
         exchange = args[0] if count > 0 else kwargs.get("exchange")
         routing_key = args[1] if count > 1 else kwargs.get("routing_key")
@@ -186,22 +188,22 @@ class _Tracing:
                 count < 3 and "body" not in kwargs):
             return None  # not understood: pika answers the call as it would
         properties = args[3] if count > 3 else kwargs.get("properties")
-        server = common.server_of(impl.connection)
+        server = rabbitmq.server_of(impl.connection)
         key = (server, exchange, routing_key)
         send = self._sends.get(key)
         if send is None:
-            send = self._sends.keep(key, common.operation(
-                "send", "send", common.producer_destination(exchange, routing_key), server,
+            send = self._sends.keep(key, rabbitmq.operation(
+                "send", "send", rabbitmq.producer_destination(exchange, routing_key), server,
                 routing_key))
         headers = None if properties is None else properties.headers
         theirs = "traceparent" in headers if headers else False
         telemetry = self.telemetry
         # (the message's own attributes given at the start, in one plain dict: added to a
         # started leaf span they would cost a validated copy of every attribute)
-        attributes = {**send.attributes, **common.message_attributes(
+        attributes = {**send.attributes, **rabbitmq.message_attributes(
             properties, args[2] if count > 2 else kwargs["body"])}
         if theirs:
-            found = common.creation_context(properties)
+            found = rabbitmq.creation_context(properties)
             links = [Link(found[1])] if found else None
             span = telemetry.tracer.start_span(send.name, kind=_PRODUCER,
                                                attributes=attributes, links=links)
@@ -254,7 +256,8 @@ class _Tracing:
                 callback = args[1] if len(args) > 1 else kwargs.get("on_message_callback")
                 if type(queue) is not str or not callable(callback):
                     return wrapped(*args, **kwargs)
-                traced = _traced_callback(callback, common.Consumer(tracing.telemetry, impl, queue))
+                traced = _traced_callback(
+                    callback, rabbitmq.Consumer(tracing.telemetry, impl, queue))
             except Exception:
                 return wrapped(*args, **kwargs)
             if len(args) > 1:
@@ -277,7 +280,7 @@ class _Tracing:
                 queue = args[0] if args else kwargs.get("queue")
                 if type(queue) is not str:
                     return items
-                state = _Items(common.Consumer(tracing.telemetry, instance._impl, queue))
+                state = _Items(rabbitmq.Consumer(tracing.telemetry, instance._impl, queue))
                 tracing._generators[instance] = state
             except Exception:
                 return items
@@ -320,9 +323,9 @@ class _Tracing:
                 queue = args[0] if args else kwargs.get("queue")
                 if type(queue) is not str:
                     return wrapped(*args, **kwargs)
-                server = common.server_of(instance._impl.connection)
+                server = rabbitmq.server_of(instance._impl.connection)
                 key = (server, queue)
-                receive = receives.get(key) or receives.keep(key, common.operation(
+                receive = receives.get(key) or receives.keep(key, rabbitmq.operation(
                     "receive", "receive", queue, server))
                 if telemetry.leaf is not None:
                     span = telemetry.leaf.start(receive.name, _CLIENT, receive.attributes)
@@ -336,7 +339,7 @@ class _Tracing:
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                common.failed(span, histogram, metric_attributes, exc, _now() - start)
+                rabbitmq.failed(span, histogram, metric_attributes, exc, _now() - start)
                 raise
             elapsed = _now() - start
             try:
@@ -350,7 +353,9 @@ class _Tracing:
 
         return basic_get
 
-def _traced_callback(callback: Callable[..., Any], consumer: common.Consumer) -> Callable[..., Any]:
+
+def _traced_callback(callback: Callable[..., Any],
+                     consumer: rabbitmq.Consumer) -> Callable[..., Any]:
     """``callback`` run inside a process span per delivery; pika calls it with
     ``(channel, method, properties, body)``."""
 
@@ -380,7 +385,7 @@ class _Items:
 
     __slots__ = ("consumer", "started")
 
-    def __init__(self, consumer: common.Consumer) -> None:
+    def __init__(self, consumer: rabbitmq.Consumer) -> None:
         self.consumer = consumer
         self.started: tuple[Any, Any, dict[str, Any], float] | None = None
 

@@ -35,6 +35,8 @@ BROKER = "redis://127.0.0.1:6379/13"
 QUEUE = f"tf-celery-{uuid.uuid4().hex[:12]}"
 OPERATION = "messaging.client.operation.duration"
 PROCESS = "messaging.process.duration"
+SENT = "messaging.client.sent.messages"
+CONSUMED = "messaging.client.consumed.messages"
 PRODUCER, CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
 
 
@@ -271,6 +273,43 @@ def test_a_send_that_fails_is_an_error_and_its_exception_propagates(recorded):
     assert send.attributes["error.type"] == "kombu.exceptions.EncodeError"
     assert recorded.points(OPERATION, **{"celery.task_name": "tf.nowhere",
                                          "error.type": "kombu.exceptions.EncodeError"})
+
+
+def test_sent_and_consumed_message_counters(recorded, tasks):
+    """messaging.client.sent.messages counts each send (``{message}``, the send point's
+    attributes, ``error.type`` for one that raised); messaging.client.consumed.messages
+    counts each task run a worker got from the broker (the process point's attributes
+    without celery.state), not an eager run."""
+    from kombu.exceptions import EncodeError
+
+    def value(name: str, **attributes: Any) -> int:
+        return sum(p.value for p in recorded.points(name, **attributes)
+                   if "error.type" in attributes or "error.type" not in p.attributes)
+
+    add = {"celery.task_name": "tf.add"}
+    sent_before, consumed_before = value(SENT, **add), value(CONSUMED, **add)
+    tasks.add.delay(1, 2)
+    tasks.add.delay(3, 4)
+    recorded.wait(lambda s: len(_by_name(s, "process tf.add")) == 2)
+    assert tasks.add.apply((5, 6)).get(disable_sync_subtasks=False) == 11
+    app = celery.Celery("tf_memory_counted", broker="memory://")
+    with pytest.raises(EncodeError):
+        app.send_task("tf.refused-counted", (object(),))
+
+    assert value(SENT, **add) - sent_before == 2
+    assert value(CONSUMED, **add) - consumed_before == 2
+    common = {"messaging.system": "celery", "celery.task_name": "tf.add",
+              "messaging.destination.name": QUEUE, "server.address": "127.0.0.1",
+              "server.port": 6379}
+    [sent] = recorded.points(SENT, **add)
+    assert dict(sent.attributes) == {**common, "messaging.operation.name": "send",
+                                     "messaging.operation.type": "send"}
+    [consumed] = recorded.points(CONSUMED, **add)
+    assert dict(consumed.attributes) == {**common, "messaging.operation.name": "process",
+                                         "messaging.operation.type": "process"}
+    [failed] = recorded.points(SENT, **{"celery.task_name": "tf.refused-counted"})
+    assert failed.value == 1
+    assert failed.attributes["error.type"] == "kombu.exceptions.EncodeError"
 
 
 # ----- in process -----------------------------------------------------------------------------

@@ -17,10 +17,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from telemetryflow_bootstrap.instrumentation._nats_headers import (
-    creation_context,
-    with_context,
-)
+from telemetryflow_bootstrap.instrumentation._messaging_common import with_context
+from telemetryflow_bootstrap.instrumentation._nats_headers import creation_context
 
 SPAN = NonRecordingSpan(SpanContext(
     0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=False,

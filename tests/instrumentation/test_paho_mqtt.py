@@ -440,6 +440,44 @@ def test_a_publish_paho_refuses_or_cannot_send_is_an_error(recorded):
     assert kept.status.status_code == StatusCode.UNSET and "error.type" not in kept.attributes
 
 
+def test_sent_and_consumed_message_counters(recorded):
+    """messaging.client.sent.messages counts each publish (``{message}``, the duration
+    point's attributes, ``error.type`` for one paho refused or could not send);
+    messaging.client.consumed.messages counts each message handed to a callback, with the
+    process point's attributes (the filter's template)."""
+    from paho.mqtt import client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    base = topic("counted")
+    with Client() as consumer, Client() as producer:
+        consumer.subscribe(f"{base}/+")
+        for _ in range(3):
+            producer.client.publish(f"{base}/1", PAYLOAD, qos=1).wait_for_publish(WAIT)
+        for _ in range(3):
+            consumer.next()
+    offline = mqtt.Client(CallbackAPIVersion.VERSION2)
+    offline.publish(f"{base}-offline", b"x")
+    with pytest.raises(ValueError):
+        offline.publish(f"{base}/+/bad", b"x")
+
+    sent = "messaging.client.sent.messages"
+    consumed = "messaging.client.consumed.messages"
+    [point] = recorded.points(sent, **{"messaging.destination.name": f"{base}/1"})
+    assert point.value == 3
+    assert dict(point.attributes) == {
+        **SERVER, "messaging.operation.name": "publish", "messaging.operation.type": "send",
+        "messaging.destination.name": f"{base}/1"}
+    [refused] = recorded.points(sent, **{"messaging.destination.name": f"{base}-offline"})
+    assert refused.value == 1 and refused.attributes["error.type"] == "MQTT_ERR_NO_CONN"
+    [bad] = recorded.points(sent, **{"messaging.destination.name": f"{base}/+/bad"})
+    assert bad.value == 1 and bad.attributes["error.type"] == "ValueError"
+    [delivered] = recorded.points(consumed, **{"messaging.destination.template": f"{base}/+"})
+    assert delivered.value == 3
+    assert dict(delivered.attributes) == {
+        **SERVER, "messaging.operation.name": "process", "messaging.operation.type": "process",
+        "messaging.destination.template": f"{base}/+"}
+
+
 def test_topics_past_the_limit_name_no_span_or_metric_stream(recorded):
     """The 257th distinct topic a process publishes to (topics carrying ids) is ``publish``
     with ``messaging.destination.name`` on the span only; topics seen before keep their

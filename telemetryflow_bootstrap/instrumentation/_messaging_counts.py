@@ -1,8 +1,8 @@
-"""The message counters of the messaging conventions, shared by the pika and NATS
-instrumentations: ``messaging.client.sent.messages`` (messages a producer tried to send,
-``error.type`` when that failed) and ``messaging.client.consumed.messages`` (messages
-delivered to the program: received, or dispatched to its callback), unit ``{message}``,
-with the attributes of the operation's duration point.
+"""The message counters of the messaging conventions, shared by the pika, NATS, Celery and
+paho-mqtt instrumentations: ``messaging.client.sent.messages`` (messages a producer tried
+to send, ``error.type`` when that failed) and ``messaging.client.consumed.messages``
+(messages delivered to the program: received, or dispatched to its callback), unit
+``{message}``, with the attributes of the operation's duration point.
 
 Why observable counters fed by tallies, not ``Counter.add``: the SDK's synchronous add
 validates, copies and hashes the attribute set and runs the exemplar filter on every call,
@@ -96,8 +96,8 @@ _guard = threading.Lock()
 
 
 def counts_for(meter: Any) -> MessageCounts:
-    """The one ``MessageCounts`` of ``meter`` (pika and nats share the project's meter: two
-    instruments of one name on it would be a duplicate registration)."""
+    """The one ``MessageCounts`` of ``meter`` (the messaging instrumentations share the
+    project's meter: two instruments of one name on it would be a duplicate registration)."""
     with _guard:
         found = _by_meter.get(id(meter))
         if found is not None and found[0] is meter:

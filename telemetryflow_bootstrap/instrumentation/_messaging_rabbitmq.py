@@ -1,8 +1,9 @@
-"""What the pika instrumentation records, apart from the patching: the telemetry handles
-fetched once at patch time, the destinations as the RabbitMQ conventions spell them, the
-attribute sets prepared once per destination, the per-message attributes, writing the
-trace context into a message's headers (``Injector``) and reading it back
-(``creation_context``), a consumer's process spans (``Consumer``), recording a failure.
+"""The RabbitMQ side of the pika instrumentation: the destinations as the RabbitMQ
+conventions spell them, the attribute sets prepared once per destination (``Operation``,
+kept in bounded ``Operations`` caches), the per-message attributes, reading the trace
+context back from a message's headers (``creation_context``), a consumer's process spans
+(``Consumer``), recording a failure. (The names, handles and context writing shared with
+the other messaging instrumentations are ``_messaging_common``'s.)
 
 Hot-path rule: a destination's span name and attribute dicts are built once (bounded
 caches keyed by server and destination) and shared read-only; a message adds only its own
@@ -11,16 +12,13 @@ attributes (id, conversation id, body size, delivery tag).
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from opentelemetry import baggage, propagate
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import (
     Link,
@@ -30,68 +28,35 @@ from opentelemetry.trace import (
     StatusCode,
     get_current_span,
 )
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..infrastructure.current_context import attach, get_current, reset
 from ._error_type import error_type
 from ._http_common import SPAN_KEY
-from ._pika_nats_counts import counts_for, with_error
+from ._messaging_common import (
+    ANONYMOUS,
+    BODY_SIZE,
+    CONVERSATION_ID,
+    DESTINATION,
+    ERROR_TYPE,
+    MESSAGE_ID,
+    MESSAGING_SYSTEM,
+    OPERATION_NAME,
+    OPERATION_TYPE,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    Telemetry,
+    now,
+)
+from ._messaging_counts import with_error
 
 SYSTEM = "rabbitmq"
-# The buckets the messaging conventions give for both duration histograms (seconds).
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-                    7.5, 10.0)
-OPERATION_DURATION = "messaging.client.operation.duration"
-PROCESS_DURATION = "messaging.process.duration"
-
-MESSAGING_SYSTEM = "messaging.system"
-OPERATION_NAME = "messaging.operation.name"
-OPERATION_TYPE = "messaging.operation.type"
-DESTINATION = "messaging.destination.name"
-ANONYMOUS = "messaging.destination.anonymous"
 ROUTING_KEY = "messaging.rabbitmq.destination.routing_key"
 DELIVERY_TAG = "messaging.rabbitmq.message.delivery_tag"
-MESSAGE_ID = "messaging.message.id"
-CONVERSATION_ID = "messaging.message.conversation_id"
-BODY_SIZE = "messaging.message.body.size"
-SERVER_ADDRESS = "server.address"
-SERVER_PORT = "server.port"
-ERROR_TYPE = "error.type"
 
 # Queues the broker names for a client (exclusive server-named queues, direct reply-to):
 # one per consumer or per call, so never a span name or a metric attribute.
 _ANONYMOUS_PREFIXES = ("amq.gen-", "amq.rabbitmq.reply-to")
 _MAX_CACHED = 512
-now = time.perf_counter
-
-
-class Telemetry:
-    """The tracer, the two duration histograms and the message counts of one
-    PatchContext."""
-
-    __slots__ = ("counts", "leaf", "operation", "process", "tracer")
-
-    def __init__(self, context: Any) -> None:
-        from opentelemetry.metrics import NoOpMeter
-        from opentelemetry.trace import NoOpTracer
-
-        from ..infrastructure.fast_histogram import fast_histogram
-        from ..infrastructure.leaf_spans import LeafTracer
-
-        self.tracer = context.tracer or NoOpTracer()
-        # send and receive spans have no children: the cheap leaf span when the tracer is
-        # the SDK's (None: tracer.start_span)
-        self.leaf = LeafTracer.for_tracer(self.tracer)
-        meter = context.meter or NoOpMeter("telemetryflow")
-        buckets = list(DURATION_BUCKETS)
-        self.operation = fast_histogram(meter.create_histogram(
-            OPERATION_DURATION, unit="s",
-            description="Duration of messaging operation initiated by a producer or "
-                        "consumer client.", explicit_bucket_boundaries_advisory=buckets))
-        self.process = fast_histogram(meter.create_histogram(
-            PROCESS_DURATION, unit="s", description="Duration of processing operation.",
-            explicit_bucket_boundaries_advisory=buckets))
-        self.counts = counts_for(context.meter)
 
 
 class Operation:
@@ -227,68 +192,6 @@ class _HeadersGetter(Getter[Mapping[str, Any]]):
 
     def keys(self, carrier: Mapping[str, Any]) -> Iterable[str]:
         return [key for key in carrier if isinstance(key, str)]
-
-
-class Injector:
-    """Writes a span's context into a message's headers with the global propagator.
-
-    Why not only ``propagate.inject``: with the default propagators (W3C trace context
-    and baggage, the same instances kept in the global composite) the generic path costs
-    ~6 µs a message, most of a publish's overhead; writing ``traceparent`` (and
-    ``tracestate``, and ``baggage`` when the context has any, through the composite's own
-    baggage propagator) directly gives the same headers for a fraction. Any other global
-    propagator (b3, jaeger, one set by the program) is called as it is; the global one is
-    looked up at every message, so a change made later is followed."""
-
-    __slots__ = ("_baggage", "_direct", "_seen")
-
-    def __init__(self) -> None:
-        self._seen: Any = None
-        self._direct = False
-        self._baggage: Any = None
-
-    def inject(self, carrier: dict[str, Any], span: Any, current: Context) -> None:
-        textmap = propagate.get_global_textmap()
-        if textmap is not self._seen:
-            self._direct, self._baggage = _default_parts(textmap)
-            self._seen = textmap
-        if not self._direct:
-            textmap.inject(carrier, context=Context(current, **{SPAN_KEY: span}))
-            return
-        found = span.get_span_context()
-        if found.is_valid:
-            # (%-formatting: half the cost of an f-string's format specs here)
-            carrier["traceparent"] = "00-%032x-%016x-%02x" % (  # noqa: UP031
-                found.trace_id, found.span_id, found.trace_flags)
-            state = found.trace_state
-            if state:
-                carrier["tracestate"] = state.to_header()
-        if self._baggage is not None and _has_baggage(current):
-            self._baggage.inject(carrier, context=current)
-
-
-try:  # the context key baggage lives under: one lookup instead of baggage.get_all's copy
-    from opentelemetry.baggage import _BAGGAGE_KEY
-
-    def _has_baggage(context: Context) -> bool:
-        return bool(context.get(_BAGGAGE_KEY))
-except ImportError:  # pragma: no cover - an API laid out differently
-    def _has_baggage(context: Context) -> bool:
-        return bool(baggage.get_all(context))
-
-
-def _default_parts(textmap: Any) -> tuple[bool, Any]:
-    """(whether ``textmap`` is the default composite of exactly W3C trace context and
-    optionally baggage, that baggage propagator)."""
-    if type(textmap) is not CompositePropagator:
-        return False, None
-    parts = list(getattr(textmap, "_propagators", None) or ())
-    kinds = [type(part) for part in parts]
-    if kinds == [TraceContextTextMapPropagator]:
-        return True, None
-    if kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]:
-        return True, parts[1]
-    return False, None
 
 
 _GETTER = _HeadersGetter()

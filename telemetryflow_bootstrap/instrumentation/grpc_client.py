@@ -197,8 +197,10 @@ def _blocking(telemetry: RpcTelemetry, op_of: Any) -> Any:
     return call
 
 
-def _deferred(telemetry: RpcTelemetry, op_of: Any) -> Any:
-    """``future()`` and streaming responses: the span ends in the call's done-callback."""
+def _deferred(telemetry: RpcTelemetry, op_of: Any, finished: Any = None) -> Any:
+    """``future()`` and streaming responses: the span ends in the call's done-callback
+    (``finished``, ``_finished`` unless given)."""
+    finished = finished or _finished
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
@@ -214,7 +216,7 @@ def _deferred(telemetry: RpcTelemetry, op_of: Any) -> Any:
             _failed(telemetry, op, span, started, exc)
             raise
         try:
-            result.add_done_callback(partial(_finished, telemetry, op, span, started))
+            result.add_done_callback(partial(finished, telemetry, op, span, started))
         except Exception as exc:  # a call object of an unknown kind: end here
             telemetry.warn(exc)
             telemetry.end(op, span, started, None, False)
@@ -226,28 +228,7 @@ def _deferred(telemetry: RpcTelemetry, op_of: Any) -> Any:
 def _aio(telemetry: RpcTelemetry) -> Any:
     """``grpc.aio`` multicallables: ``__call__`` hands back the call object at once (the
     RPC runs in the event loop); its done-callback ends the span."""
-
-    def call(wrapped: Any, instance: Any, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Any:
-        try:
-            op, span, started, new_args, new_kwargs = _begin(telemetry, _aio_op, instance,
-                                                             args, kwargs)
-        except Exception as exc:
-            telemetry.warn(exc)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*new_args, **new_kwargs)
-        except BaseException as exc:
-            _failed(telemetry, op, span, started, exc)
-            raise
-        try:
-            result.add_done_callback(partial(_aio_finished, telemetry, op, span, started))
-        except Exception as exc:
-            telemetry.warn(exc)
-            telemetry.end(op, span, started, None, False)
-        return result
-
-    return call
+    return _deferred(telemetry, _aio_op, _aio_finished)
 
 
 def _aio_finished(telemetry: RpcTelemetry, op: RpcOp, span: Any, started: float,

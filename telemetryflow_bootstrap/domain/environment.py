@@ -311,7 +311,7 @@ VARIABLES: tuple[Variable, ...] = (
         "log_export_level",
         p.choice("debug", "info", "warning", "error", "critical", aliases={"warn": "warning"}),
         "info",
-        "lowest stdlib logging level exported as OpenTelemetry logs",
+        "lowest logging/loguru level exported as OpenTelemetry logs",
     ),
     _v(
         "TELEMETRYFLOW_LOG_CORRELATION",

@@ -48,6 +48,7 @@ def _catalog() -> tuple[Instrumentation, ...]:
         _catalog_data,
         _catalog_http_clients,
         _catalog_http_servers,
+        _catalog_logs,
         _catalog_messaging,
         _catalog_process,
         _catalog_rpc,
@@ -55,7 +56,7 @@ def _catalog() -> tuple[Instrumentation, ...]:
 
     return (*_catalog_http_clients.ENTRIES, *_catalog_http_servers.ENTRIES,
             *_catalog_data.ENTRIES, *_catalog_messaging.ENTRIES, *_catalog_rpc.ENTRIES,
-            *_catalog_process.ENTRIES)
+            *_catalog_process.ENTRIES, *_catalog_logs.ENTRIES)
 
 
 _lock = threading.Lock()

@@ -76,6 +76,7 @@ Hazards handled
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -424,6 +425,14 @@ def _make_call_handlers(original: Callable[[logging.Logger, logging.LogRecord], 
         if bridge is not None and record.levelno >= bridge.level and _reaches_top(self):
             bridge.handle(record)
 
+    # Handlers run under this frame. Code that walks up the stack past logging's own frames
+    # to find who logged (loguru's documented InterceptHandler, which feeds `logging`
+    # records to loguru) stops at the first frame from another file: ours, so every
+    # intercepted line printed our location instead of the program's. Naming logging's file
+    # as this function's lets such walks pass it, as they pass logging's (a traceback
+    # through it then shows logging's file name with this function's line numbers).
+    with contextlib.suppress(AttributeError, ValueError):
+        callHandlers.__code__ = callHandlers.__code__.replace(co_filename=logging.__file__)
     return callHandlers
 
 

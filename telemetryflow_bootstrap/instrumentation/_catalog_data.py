@@ -20,5 +20,8 @@ ENTRIES: tuple[Instrumentation, ...] = (
     Instrumentation("mysqldb", ("MySQLdb",), f"{_BASE}.mysqldb:patch", "mysqlclient",
                     ">=2.0"),
     Instrumentation("asyncpg", ("asyncpg",), f"{_BASE}.asyncpg:patch", "asyncpg", ">=0.28"),
+    Instrumentation("aiomysql", ("aiomysql",), f"{_BASE}.aiomysql:patch", "aiomysql",
+                    ">=0.2"),
+    Instrumentation("aiopg", ("aiopg",), f"{_BASE}.aiopg:patch", "aiopg", ">=1.3"),
     Instrumentation("redis", ("redis",), f"{_BASE}.redis:patch", "redis", ">=4.5"),
 )

@@ -29,8 +29,11 @@ the cursor class the driver would have used (``cursor_factory``, the connection'
 ``cursor_factory``, a connection class's own choice as in ``LoggingConnection``): psycopg2's
 C functions type-check the connection (``sql.Literal.as_string``, adapters' ``prepare``,
 ``extensions.cursor(conn)``), so a proxy cannot stand in for it (see ``_db_subclasses``).
-Not traced: cursors built from a class directly (``psycopg2.extensions.cursor(conn)``) and
-factories that are functions rather than classes.
+Not traced: cursors built from a class directly (``psycopg2.extensions.cursor(conn)``),
+factories that are functions rather than classes, and asynchronous connections
+(``connect(async_=True)``): their ``execute`` only sends the statement, so a span around it
+would end before the query ran and miss its failure; aiopg, which drives them, is traced by
+its own patch (``aiopg``), around the awaited call.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ def patch(module: Any, context: Any) -> None:
 
     @functools.wraps(original)
     def connect(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("async_") or kwargs.get("async"):
+            return original(*args, **kwargs)  # asynchronous: see the module docstring
         chosen = subclasses.chosen(args, kwargs, 1, "connection_factory", None)
         derived = connections(chosen or extensions.connection)
         if derived is not None:

@@ -101,11 +101,27 @@ def _guarded(patch_module: Any) -> Any:
 
 
 def _patch_executor(module: Any) -> None:
+    global _THREAD_POOL
+    _THREAD_POOL = module.ThreadPoolExecutor
     wrap_once(module.ThreadPoolExecutor, "submit", _submit)
+
+
+_THREAD_POOL: Any = None
+
+
+@functools.lru_cache(maxsize=64)
+def _in_other_interpreters(executor_class: type) -> bool:
+    """Python 3.14's ``InterpreterPoolExecutor`` is a ``ThreadPoolExecutor`` whose tasks
+    are pickled into other interpreters: a closure of ours would not pickle (and the
+    context would not apply there), so its tasks go as given."""
+    return any(cls.__module__ == "concurrent.futures.interpreter"
+               for cls in executor_class.__mro__)
 
 
 def _submit(wrapped: Any, executor: Any, args: tuple, kwargs: dict) -> Any:
     if not args:  # submit(fn=...) is a TypeError: the executor says so
+        return wrapped(*args, **kwargs)
+    if type(executor) is not _THREAD_POOL and _in_other_interpreters(type(executor)):
         return wrapped(*args, **kwargs)
     task = _in_context(args[0], get_current())
     # (a worker thread this call starts gets no context: see the module's docstring)

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextvars
 import json
 import multiprocessing.pool
+import sys
 import threading
 
 from opentelemetry import trace
@@ -72,6 +73,18 @@ with tracer.start_as_current_span("handler-pool-2"):
 pool.submit(work, "pool-outside").result()  # no span current: a trace of its own
 with tracer.start_as_current_span("handler-map"):
     seen["map"] = list(pool.map(work, ["map-a", "map-b"]))
+seen["pool task called by"] = pool.submit(lambda: sys._getframe(1).f_code.co_name).result()
+
+
+class InterpreterLike(concurrent.futures.ThreadPoolExecutor):
+    """Stands for Python 3.14's InterpreterPoolExecutor (tasks pickled into other
+    interpreters): its tasks must go as given."""
+
+
+InterpreterLike.__module__ = "concurrent.futures.interpreter"
+with InterpreterLike(max_workers=1) as elsewhere:
+    seen["interpreter pool task called by"] = elsewhere.submit(
+        lambda: sys._getframe(1).f_code.co_name).result()
 try:
     pool.submit(failing).result()
 except LookupError as exc:

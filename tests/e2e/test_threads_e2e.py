@@ -49,6 +49,8 @@ def test_threads_and_pool_tasks_continue_the_trace_that_handed_them_work(otlp_re
         "map": ["map-a", "map-b"],
         "task error": "from a thread",
         "threadpool map": ["threadpool-2"],
+        "pool task called by": "task",  # our wrapper, which attaches the context
+        "interpreter pool task called by": "run",  # concurrent.futures' own caller
     }
 
 

@@ -767,7 +767,14 @@ class OTLPReceiver:
         *,
         tls: tuple[bytes, bytes] | None = None,
         start: bool = False,
+        grpc_max_receive_bytes: int | None = None,
     ) -> None:
+        """``grpc_max_receive_bytes``: a limit on a gRPC request, as an OpenTelemetry
+        Collector has one (``max_recv_msg_size_mib``, 4 MiB by default): a request past it,
+        on the wire or once decompressed, is refused with RESOURCE_EXHAUSTED "received
+        message larger than max (N vs. LIMIT)" (on the wire by gRPC itself), and not
+        recorded. Without it, 64 MiB on the wire, so that no test is refused by accident."""
+        self._grpc_max_receive_bytes = grpc_max_receive_bytes
         self._grpc_port = grpc_port
         self._http_port = http_port
         self._tls = tls
@@ -840,7 +847,8 @@ class OTLPReceiver:
             options=[
                 ("grpc.so_reuseport", 0),  # a taken port must fail, not be shared
                 ("grpc.per_message_decompression", 0),  # we decompress, to see the encoding
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length",
+                 self._grpc_max_receive_bytes or _MAX_MESSAGE_BYTES),
             ],
         )
         handlers = []
@@ -1040,6 +1048,11 @@ class OTLPReceiver:
                 record.status, record.error = "INVALID_ARGUMENT", f"{type(exc).__name__}: {exc}"
                 self._record(record)
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode request: {exc}")
+            limit = self._grpc_max_receive_bytes
+            if limit is not None and len(payload) > limit:  # (as grpc-go checks it)
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              "grpc: received message after decompression larger than max "
+                              f"({len(payload)} vs. {limit})")
             failure = self._before_reply(record)
             if failure is not None:
                 status, retry_after = failure

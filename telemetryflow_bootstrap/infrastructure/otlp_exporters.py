@@ -21,6 +21,18 @@ fit (``_parts``); an item that does not fit in a request on its own is left out,
 (``too_large_items``) and said once per signal, with its size. The export succeeds if
 every request sent does.
 
+Over gRPC alike, past 4 MiB (``_GRPC_LIMIT``): a gRPC server's default limit, and an
+OpenTelemetry Collector's (``max_recv_msg_size_mib: 4``), past which it refuses the request
+whole with RESOURCE_EXHAUSTED; the exporter retried that same request until its deadline,
+then the batch was lost and the backend blamed. A backend whose limit is lower refuses a
+request as too large (``_size_refused``): that is not retried (the OTLP specification calls
+RESOURCE_EXHAUSTED without RetryInfo not retryable), its items are sent again at once in
+parts within the limit it states (or half the request), and that limit is kept for the
+exporter's later requests; an item it refuses alone is left out, counted and said as one
+past the limit. The exporter's retry loop is unchanged for everything else, and each retry
+reuses the request made for the first attempt: encoded (and what it left out counted)
+once.
+
 Each class is made at first use, importing only its own exporter stack (grpc or
 requests), on the export thread (see ``exporters.LazyExporter``); importing this module
 imports neither.
@@ -30,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -45,6 +58,12 @@ _TRACES, _LOGS = "traces", "logs"
 _ENCODERS: dict[str, Callable[[], Any]] = {_TRACES: SpanEncoder, _LOGS: LogEncoder}
 _NAMES = {_TRACES: "Span", _LOGS: "Log"}
 _NOUNS = {_TRACES: "span", _LOGS: "log record"}  # (in the warning; "spans", "log records")
+# A gRPC request's limit: a gRPC server's default, and so an OpenTelemetry Collector's
+# (max_recv_msg_size_mib: 4), past which the request is refused whole. A backend that
+# takes more gets more requests, none lost; one that takes less says so (see _send).
+_GRPC_LIMIT = 4 << 20
+_MAX_REFUSALS = 8  # refusals as too large, in a row, answered by smaller requests
+_SIZE_WORDS = ("larger than max", "exceeds max", "too large")  # (see _size_refused)
 
 # Items left out because no encoder could encode them, and because their request alone
 # was past the exporter's limit, per signal, for get_status().
@@ -203,7 +222,8 @@ def _packed(part: list[Any], first: bytes, encode: Callable[[Sequence[Any]], byt
         yield from _packed(half, encode(half) if len(half) == 1 else b"", encode, limit)
 
 
-def _count_too_large(signal: str, lost: int, size: int, limit: int) -> None:
+def _count_too_large(signal: str, lost: int, size: int, whose: str) -> None:
+    """``whose``: the limit, and whose it is ("the exporter's limit of N (…)")."""
     with _left_out_lock:
         first = not _too_large[signal]
         _too_large[signal] += lost
@@ -211,8 +231,8 @@ def _count_too_large(signal: str, lost: int, size: int, limit: int) -> None:
         noun = _NOUNS[signal]
         _diagnostics.warn(
             f"{noun}s left out of the export (the rest of their batch is sent): a request "
-            f"holding only one {noun} is {size} bytes, past the exporter's limit of {limit} "
-            "(max_request_size); further ones are counted, not said")
+            f"holding only one {noun} is {size} bytes, past {whose}; further ones are "
+            "counted, not said")
 
 
 def _count_left_out(signal: str, lost: int, reason: str) -> None:
@@ -326,67 +346,190 @@ def _grpc_parts(signal: str) -> tuple[type, type, type, str]:
 
 @functools.cache
 def _grpc_class(signal: str) -> type:
+    import grpc
+
+    from . import watched_exporters
+
     base, request_type, response_type, method = _grpc_parts(signal)
     make_encoder = _ENCODERS[signal]
 
     class RawStub:
-        """The service's Export method taking the request already serialized."""
+        """The service's Export method taking the request already serialized. A refusal
+        of the request as too large (``_size_refused``) is noted in ``refusal`` and raised
+        as an error the exporter does not retry: the same request would be refused again
+        until the export's deadline."""
 
-        def __init__(self, channel: Any) -> None:
-            self.Export = channel.unary_unary(
+        def __init__(self, channel: Any, refusal: _Refusal | None = None) -> None:
+            self._call = channel.unary_unary(
                 method,
                 request_serializer=None,  # bytes pass through
                 response_deserializer=response_type.FromString)  # type: ignore[attr-defined]
+            self._refusal = refusal
+
+        def Export(self, *args: Any, **kwargs: Any) -> Any:  # (the stub's method name)
+            try:
+                return self._call(*args, **kwargs)
+            except grpc.RpcError as error:
+                refusal = self._refusal
+                limit = None if refusal is None else _size_refused(error)
+                if refusal is None or limit is None:
+                    raise
+                refusal.limit = limit
+                raise watched_exporters.not_retried(error, quiet=refusal.quiet) from error
 
     class GrpcExporter(base):  # type: ignore[valid-type, misc]
         """Our bytes go to the channel as they are; the exporter's retries, reconnects
-        (which build the stub anew: ours) and metadata are unchanged. An exporter without
-        the stub attributes this relies on gets a request message parsed from our bytes."""
+        (which build the stub anew: ours) and metadata are unchanged. A request past the
+        limit (``_GRPC_LIMIT``, or the backend's, lower, once it refused a request as too
+        large) is sent in parts (``_parts``). An exporter without the stub attributes this
+        relies on gets a request message parsed from our bytes, whole."""
 
         unencodable_items = 0  # (items left out of this exporter's exports: see _split)
+        too_large_items = 0  # (items left out, their request alone past the limit)
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._encoder = make_encoder()
-            self._split: tuple[Any, bytes] | None = None  # (batch, its request) while retried
+            # (items, their request) while sent: each retry of the export asks for the
+            # request again, and gets it without encoding (nor counting) anew.
+            self._request: tuple[Any, Any] | None = None
+            self._limit = _GRPC_LIMIT  # (the backend's, once it refused a larger request)
+            self._limit_is_backends = False
+            self._refusal = _Refusal()
             self._raw = all(hasattr(self, n) for n in ("_stub", "_channel", "_client"))
             if self._raw:
-                self._stub = RawStub
-                self._client = RawStub(self._channel)
+                self._stub = functools.partial(RawStub, refusal=self._refusal)
+                self._client = self._stub(self._channel)
+
+        def export(self, batch: Sequence[Any]) -> Any:
+            return self._export(batch)  # (the log exporter's calls the mixin's, past ours)
 
         def _export(self, data: Sequence[Any]) -> Any:
             try:
-                return super()._export(data)
+                if not self._raw or self._shutdown:
+                    return super()._export(data)
+                encoded, items = self._encode(data)
+                if len(encoded) > self._limit:
+                    return self._send_in_parts(items, 0)
+                return self._send(items, encoded, 0)
             finally:
-                self._split = None  # (the batch is not kept alive past its export)
+                self._request = None  # (the batch is not kept alive past its export)
 
         def _translate_data(self, data: Sequence[Any]) -> Any:
-            encoded = _encoded(self._encoder, data)
-            if encoded is None:
-                try:
-                    request = super()._translate_data(data)
-                except Exception:
-                    encoded = self._split_request(data)
-                else:
-                    return request.SerializeToString() if self._raw else request
-            if self._raw:
-                return encoded
-            return request_type.FromString(encoded)  # type: ignore[attr-defined]
-
-        def _split_request(self, data: Sequence[Any]) -> bytes:
-            """Each retry of the export encodes again: a split batch is split (and its
-            items left out counted) once."""
-            known = self._split
+            known = self._request
             if known is not None and known[0] is data:
                 return known[1]
-            theirs = functools.partial(_serialized, super()._translate_data)
-            encoded, lost, _ = _split(self._encoder, theirs, data, signal)
-            self.unencodable_items += lost
-            self._split = (data, encoded)
-            return encoded
+            encoded, _ = self._encode(data)
+            request = encoded if self._raw else request_type.FromString(  # type: ignore[attr-defined]
+                encoded)
+            self._request = (data, request)
+            return request
+
+        def _theirs(self) -> Callable[[Sequence[Any]], bytes]:
+            return functools.partial(_serialized, super()._translate_data)
+
+        def _encode(self, data: Sequence[Any]) -> tuple[bytes, Sequence[Any]]:
+            """The request for ``data``, and the items it holds: ours, else the exporter's
+            encoder's, else split (``_split``: the items no encoder takes left out)."""
+            encoded = _encoded(self._encoder, data)
+            if encoded is not None:
+                return encoded, data
+            theirs = self._theirs()
+            try:
+                return theirs(data), data
+            except Exception:
+                encoded, lost, kept = _split(self._encoder, theirs, data, signal)
+                self.unencodable_items += lost
+                return encoded, kept
+
+        def _send(self, items: Sequence[Any], encoded: bytes, depth: int) -> Any:
+            """``items`` in their request ``encoded``, through the exporter's retry loop.
+            Refused as too large (the backend's limit is lower than ours), the items are
+            sent again in parts within the limit it gave, or half the request (at most
+            ``_MAX_REFUSALS`` times in a row); an item refused alone is left out."""
+            if len(encoded) > self._limit:  # (lowered since this part was made)
+                return self._send_in_parts(items, depth)
+            refusal = self._refusal
+            refusal.limit = None
+            refusal.quiet = depth < _MAX_REFUSALS or len(items) == 1
+            self._request = (items, encoded)
+            result = super()._export(items)
+            stated = refusal.limit
+            if stated is None or result is self._result.SUCCESS:
+                return result
+            size = len(encoded)
+            limit = stated if 0 < stated < size else size // 2
+            if limit < self._limit:
+                self._limit, self._limit_is_backends = limit, True
+                _diagnostics.debug(f"the backend refused a {size}-byte gRPC {signal} request "
+                                   f"as too large: requests are now kept within {limit}")
+            if len(items) == 1:
+                self._count_too_large(1, size)
+                return self._result.SUCCESS
+            if depth >= _MAX_REFUSALS:
+                return result
+            return self._send_in_parts(items, depth + 1)
+
+        def _send_in_parts(self, items: Sequence[Any], depth: int) -> Any:
+            """(See the module doc.) A part the backend fails ends the export."""
+            limit = self._limit
+            encode = functools.partial(_quietly, self._encoder, self._theirs())
+            lost = size = 0
+            result = self._result.SUCCESS
+            for part, data, part_size in _parts(items, encode, limit):
+                if data is None:
+                    lost, size = lost + 1, size or part_size
+                elif self._send(part, data, depth) is not self._result.SUCCESS:
+                    result = self._result.FAILURE
+                    break
+            if lost:
+                self._count_too_large(lost, size)
+            return result
+
+        def _count_too_large(self, lost: int, size: int) -> None:
+            self.too_large_items += lost
+            whose = (f"the backend's limit of {self._limit} (it refused a larger request as "
+                     "too large)" if self._limit_is_backends else
+                     f"the limit of {self._limit} on a gRPC request (an OpenTelemetry "
+                     "Collector's by default: max_recv_msg_size_mib 4)")
+            _count_too_large(signal, lost, size, whose)
 
     GrpcExporter.__name__ = GrpcExporter.__qualname__ = f"Grpc{_NAMES[signal]}Exporter"
     return GrpcExporter
+
+
+class _Refusal:
+    """What the backend said of the request just sent (``limit``: None, or refused as too
+    large, with the limit it stated, 0 if none), and whether the exporter's log line
+    about such a refusal is to be left unsaid (``quiet``: what follows says it)."""
+
+    __slots__ = ("limit", "quiet")
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.quiet = False
+
+
+def _size_refused(error: Any) -> int | None:
+    """The limit a gRPC error refusing a request as too large states (0 if it states
+    none); None for any other error. Such a refusal is RESOURCE_EXHAUSTED without
+    RetryInfo (with it, the server asks to be retried: throttling) in gRPC's words
+    ("received message larger than max (N vs. LIMIT)"; grpc-java: "exceeds maximum size
+    LIMIT: N"): the smallest number it holds is the limit."""
+    import grpc
+
+    try:
+        if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return None
+        if any(key == "google.rpc.retryinfo-bin" for key, _ in error.trailing_metadata() or ()):
+            return None
+        details = str(error.details() or "")
+    except Exception:  # (an error that does not tell)
+        return None
+    if not any(words in details.lower() for words in _SIZE_WORDS):
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", details)]
+    return min(numbers) if numbers else 0
 
 
 def _serialized(translate: Callable[[Sequence[Any]], Any], items: Sequence[Any]) -> bytes:
@@ -475,7 +618,8 @@ def _http_class(signal: str) -> type:
                     break
             if lost:
                 self.too_large_items += lost
-                _count_too_large(signal, lost, size, limit)
+                _count_too_large(signal, lost, size,
+                                 f"the exporter's limit of {limit} (max_request_size)")
             return result
 
     HttpExporter.__name__ = HttpExporter.__qualname__ = f"Http{_NAMES[signal]}Exporter"

@@ -35,15 +35,25 @@ from opentelemetry.attributes import BoundedAttributes
 
 from .. import _diagnostics
 
-__all__ = ["CACHE_LIMIT", "DOUBLE", "FIXED64", "CommonEncoder", "any_value", "carriable",
-           "escaped", "field", "key_value", "schema_url", "tentatively", "text", "uncounted",
-           "unencodable_counts", "varint"]
+__all__ = ["CACHED_MAX_BYTES", "CACHE_BUDGET_BYTES", "CACHE_LIMIT", "DOUBLE", "FIXED64",
+           "CommonEncoder", "any_value", "carriable", "escaped", "field", "key_value",
+           "schema_url", "tentatively", "text", "uncounted", "unencodable_counts", "varint"]
 
 _SMALL = [bytes((i,)) for i in range(128)]
 FIXED64 = struct.Struct("<Q").pack
 DOUBLE = struct.Struct("<d").pack
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 CACHE_LIMIT = 4096  # entries per value cache; a full cache is cleared, not evicted piecemeal
+# What the value caches keep of big values. A big value (a captured body, a payload) is
+# rarely sent twice, and cached it held its text and its encoding until 4096 other values
+# came (a 36 MiB payload held 72 MiB). So a value whose encoding is past CACHED_MAX_BYTES
+# is encoded each time, and a text cache (str attribute values, span names) is cleared
+# once the encodings past _SMALL_ENTRY it holds pass CACHE_BUDGET_BYTES: at most ~10 MiB
+# with their texts and the small ones, where SQL statements of a few KiB, sent on every
+# span, stay cached. The common path pays nothing: sizes are looked at on a cache miss.
+CACHED_MAX_BYTES = 16 * 1024
+CACHE_BUDGET_BYTES = 4 << 20
+_SMALL_ENTRY = 256  # (an encoding up to this size is cached without counting its size)
 _MAX_DEPTH = 16  # (carriable: deeper nesting, or a list holding itself, becomes text)
 
 # What was left out or changed to fit OTLP, for get_status(); by the export threads.
@@ -276,6 +286,9 @@ class CommonEncoder:
     def __init__(self) -> None:
         self._attributes: dict[tuple[str, str], bytes] = {}
         self._int_attributes: dict[tuple[str, int], bytes] = {}  # (ints apart: 1 == True)
+        # (the size of the big encodings _attributes holds, and _cached_text's cache:
+        # CACHE_BUDGET_BYTES)
+        self._cached_bytes = self._text_bytes = 0
         self._resources: dict[int, tuple[Any, bytes]] = {}
         self._scopes: dict[int, tuple[Any, bytes]] = {}
 
@@ -302,22 +315,45 @@ class CommonEncoder:
         try:  # (free in 3.11+; about a bytecode in 3.10)
             for key, value in items:
                 kind = type(value)
-                if kind is str or kind is int:  # (a bool is not an int here: type, not isinstance)
+                if kind is str:
                     pair = (key, value)
-                    store = cache if kind is str else ints
-                    encoded = store.get(pair)
+                    encoded = cache.get(pair)
                     if encoded is None:
                         body = key_value(key, value)
                         encoded = varint(len(body)) + body
-                        if len(store) >= CACHE_LIMIT:
-                            store.clear()
-                        store[pair] = encoded
+                        if len(encoded) <= _SMALL_ENTRY:  # (most: counted, not sized)
+                            if len(cache) >= CACHE_LIMIT:
+                                cache.clear()
+                            cache[pair] = encoded
+                        elif len(encoded) <= CACHED_MAX_BYTES:  # (else encoded each time)
+                            self._remember(cache, pair, encoded)
+                    out.append(tag + encoded)
+                elif kind is int:  # (a bool is not an int here: type, not isinstance)
+                    pair = (key, value)
+                    encoded = ints.get(pair)
+                    if encoded is None:
+                        body = key_value(key, value)
+                        encoded = varint(len(body)) + body
+                        if len(ints) >= CACHE_LIMIT:
+                            ints.clear()
+                        ints[pair] = encoded
                     out.append(tag + encoded)
                 else:
                     out.append(field(tag, key_value(key, value)))
         except Exception:  # (the exporter's encoder, too, leaves one out on any exception)
             return self._carriable_attrs(tag, items)
         return out
+
+    def _remember(self, store: dict[Any, bytes], pair: Any, encoded: bytes) -> None:
+        """Cache a value bigger than most (``_SMALL_ENTRY``), within the budget: the
+        cache is cleared when the encodings of such values pass ``CACHE_BUDGET_BYTES``.
+        (Small values, and ints, are not counted: 4096 of them take at most ~2 MiB.)"""
+        used = self._cached_bytes + len(encoded)
+        if used > CACHE_BUDGET_BYTES or len(store) >= CACHE_LIMIT:
+            store.clear()
+            used = len(encoded)
+        self._cached_bytes = used
+        store[pair] = encoded
 
     def _carriable_attrs(self, tag: bytes, items: Any) -> list[bytes]:
         """The attributes one by one, each that cannot be encoded left out and counted."""
@@ -361,12 +397,21 @@ class CommonEncoder:
         self._scopes[id(scope)] = (scope, encoded)
         return encoded
 
-    @staticmethod
-    def _cached_text(cache: dict[str, bytes], tag: bytes, value: str) -> bytes:
+    def _cached_text(self, cache: dict[str, bytes], tag: bytes, value: str) -> bytes:
+        """``text(tag, value)``, cached in ``cache`` (one per encoder: its size is kept in
+        ``_text_bytes``)."""
         encoded = cache.get(value)
         if encoded is None:
             encoded = text(tag, value)
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            cache[value] = encoded
+            if len(encoded) <= _SMALL_ENTRY:
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[value] = encoded
+            elif len(encoded) <= CACHED_MAX_BYTES:
+                used = self._text_bytes + len(encoded)
+                if used > CACHE_BUDGET_BYTES or len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                    used = len(encoded)
+                self._text_bytes = used
+                cache[value] = encoded
         return encoded

@@ -144,6 +144,17 @@ def _give_up(target: Backend) -> Exception:
     return _grpc_give_up_class()(target.message())
 
 
+def not_retried(error: Any, *, quiet: bool) -> Exception:
+    """``error`` (a ``grpc.RpcError``: its code and details) as one the exporter's retry
+    loop does not retry, as for a give-up: RESOURCE_EXHAUSTED without RetryInfo, which the
+    OTLP specification calls not retryable and the exporter retries until its deadline.
+    ``quiet``: what the exporter logs about it is left unsaid (the caller says what
+    matters: a request refused as too large is sent again in parts)."""
+    if quiet:
+        _quiet.on = True
+    return _grpc_give_up_class()(str(error.details() or ""), error.code())
+
+
 @functools.cache
 def _grpc_give_up_class() -> type:
     import grpc
@@ -154,14 +165,16 @@ def _grpc_give_up_class() -> type:
     never = (("google.rpc.retryinfo-bin", info.SerializeToString()),)
 
     class GaveUp(grpc.RpcError):
-        """UNAVAILABLE, not to be retried within any deadline (see the module doc)."""
+        """UNAVAILABLE (or ``code``), not to be retried within any deadline (see the
+        module doc)."""
 
-        def __init__(self, message: str) -> None:
+        def __init__(self, message: str, code: Any = grpc.StatusCode.UNAVAILABLE) -> None:
             super().__init__(message)
             self._message = message
+            self._code = code
 
         def code(self) -> Any:
-            return grpc.StatusCode.UNAVAILABLE
+            return self._code
 
         def details(self) -> str:
             return self._message

@@ -20,6 +20,10 @@ ENTRIES: tuple[Instrumentation, ...] = (
                     "starlette", ">=0.27"),
     Instrumentation("fastapi", ("fastapi",), f"{_PACKAGE}.starlette:patch_fastapi",
                     "fastapi", ">=0.100"),
+    # (the ASGI App too: the entry patches it when falcon.asgi.app is imported)
+    Instrumentation("falcon", ("falcon.app",), f"{_PACKAGE}.falcon:patch", "falcon", ">=3.1"),
+    Instrumentation("pyramid", ("pyramid.router",), f"{_PACKAGE}.pyramid:patch", "pyramid",
+                    ">=2.0"),
     # (named as the contrib instrumentor's entry point; aiohttp serves its applications
     # itself, so its request handler is the one place to patch)
     Instrumentation("aiohttp-server", ("aiohttp.web_protocol",),

@@ -2,16 +2,16 @@
 integration of ours already instruments it.
 
 Why at the server: a WSGI or ASGI application of a framework we have no integration for
-(Falcon, Bottle, Pyramid, Quart, Litestar, a hand-written callable) would otherwise get no
-server span at all. The servers we patch (``gunicorn``, ``uvicorn``, ``wsgiref``) hand us
-the application they loaded, once, before the first request; wrapping it there costs
-nothing per request beyond the middleware itself.
+(Bottle, Quart, Litestar, a hand-written callable) would otherwise get no server span at
+all. The servers we patch (``gunicorn``, ``uvicorn``, ``wsgiref``) hand us the application
+they loaded, once, before the first request; wrapping it there costs nothing per request
+beyond the middleware itself.
 
-A Flask, Django, Starlette or FastAPI application is left alone: its own integration knows
-its routes and already makes its one span, and a second layer would only add per-request
-cost. An application that is something else wrapped around one of these (a user's
-middleware, werkzeug's ``DispatcherMiddleware``) is wrapped: the framework's integration
-sees an outer span and only tells it the route.
+A Flask, Django, Starlette, FastAPI, Falcon or Pyramid application is left alone: its own
+integration knows its routes and already makes its one span, and a second layer would only
+add per-request cost. An application that is something else wrapped around one of these (a
+user's middleware, werkzeug's ``DispatcherMiddleware``) is wrapped: the framework's
+integration sees an outer span and only tells it the route.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import _diagnostics
 
-_FRAMEWORKS = frozenset({"flask", "django", "starlette", "fastapi"})
+_FRAMEWORKS = frozenset({"flask", "django", "starlette", "fastapi", "falcon", "pyramid"})
 
 
 def instrumented_by_framework(app: Any) -> bool:

@@ -35,6 +35,7 @@ STATE = "_telemetryflow_mqtt_subscriptions"  # a Client's recorded subscriptions
 _MAX_TOPICS = 256  # topics that may name spans and metric points (see the module)
 _MAX_OPS = 1024
 _MAX_MATCHED = 512
+_UNMATCHED: Any = object()  # not looked up yet (None: matches no filter)
 
 
 class Op:
@@ -126,9 +127,13 @@ class Subscriptions:
         self._lock = threading.Lock()
 
     def match(self, topic: str) -> tuple[str, str] | None:
+        # one lock-free read: a membership test then an index could see the dict cleared
+        # between them (another thread matching its 512th topic) and raise KeyError in
+        # paho's network thread
         matched = self._matched
-        if topic in matched:
-            return matched[topic]
+        found = matched.get(topic, _UNMATCHED)
+        if found is not _UNMATCHED:
+            return found
         with self._lock:
             found = next(iter(self._matcher.iter_match(topic)), None)
             if len(matched) >= _MAX_MATCHED:

@@ -79,12 +79,18 @@ _PARENTS = ["none", "lazy root", "remote sampled", "remote unsampled", "local sa
             "local unsampled", "local unsampled random"]
 
 
+
+def _sampler_id(value):
+    """A test id that is the same in every process (pytest-xdist compares them): a
+    sampler's description, not its repr with an address."""
+    return value.get_description() if hasattr(value, "get_description") else None
+
 @pytest.mark.parametrize("parent", _PARENTS)
 @pytest.mark.parametrize("sampler", [
     RATE_0, RATE_1, ALWAYS_OFF, DEFAULT_OFF, ParentBasedTraceIdRatio(0.0),
     ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF),
     TraceIdRatioBased(0.0),
-], ids=repr)
+], ids=_sampler_id)
 @pytest.mark.parametrize("random_ids", [True, False])
 def test_decide_child_makes_the_span_start_span_makes(sampler: Any, parent: str,
                                                       random_ids: bool) -> None:
@@ -109,7 +115,7 @@ def test_decide_child_makes_the_span_start_span_makes(sampler: Any, parent: str,
 
 
 @pytest.mark.parametrize("sampler", [ParentBasedTraceIdRatio(0.5), TraceIdRatioBased(0.3),
-                                     ParentBased(TraceIdRatioBased(0.8))], ids=repr)
+                                     ParentBased(TraceIdRatioBased(0.8))], ids=_sampler_id)
 def test_a_client_root_at_a_ratio_is_decided_on_the_id_start_span_would_draw(
         sampler: Any) -> None:
     """A call with no span around it, under a ratio: the shortcut draws the trace id once;

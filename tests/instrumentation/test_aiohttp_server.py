@@ -5,9 +5,6 @@ registry entries (``aiohttp-client``, ``aiohttp-server``) in fresh interpreters.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,7 +20,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusC
 from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.middleware import TelemetryMiddleware
 
-from ..e2e.launcher import REPO
+from ..side_by_side import run_scenarios
 from .test_aiohttp_client import Telemetry, patched_aiohttp
 
 
@@ -359,22 +356,7 @@ _SCENARIOS = {"import-first": ("import-first", ""), "twice": ("twice", ""),
 @pytest.fixture(scope="module")
 def results() -> dict[str, dict[str, Any]]:
     """Every scenario's outcome; the interpreters run side by side."""
-    processes = {name: subprocess.Popen([sys.executable, "-c", _PROGRAM, *args], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
-                 for name, args in _SCENARIOS.items()}
-    outcomes = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=60)
-            assert process.returncode == 0, f"{name}: {stderr}"
-            outcomes[name] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return outcomes
+    return run_scenarios(_PROGRAM, _SCENARIOS, timeout=60)
 
 
 @pytest.mark.parametrize("scenario", ["import-first", "twice"])

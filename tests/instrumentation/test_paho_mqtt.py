@@ -4,24 +4,21 @@ stays as sent), duration metrics, callback failures, and what is never recorded.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import subprocess
-import sys
 import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.side_by_side import run_scenarios
+
 pytestmark = pytest.mark.service("mosquitto")
 
-REPO = Path(__file__).resolve().parents[2]
 HOST, PORT = "127.0.0.1", 1883
 SERVER = {"messaging.system": "mqtt", "server.address": HOST, "server.port": PORT}
 PASSWORD = "s3cr3t-mqtt-pw-5521"
@@ -580,22 +577,7 @@ _SCENARIOS = {"twice": ("twice", ""), "arm-first": ("arm-first", ""),
 @pytest.fixture(scope="module")
 def contract() -> dict[str, dict[str, Any]]:
     """Every scenario's outcome; the interpreters run side by side."""
-    processes = {name: subprocess.Popen([sys.executable, "-c", _PROGRAM, *args], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
-                 for name, args in _SCENARIOS.items()}
-    outcomes = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=60)
-            assert process.returncode == 0, f"{name}: {stderr}"
-            outcomes[name] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return outcomes
+    return run_scenarios(_PROGRAM, _SCENARIOS, timeout=60)
 
 
 @pytest.mark.parametrize("scenario", ["twice", "arm-first"])

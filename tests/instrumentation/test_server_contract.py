@@ -4,14 +4,11 @@ twice and patched again by hand, and disabled by name."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from ..e2e.launcher import REPO
+from ..side_by_side import run_scenarios
 
 _PROGRAM = textwrap.dedent("""
     import json, sys, warnings
@@ -82,22 +79,7 @@ _SCENARIOS = {"import-first": ("import-first", ""), "twice": ("twice", ""),
 @pytest.fixture(scope="module")
 def results() -> dict[str, dict]:
     """Every scenario's outcome; the interpreters run side by side to keep the suite quick."""
-    processes = {name: subprocess.Popen([sys.executable, "-c", _PROGRAM, *args], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
-                 for name, args in _SCENARIOS.items()}
-    outcomes = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=90)
-            assert process.returncode == 0, f"{name}: {stderr}"
-            outcomes[name] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return outcomes
+    return run_scenarios(_PROGRAM, _SCENARIOS, timeout=90)
 
 
 @pytest.mark.parametrize("scenario", ["import-first", "twice"])

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -34,7 +31,7 @@ from telemetryflow_bootstrap.instrumentation.registry import PatchContext
 from telemetryflow_bootstrap.instrumentation.wsgi import TelemetryWSGIMiddleware
 
 from ..apps.server_falcon import create_app, create_asgi_app
-from ..e2e.launcher import REPO
+from ..side_by_side import run_scenarios
 from .server_fixtures import PARENT_ID, TRACE_ID, TRACEPARENT, ServerTelemetry
 
 # What the patches are built with (read once, at patch time, as the launcher's are).
@@ -357,22 +354,7 @@ _SCENARIOS = {"import-first": ("import-first", ""), "twice": ("twice", ""),
 @pytest.fixture(scope="module")
 def results() -> dict[str, dict[str, Any]]:
     """Every scenario's outcome; the interpreters run side by side."""
-    processes = {name: subprocess.Popen([sys.executable, "-c", _PROGRAM, *args], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
-                 for name, args in _SCENARIOS.items()}
-    outcomes = {}
-    try:
-        for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=60)
-            assert process.returncode == 0, f"{name}: {stderr}"
-            outcomes[name] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return outcomes
+    return run_scenarios(_PROGRAM, _SCENARIOS, timeout=60)
 
 
 @pytest.mark.parametrize("scenario", ["import-first", "twice"])

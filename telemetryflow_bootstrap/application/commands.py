@@ -1,85 +1,114 @@
-"""Commands (the write side). Built once per client call, so they are slotted dataclasses:
-cheap to create, no per-call reflection."""
+"""Commands (the write side). Built once per client call, so they are slotted records with
+a hand-written ``__init__``: cheap to create, no per-call reflection, and no ``@dataclass``
+to compile in every instrumented process at start-up (``domain._values``: equality and
+``repr`` as a dataclass's)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..domain.config import TelemetryConfig
+from ..domain._values import Record
+
+if TYPE_CHECKING:
+    from ..domain.config import TelemetryConfig
 
 Attributes = Mapping[str, Any] | None
 
 
-@dataclass(slots=True)
-class InitializeSDKCommand:
-    config: TelemetryConfig
+class InitializeSDKCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("config",)
+
+    def __init__(self, config: TelemetryConfig) -> None:
+        self.config = config
 
 
-@dataclass(slots=True)
-class ShutdownSDKCommand:
-    timeout_seconds: float = 5.0
+class ShutdownSDKCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("timeout_seconds",)
+
+    def __init__(self, timeout_seconds: float = 5.0) -> None:
+        self.timeout_seconds = timeout_seconds
 
 
-@dataclass(slots=True)
-class FlushTelemetryCommand:
-    timeout_seconds: float = 5.0
+class FlushTelemetryCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("timeout_seconds",)
+
+    def __init__(self, timeout_seconds: float = 5.0) -> None:
+        self.timeout_seconds = timeout_seconds
 
 
-@dataclass(slots=True)
-class RecordCounterCommand:
-    name: str
-    value: int | float = 1
-    attributes: Attributes = None
-    unit: str = ""
-    description: str = ""
+class RecordCounterCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("name", "value", "attributes", "unit", "description")
+
+    def __init__(self, name: str, value: int | float = 1, attributes: Attributes = None,
+                 unit: str = "", description: str = "") -> None:
+        self.name = name
+        self.value = value
+        self.attributes = attributes
+        self.unit = unit
+        self.description = description
 
 
-@dataclass(slots=True)
-class RecordGaugeCommand:
-    name: str
-    value: int | float
-    attributes: Attributes = None
-    unit: str = ""
-    description: str = ""
+class RecordGaugeCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("name", "value", "attributes", "unit", "description")
+
+    def __init__(self, name: str, value: int | float, attributes: Attributes = None,
+                 unit: str = "", description: str = "") -> None:
+        self.name = name
+        self.value = value
+        self.attributes = attributes
+        self.unit = unit
+        self.description = description
 
 
-@dataclass(slots=True)
-class RecordHistogramCommand:
-    name: str
-    value: int | float
-    attributes: Attributes = None
-    unit: str = ""
-    description: str = ""
+class RecordHistogramCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("name", "value", "attributes", "unit", "description")
+
+    def __init__(self, name: str, value: int | float, attributes: Attributes = None,
+                 unit: str = "", description: str = "") -> None:
+        self.name = name
+        self.value = value
+        self.attributes = attributes
+        self.unit = unit
+        self.description = description
 
 
-@dataclass(slots=True)
-class EmitLogCommand:
-    message: str
-    severity: str = "info"
-    attributes: Attributes = None
+class EmitLogCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("message", "severity", "attributes")
+
+    def __init__(self, message: str, severity: str = "info",
+                 attributes: Attributes = None) -> None:
+        self.message = message
+        self.severity = severity
+        self.attributes = attributes
 
 
-@dataclass(slots=True)
-class StartSpanCommand:
-    name: str
-    kind: str = "internal"
-    attributes: Attributes = None
-    make_current: bool = False
+class StartSpanCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("name", "kind", "attributes", "make_current")
+
+    def __init__(self, name: str, kind: str = "internal", attributes: Attributes = None,
+                 make_current: bool = False) -> None:
+        self.name = name
+        self.kind = kind
+        self.attributes = attributes
+        self.make_current = make_current
 
 
-@dataclass(slots=True)
-class EndSpanCommand:
-    span_id: str
-    error: BaseException | None = None
+class EndSpanCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("span_id", "error")
+
+    def __init__(self, span_id: str, error: BaseException | None = None) -> None:
+        self.span_id = span_id
+        self.error = error
 
 
-@dataclass(slots=True)
-class AddSpanEventCommand:
-    span_id: str
-    name: str
-    attributes: Attributes = None
+class AddSpanEventCommand(Record):
+    _FIELDS = __slots__ = __match_args__ = ("span_id", "name", "attributes")
+
+    def __init__(self, span_id: str, name: str, attributes: Attributes = None) -> None:
+        self.span_id = span_id
+        self.name = name
+        self.attributes = attributes
 
 
 Command = (

@@ -1,15 +1,18 @@
-"""Queries (the read side)."""
+"""Queries (the read side): records without fields (see ``domain._values``; equal to each
+other and shown as ``GetHealthQuery()``, as the slotted dataclasses they were)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..domain._values import Record
 
 
-@dataclass(slots=True)
-class GetHealthQuery:
+class GetHealthQuery(Record):
     """Is the SDK running and exporting?"""
 
+    __slots__ = ()
 
-@dataclass(slots=True)
-class GetSDKStatusQuery:
+
+class GetSDKStatusQuery(Record):
     """Counts and settings, as ``TelemetryFlowClient.get_status()`` returns them."""
+
+    __slots__ = ()

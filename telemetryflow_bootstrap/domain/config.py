@@ -11,13 +11,12 @@ those of every signal unless a signal has its own (``traces_otlp``..., see ``per
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import config_checks, parsers, per_signal, signal_batches
+from ._config_fields import DEFAULT_SERVICE_NAME, ConfigFields
 from .credentials import Credentials
 from .environment import EnvironmentReading, read_environment, show_value
 from .errors import ConfigError, CredentialsError, Problem
@@ -25,7 +24,6 @@ from .per_signal import NO_OVERRIDES, SignalOverrides
 from .redaction import url_secrets
 from .signals import ExporterKind, Protocol, SignalType
 
-DEFAULT_SERVICE_NAME = "python-app"
 _DEFAULT_PORTS = {Protocol.GRPC: 4317, Protocol.HTTP: 4318}
 # The values OpenTelemetry specifies for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
 # and OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION.
@@ -36,68 +34,11 @@ _HTTP_PATHS = {SignalType.TRACES: "/v1/traces", SignalType.METRICS: "/v1/metrics
                SignalType.LOGS: "/v1/logs"}
 
 
-@dataclass(frozen=True)
-class TelemetryConfig:
-    """Everything the SDK needs to know; validated on construction."""
+class TelemetryConfig(ConfigFields):
+    """Everything the SDK needs to know; validated on construction. (Its fields, defaults
+    and constructor are in ``_config_fields``.)"""
 
-    endpoint: str | None = None
-    credentials: Credentials | None = None
-    service_name: str = DEFAULT_SERVICE_NAME
-    service_version: str | None = None
-    service_namespace: str | None = None
-    environment: str | None = None
-    protocol: Protocol = Protocol.GRPC
-    insecure: bool | None = None
-    certificate_file: str | None = None
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    compression: str = "gzip"
-    timeout: float = 10.0
-    batch_timeout_ms: int = 5000
-    batch_max_size: int = 512
-    max_queue_size: int = 2048
-    # OTEL_BLRP_*: the log queue's own batch settings; None: the shared ones above apply
-    # (see ``signal_batches``, and ``batch_for``)
-    log_batch_timeout_ms: int | None = None
-    log_batch_max_size: int | None = None
-    log_max_queue_size: int | None = None
-    # OTEL_BSP_EXPORT_TIMEOUT, OTEL_BLRP_EXPORT_TIMEOUT in seconds: the longest one export of
-    # spans, of logs, may take; the exporter's timeout applies too (the shorter wins)
-    span_export_timeout: float | None = None
-    log_export_timeout: float | None = None
-    metric_export_interval_ms: int = 60000
-    # what metric points carry (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE), and how
-    # histograms aggregate (..._DEFAULT_HISTOGRAM_AGGREGATION): see infrastructure/metric_views
-    metrics_temporality: str = "cumulative"
-    histogram_aggregation: str = "explicit_bucket_histogram"
-    enable_traces: bool = True
-    enable_metrics: bool = True
-    enable_logs: bool = True
-    sampler: str = "parentbased_traceidratio"
-    sample_rate: float = 1.0
-    propagators: tuple[str, ...] = ("tracecontext", "baggage")
-    resource_attributes: tuple[tuple[str, str], ...] = ()
-    exporter: ExporterKind | None = None
-    traces_exporter: ExporterKind | None = None
-    metrics_exporter: ExporterKind | None = None
-    logs_exporter: ExporterKind | None = None
-    console_format: str = "text"
-    shutdown_timeout: float = 5.0
-    log_level: str = "warn"
-    enabled: bool = True
-    strict: bool = False
-    disabled_instrumentations: tuple[str, ...] = ()
-    excluded_urls: tuple[str, ...] = ()
-    prefer_contrib: tuple[str, ...] = ()
-    log_export_level: str = "info"
-    log_correlation: bool = False
-    runtime_metrics: bool = True
-    process_span: bool | None = None
-    db_commenter: bool = False
-    redis_capture_args: bool = False
-    # OTEL_EXPORTER_OTLP_<SIGNAL>_*: what differs for one signal (see ``for_signal``)
-    traces_otlp: SignalOverrides = NO_OVERRIDES
-    metrics_otlp: SignalOverrides = NO_OVERRIDES
-    logs_otlp: SignalOverrides = NO_OVERRIDES
+    __slots__ = ()
 
     def __post_init__(self) -> None:
         problems = [
@@ -202,8 +143,8 @@ class TelemetryConfig:
             changes["timeout"] = cap
         if not changes and not self.has_overrides:
             return self
-        return dataclasses.replace(self, **changes, traces_otlp=NO_OVERRIDES,
-                                   metrics_otlp=NO_OVERRIDES, logs_otlp=NO_OVERRIDES)
+        return self.replace(**changes, traces_otlp=NO_OVERRIDES, metrics_otlp=NO_OVERRIDES,
+                            logs_otlp=NO_OVERRIDES)
 
     def batch_for(self, signal: SignalType) -> signal_batches.BatchSettings:
         """What ``signal``'s batch queue is built with: the shared batch settings, and for
@@ -328,9 +269,6 @@ class TelemetryConfig:
         return dict(merged.values())
 
     # ----- copies ------------------------------------------------------------------------
-
-    def replace(self, **changes: Any) -> TelemetryConfig:
-        return dataclasses.replace(self, **changes)
 
     def with_grpc(self) -> TelemetryConfig:
         return self.replace(protocol=Protocol.GRPC)

@@ -4,8 +4,6 @@ variable set a value): each adds a problem or a warning to the reading (stdlib o
 
 from __future__ import annotations
 
-import dataclasses
-
 from . import parsers, per_signal
 from .environment import EnvironmentReading, show_value
 from .errors import Problem
@@ -50,7 +48,7 @@ def grpc_header_names(config: TelemetryConfig, reading: EnvironmentReading) -> T
         return config.replace(headers=())  # (the usual case: one protocol for all)
     return config.replace(
         **{
-            per_signal.group(signal): dataclasses.replace(config.overrides(signal), headers=())
+            per_signal.group(signal): config.overrides(signal).replace(headers=())
             for signal in refused
         }
     )
@@ -113,7 +111,7 @@ def _overridden_on_purpose(config: TelemetryConfig, reading: EnvironmentReading)
             own = config.overrides(signal)
             if setting == "endpoint":
                 without = config.replace(
-                    **{per_signal.group(signal): dataclasses.replace(own, endpoint=None)}
+                    **{per_signal.group(signal): own.replace(endpoint=None)}
                 )
                 differs = without.export_target(signal) != config.export_target(signal)
             else:

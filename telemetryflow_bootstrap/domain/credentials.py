@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from ._values import FrozenValue
 from .errors import CredentialsError, Problem
 
 KEY_ID_PREFIX = "tfk_"
@@ -15,22 +14,23 @@ def redact_secret(secret: str) -> str:
     return f"{KEY_SECRET_PREFIX}****" if secret.startswith(KEY_SECRET_PREFIX) else "****"
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(FrozenValue):
     """A TelemetryFlow API key pair.
 
     ``repr``/``str`` show the key id (an identifier, not a secret) but never a character of the
-    secret, so credentials can sit in a config that gets logged.
+    secret, so credentials can sit in a config that gets logged. (A frozen value object, see
+    ``_values``.)
     """
 
-    key_id: str
-    key_secret: str = field(repr=False)
-    collector_id: str | None = None
+    _FIELDS = ("key_id", "key_secret", "collector_id")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
+    _NOT_SHOWN = frozenset({"key_secret"})
 
-    def __post_init__(self) -> None:
-        key_id = (self.key_id or "").strip()
-        key_secret = (self.key_secret or "").strip()
-        collector_id = (self.collector_id or "").strip() or None
+    def __init__(self, key_id: str, key_secret: str, collector_id: str | None = None) -> None:
+        key_id = (key_id or "").strip()
+        key_secret = (key_secret or "").strip()
+        collector_id = (collector_id or "").strip() or None
         problems = []
         if not key_id.startswith(KEY_ID_PREFIX) or len(key_id) == len(KEY_ID_PREFIX):
             problems.append(
@@ -52,9 +52,10 @@ class Credentials:
             )
         if problems:
             raise CredentialsError(problems)
-        object.__setattr__(self, "key_id", key_id)
-        object.__setattr__(self, "key_secret", key_secret)
-        object.__setattr__(self, "collector_id", collector_id)
+        _set = object.__setattr__
+        _set(self, "key_id", key_id)
+        _set(self, "key_secret", key_secret)
+        _set(self, "collector_id", collector_id)
 
     def __str__(self) -> str:
         return f"{self.key_id}:{redact_secret(self.key_secret)}"

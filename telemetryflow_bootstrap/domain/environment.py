@@ -12,11 +12,11 @@ and so do the log queue's ``OTEL_BLRP_*`` batch settings (``BATCH_VARIABLES``, s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import parsers as p
 from . import per_signal, signal_batches
+from ._values import FrozenValue, Record
 from .credentials import redact_secret
 from .errors import Problem
 from .redaction import redact_url
@@ -24,17 +24,24 @@ from .redaction import redact_url
 _MAX_SHOWN = 80
 
 
-@dataclass(frozen=True)
-class Variable:
-    """One supported environment variable and the config field it feeds."""
+class Variable(FrozenValue):
+    """One supported environment variable and the config field it feeds (a frozen value
+    object: ``_values``)."""
 
-    name: str
-    field: str
-    parse: p.Parser
-    default: str
-    help: str
-    fallbacks: tuple[str, ...] = ()
-    secret: bool = False
+    _FIELDS = ("name", "field", "parse", "default", "help", "fallbacks", "secret")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
+
+    def __init__(self, name: str, field: str, parse: p.Parser, default: str, help: str,
+                 fallbacks: tuple[str, ...] = (), secret: bool = False) -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "field", field)
+        _set(self, "parse", parse)
+        _set(self, "default", default)
+        _set(self, "help", help)
+        _set(self, "fallbacks", fallbacks)
+        _set(self, "secret", secret)
 
 
 def _v(
@@ -492,16 +499,24 @@ def show_value(raw: str, *, secret: bool = False, name: str = "") -> str:
     return repr(_tame(redact_url(raw)))
 
 
-@dataclass
-class EnvironmentReading:
-    """What the environment says: parsed values, where each came from, and every problem."""
+class EnvironmentReading(Record):
+    """What the environment says: parsed values, where each came from, and every problem;
+    ``replaced_by``: a rejected variable -> the fallback read in its place (e.g.
+    OTEL_EXPORTER_OTLP_ENDPOINT). (A mutable record, see ``_values``.)"""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    # a rejected variable -> the fallback read in its place (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)
-    replaced_by: dict[str, str] = field(default_factory=dict)
+    _FIELDS = ("values", "sources", "problems", "warnings", "replaced_by")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
+
+    def __init__(self, values: dict[str, Any] | None = None,
+                 sources: dict[str, str] | None = None, problems: list[Problem] | None = None,
+                 warnings: list[str] | None = None,
+                 replaced_by: dict[str, str] | None = None) -> None:
+        self.values = {} if values is None else values
+        self.sources = {} if sources is None else sources
+        self.problems = [] if problems is None else problems
+        self.warnings = [] if warnings is None else warnings
+        self.replaced_by = {} if replaced_by is None else replaced_by
 
     def outcome(self, problem: Problem) -> str:
         """What is used instead of ``problem``'s value, as its message ends: the default, or

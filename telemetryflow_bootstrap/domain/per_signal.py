@@ -15,9 +15,8 @@ key's headers still go with every signal: they are the key, not a header setting
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-
 from . import parsers
+from ._values import FrozenValue
 from .errors import Problem
 from .redaction import redact_url
 from .signals import Protocol, SignalType
@@ -52,30 +51,45 @@ def group(signal: SignalType) -> str:
     return f"{signal.value}_otlp"
 
 
-@dataclass(frozen=True)
-class SignalOverrides:
+class SignalOverrides(FrozenValue):
     """One signal's OTLP settings that differ from the all-signals ones; ``None`` means
     "not set for this signal": the all-signals value applies. (Headers set to ``()`` is a
-    setting: send none of the all-signals headers to this signal.)"""
+    setting: send none of the all-signals headers to this signal.) A frozen value object
+    (``_values``: not a dataclass, for start-up's sake)."""
 
-    endpoint: str | None = None
-    protocol: Protocol | None = None
-    insecure: bool | None = None
-    certificate_file: str | None = None
-    headers: tuple[tuple[str, str], ...] | None = field(default=None, repr=False)
-    compression: str | None = None
-    timeout: float | None = None
+    _FIELDS = ("endpoint", "protocol", "insecure", "certificate_file", "headers",
+               "compression", "timeout")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
+    _NOT_SHOWN = frozenset({"headers"})
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        protocol: Protocol | None = None,
+        insecure: bool | None = None,
+        certificate_file: str | None = None,
+        headers: tuple[tuple[str, str], ...] | None = None,
+        compression: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         # A protocol given as text becomes the enum; anything else is left for
         # ``problems_of`` to report, as the config's own fields are.
-        word = str(self.protocol).lower()
-        if not isinstance(self.protocol, Protocol) and word in _PROTOCOLS:
-            object.__setattr__(self, "protocol", Protocol(word))
+        word = str(protocol).lower()
+        if not isinstance(protocol, Protocol) and word in _PROTOCOLS:
+            protocol = Protocol(word)
+        _set = object.__setattr__
+        _set(self, "endpoint", endpoint)
+        _set(self, "protocol", protocol)
+        _set(self, "insecure", insecure)
+        _set(self, "certificate_file", certificate_file)
+        _set(self, "headers", headers)
+        _set(self, "compression", compression)
+        _set(self, "timeout", timeout)
 
     def given(self) -> tuple[str, ...]:
         """The settings set for this signal, in table order."""
-        return tuple(f.name for f in fields(self) if getattr(self, f.name) is not None)
+        return tuple(name for name in self._FIELDS if getattr(self, name) is not None)
 
     def as_changes(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.given()}

@@ -27,8 +27,8 @@ from its configuration must not make exports here wait longer than before).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from ._values import FrozenValue
 from .errors import Problem
 from .signals import SignalType
 
@@ -53,15 +53,22 @@ EXPORT_TIMEOUTS: dict[str, tuple[str, SignalType]] = {
 _SHARED_QUEUE_SIZE = LOG_SETTINGS["log_max_queue_size"][2]
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    """What one signal's batch queue is built with."""
+class BatchSettings(FrozenValue):
+    """What one signal's batch queue is built with (a frozen value object, see ``_values``).
+    ``queue_size_variable``: what a full queue's warning tells to raise, the variable that
+    sized this queue."""
 
-    schedule_delay_ms: int
-    max_batch_size: int
-    max_queue_size: int
-    # what a full queue's warning tells to raise: the variable that sized this queue
-    queue_size_variable: str = _SHARED_QUEUE_SIZE
+    _FIELDS = ("schedule_delay_ms", "max_batch_size", "max_queue_size", "queue_size_variable")
+    __slots__ = _FIELDS
+    __match_args__ = _FIELDS
+
+    def __init__(self, schedule_delay_ms: int, max_batch_size: int, max_queue_size: int,
+                 queue_size_variable: str = _SHARED_QUEUE_SIZE) -> None:
+        _set = object.__setattr__
+        _set(self, "schedule_delay_ms", schedule_delay_ms)
+        _set(self, "max_batch_size", max_batch_size)
+        _set(self, "max_queue_size", max_queue_size)
+        _set(self, "queue_size_variable", queue_size_variable)
 
 
 def batch_settings(config: TelemetryConfig, signal: SignalType) -> BatchSettings:

@@ -23,21 +23,39 @@ it.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 
-from .batching import BatchLogProcessor
+if TYPE_CHECKING:
+    from .batching import BatchLogProcessor
 
-try:  # the internals this module relies on; any missing one: every record takes emit
-    from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, ReadableLogRecord
-    from opentelemetry.sdk._logs._internal import Logger as _SdkLogger
-    from opentelemetry.sdk._logs._internal import SynchronousMultiLogRecordProcessor
-    from opentelemetry.sdk.resources import Resource
-except ImportError:  # pragma: no cover - depends on the installed SDK
-    _SdkLogger = None
+# The SDK's internals this module relies on, imported by the first ``for_logger`` (the
+# logging bridge imports this module in every process, logs exported or not, and the SDK's
+# logs module is ~15% of the hook's instructions). ``_SdkLogger`` stays None when any of
+# them is missing: every record then takes ``Logger.emit``.
+_SdkLogger: Any = None
+_loaded = False
+
+
+def _load_sdk() -> None:
+    global _SdkLogger, _loaded, BatchLogProcessor, LogRecordDroppedAttributesWarning
+    global ReadableLogRecord, Resource, SynchronousMultiLogRecordProcessor
+    if _loaded:
+        return
+    _loaded = True
+    try:
+        from opentelemetry.sdk._logs import LogRecordDroppedAttributesWarning, ReadableLogRecord
+        from opentelemetry.sdk._logs._internal import Logger, SynchronousMultiLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+
+        from .batching import BatchLogProcessor
+    except ImportError:  # pragma: no cover - depends on the installed SDK
+        return
+    _SdkLogger = Logger
+
 
 _NEEDED = ("_multi_log_record_processor", "_resource", "_instrumentation_scope",
            "_log_record_limits", "_logger_metrics", "_is_enabled")
@@ -50,6 +68,7 @@ class DirectLogs:
                  "_scope")
 
     def __init__(self, logger: Any, processor: BatchLogProcessor) -> None:
+        _load_sdk()  # (``emit`` uses what it imports)
         self._logger = logger
         self._chain = logger._multi_log_record_processor
         self._processors = self._chain._log_record_processors
@@ -61,6 +80,7 @@ class DirectLogs:
     @classmethod
     def for_logger(cls, logger: Any) -> DirectLogs | None:
         """A ``DirectLogs`` for ``logger`` if its chain is ours alone, else None."""
+        _load_sdk()
         if _SdkLogger is None or type(logger) is not _SdkLogger:
             return None
         if not all(hasattr(logger, name) for name in _NEEDED):

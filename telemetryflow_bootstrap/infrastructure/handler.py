@@ -9,27 +9,15 @@ from __future__ import annotations
 
 import collections
 import os
-import random
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _diagnostics
@@ -37,19 +25,28 @@ from .._version import __version__
 from ..application import commands as c
 from ..application import queries as q
 from ..application.bus import CommandBus, QueryBus
+from ..domain._values import Record
 from ..domain.config import TelemetryConfig
 from ..domain.redaction import redact_url
 from ..domain.signals import ExporterKind, SignalType
 from ..instrumentation._error_type import error_type
-from .batching import BatchLogProcessor, BatchQueue, BatchSpanProcessor
 from .exporters import LazyExporter, OTLPExporterFactory
-from .metric_preferences import exporter_preferences
-from .metric_reader import CountingMetricReader, LazyMetricExporter
 from .providers import install_global
 from .reachability import final_exports, final_exports_running, said_at_exit
-from .resource import build_resource
 from .signal_masks import quiet_during_fork_hooks_registered_in, signals_blocked, start_quietly
 from .watched_exporters import backend_of, watch
+
+# The SDK (its providers, samplers, batch processors, the metric reader) is imported by the
+# ``_init_*`` method of a signal that is on, not here: with every signal off (exporter none)
+# a process pays for none of it (~180M instructions, 38% of that hook's, in 2026-11).
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    from .batching import BatchQueue
+    from .metric_reader import CountingMetricReader
 
 SCOPE = "telemetryflow"
 MAX_ACTIVE_SPANS = 10_000
@@ -68,22 +65,35 @@ _SEVERITIES = {
 }
 
 
-@dataclass
-class ExporterOverrides:
+class ExporterOverrides(Record):
     """Exporters to use instead of the configured ones (tests, embedding).
 
     A ``metric_exporter`` is exported to by our reader, its points counted in
     ``get_status()`` and accounted for at exit like the OTLP exporter's; a ``metric_reader``
     (e.g. the SDK's ``InMemoryMetricReader``) replaces that reader, and its points are
-    counted only if it is a ``CountingMetricReader``."""
+    counted only if it is a ``CountingMetricReader``.
 
-    span_exporter: Any = None
-    metric_reader: Any = None
-    log_exporter: Any = None
-    metric_exporter: Any = None
+    (A record, not a dataclass: see ``domain._values``.)"""
+
+    _FIELDS = __slots__ = __match_args__ = (
+        "span_exporter", "metric_reader", "log_exporter", "metric_exporter")
+
+    def __init__(self, span_exporter: Any = None, metric_reader: Any = None,
+                 log_exporter: Any = None, metric_exporter: Any = None) -> None:
+        self.span_exporter = span_exporter
+        self.metric_reader = metric_reader
+        self.log_exporter = log_exporter
+        self.metric_exporter = metric_exporter
 
 
 def build_sampler(config: TelemetryConfig) -> Sampler:
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_OFF,
+        ALWAYS_ON,
+        ParentBased,
+        TraceIdRatioBased,
+    )
+
     name, rate = config.sampler, config.sample_rate
     root: Sampler
     if name in ("always_on", "parentbased_always_on"):
@@ -110,6 +120,16 @@ def _enabled(provider: Any) -> Any:
     if getattr(provider, "_disabled", False) is True:
         provider._disabled = False
     return provider
+
+
+def _resource_if_any_signal(config: TelemetryConfig) -> Any:
+    """The resource the providers share; None when no signal is on (it would be built for
+    nobody, and building it imports the SDK's resources module: subprocess, socket...)."""
+    if not config.enabled_signals:
+        return None
+    from .resource import build_resource
+
+    return build_resource(config)
 
 
 def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any], bool]:
@@ -197,7 +217,7 @@ class TelemetryCommandHandler:
                 from .propagators import import_propagate
 
                 import_propagate()  # (first, see there)
-            resource = build_resource(config)
+            resource = _resource_if_any_signal(config)
             factory = OTLPExporterFactory(config)
             if config.signal_enabled(SignalType.TRACES):
                 self._init_traces(config, resource, factory)
@@ -238,6 +258,8 @@ class TelemetryCommandHandler:
 
     def _queue(self, signal: str, export: Callable[[Any], bool], lazy: LazyExporter,
                config: TelemetryConfig) -> BatchQueue:
+        from .batching import BatchQueue
+
         # (the log queue's own OTEL_BLRP_* settings where set: see domain.signal_batches)
         batch = config.batch_for(SignalType.LOGS if signal == "logs" else SignalType.TRACES)
         return BatchQueue(export, signal=signal, max_queue_size=batch.max_queue_size,
@@ -249,6 +271,11 @@ class TelemetryCommandHandler:
 
     def _init_traces(self, config: TelemetryConfig, resource: Any,
                      factory: OTLPExporterFactory) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        from .batching import BatchSpanProcessor
+
         given = self._overrides.span_exporter
         lazy = self._lazy(lambda: given if given is not None else factory.create_span_exporter(),
                           "traces", None if given is not None else
@@ -263,6 +290,11 @@ class TelemetryCommandHandler:
 
     def _init_metrics(self, config: TelemetryConfig, resource: Any,
                       factory: OTLPExporterFactory) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        from .metric_preferences import exporter_preferences
+        from .metric_reader import CountingMetricReader, LazyMetricExporter
+
         reader = self._overrides.metric_reader
         given = self._overrides.metric_exporter
         if isinstance(reader, CountingMetricReader):
@@ -288,7 +320,10 @@ class TelemetryCommandHandler:
 
     def _init_logs(self, config: TelemetryConfig, resource: Any,
                    factory: OTLPExporterFactory) -> None:
+        from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        from .batching import BatchLogProcessor
 
         given = self._overrides.log_exporter
         lazy = self._lazy(lambda: given if given is not None else factory.create_log_exporter(),
@@ -595,6 +630,8 @@ _INVALID_ID = "0" * 16
 
 def _fresh_id(active: Any) -> str:
     """A random span id in the SDK's shape that no open span has."""
+    import random  # (rarely needed: not at start-up)
+
     while True:
         span_id = format(random.getrandbits(64), "016x")
         if span_id != _INVALID_ID and span_id not in active:
@@ -615,8 +652,16 @@ def _dropped(queue: BatchQueue | None) -> int:
 
 
 def _unencodable_counts() -> dict[str, int]:
-    # (otlp_wire is imported by the export thread with the exporter, not at start-up)
-    from .metric_values import values_sent_as_double
-    from .otlp_wire import unencodable_counts
+    """The encoders' counts. They count in modules imported with the exporters (on the
+    export thread) and the metric reader: one not imported has counted nothing, and is not
+    imported for the final status of a process that never exported (exporter none)."""
+    wire = sys.modules.get(f"{__package__}.otlp_wire")
+    values = sys.modules.get(f"{__package__}.metric_values")
+    counts: dict[str, int] = wire.unencodable_counts() if wire is not None \
+        else dict.fromkeys(_WIRE_COUNTS, 0)
+    counts["metric_values_sent_as_double"] = \
+        values.values_sent_as_double() if values is not None else 0
+    return counts
 
-    return {**unencodable_counts(), "metric_values_sent_as_double": values_sent_as_double()}
+
+_WIRE_COUNTS = ("attributes_left_out", "values_sent_as_text")  # (otlp_wire's counts)

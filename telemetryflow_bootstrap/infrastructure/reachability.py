@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import threading
 import time
 import weakref
@@ -194,6 +193,8 @@ def reason_for_exception(error: BaseException | None) -> str | None:
     """Why ``error`` (an HTTP transport's: requests' or urllib3's, wrapping the socket's)
     says the backend is unreachable, or None if it does not. Decided by the socket error's
     type and errno found anywhere in its chain, not by its text."""
+    import socket  # (an exporter's transport has imported it; the start-up need not)
+
     for found in _chain(error):
         if isinstance(found, ConnectionRefusedError):
             return REFUSED

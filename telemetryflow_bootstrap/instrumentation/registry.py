@@ -14,32 +14,43 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from .. import _diagnostics
+from ..domain._values import FrozenValue
 
 
-@dataclass(frozen=True)
-class Instrumentation:
-    """One library we patch."""
+class Instrumentation(FrozenValue):
+    """One library we patch. (Frozen value objects, not dataclasses: ~100 entries are
+    built in every instrumented process at start-up, see ``domain._values``.)"""
 
-    name: str
-    modules: tuple[str, ...]
-    patch: str
-    distribution: str | None = None
-    versions: str = ""
+    _FIELDS = __slots__ = __match_args__ = (
+        "name", "modules", "patch", "distribution", "versions")
+
+    def __init__(self, name: str, modules: tuple[str, ...], patch: str,
+                 distribution: str | None = None, versions: str = "") -> None:
+        _set = object.__setattr__
+        _set(self, "name", name)
+        _set(self, "modules", modules)
+        _set(self, "patch", patch)
+        _set(self, "distribution", distribution)
+        _set(self, "versions", versions)
 
 
-@dataclass(frozen=True)
-class PatchContext:
+class PatchContext(FrozenValue):
     """What a patch needs from the running SDK."""
 
-    tracer: Any
-    meter: Any
-    logger_provider: Any
-    config: Any
-    handler: Any
+    _FIELDS = __slots__ = __match_args__ = (
+        "tracer", "meter", "logger_provider", "config", "handler")
+
+    def __init__(self, tracer: Any, meter: Any, logger_provider: Any, config: Any,
+                 handler: Any) -> None:
+        _set = object.__setattr__
+        _set(self, "tracer", tracer)
+        _set(self, "meter", meter)
+        _set(self, "logger_provider", logger_provider)
+        _set(self, "config", config)
+        _set(self, "handler", handler)
 
 
 def _catalog() -> tuple[Instrumentation, ...]:

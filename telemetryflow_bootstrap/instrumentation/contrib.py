@@ -41,7 +41,8 @@ from . import registry
 
 _GROUP = "opentelemetry_instrumentor"
 # Contrib entry point name → the name of ours that covers the same library.
-_COVERED_BY = {"urllib": "http_client", "system_metrics": "runtime_metrics"}
+_COVERED_BY = {"urllib": "http_client", "system_metrics": "runtime_metrics",
+               "mysql": "mysql_connector", "mysqlclient": "mysqldb"}
 # Ours, installed by bootstrap for the whole process rather than through the catalogs.
 _PROCESS_LEVEL = frozenset({"logging", "runtime_metrics"})
 _INSTRUMENTS_EXTRA = re.compile(r"""extra\s*==\s*["']instruments(?:-any)?["']""")

@@ -192,6 +192,23 @@ def test_urllib_contrib_counts_as_our_http_client(fresh: Path) -> None:
     assert contrib.preferred(TelemetryConfig(prefer_contrib=("urllib",))) == {"http_client"}
 
 
+@pytest.mark.parametrize(("contrib_name", "ours"), [("mysql", "mysql_connector"),
+                                                    ("mysqlclient", "mysqldb")])
+def test_contrib_mysql_instrumentors_count_as_ours(fresh: Path, contrib_name: str,
+                                                   ours: str) -> None:
+    """opentelemetry-instrumentation-mysql (mysql-connector-python) and -mysqlclient
+    (MySQLdb) are named unlike our patches of the same drivers: armed as well, they would
+    trace every statement twice."""
+    _dist(fresh, f"{contrib_name}-driver-dist", top_level=f"{contrib_name}_driver")
+    (fresh / f"{contrib_name}_driver.py").write_text("")
+    _contrib_package(fresh, contrib_name, f"{contrib_name}_driver",
+                     f"{contrib_name}-driver-dist")
+    assert contrib.arm_contrib(_context(), {ours}) == []
+    state, detail = registry.status()[f"contrib:{contrib_name}"]
+    assert state == "skipped" and f"instruments {ours} itself" in detail
+    assert contrib.preferred(TelemetryConfig(prefer_contrib=(contrib_name,))) == {ours}
+
+
 def test_modules_come_from_the_file_list_without_top_level_txt(fresh: Path) -> None:
     """A distribution without top_level.txt (as hatch and flit build them) yields its
     top-level modules from RECORD, whatever the distribution is called."""

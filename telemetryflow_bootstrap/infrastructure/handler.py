@@ -8,6 +8,7 @@ OpenTelemetry directly (the hot path pays for no ceremony).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
@@ -130,6 +131,27 @@ def _resource_if_any_signal(config: TelemetryConfig) -> Any:
     from .resource import build_resource
 
     return build_resource(config)
+
+
+def _built_before_the_interpreter_shuts_down(lazy: LazyExporter) -> None:
+    """Build the metrics exporter, if nothing has yet, when the interpreter starts to shut
+    down (``threading``'s exit hooks run before the joins of threads and ``atexit``).
+
+    Why: a short program's first metrics export is its last collection, at exit, and the
+    exporter is built then: its imports (grpc, the logs SDK when logs are off) register
+    threading exit hooks or run OpenTelemetry's resource detectors in a
+    ``ThreadPoolExecutor``, both refused once the shutdown has begun ("cannot schedule new
+    futures after interpreter shutdown"), and every metric point of a metrics-only program
+    was lost. The hooks run last-registered first, so ``concurrent.futures.thread`` (whose
+    hook closes the executors) is imported before ours is registered (~0.3 ms; the SDKs
+    import most of it anyway)."""
+    import concurrent.futures.thread  # noqa: F401
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    with contextlib.suppress(RuntimeError):  # (set up during the shutdown itself)
+        register(lazy.get)
 
 
 def _export_function(lazy: LazyExporter, ok: Any, signal: str) -> Callable[[Any], bool]:
@@ -300,10 +322,10 @@ class TelemetryCommandHandler:
         if isinstance(reader, CountingMetricReader):
             self._metric_reader = reader
         elif reader is None:
-            exporter = LazyMetricExporter(
-                self._lazy((lambda: given) if given is not None
-                           else factory.create_metric_exporter, "metrics"),
-                **exporter_preferences(config))
+            lazy = self._lazy((lambda: given) if given is not None
+                              else factory.create_metric_exporter, "metrics")
+            _built_before_the_interpreter_shuts_down(lazy)
+            exporter = LazyMetricExporter(lazy, **exporter_preferences(config))
             # (its thread, and the one it restarts in a forked child, never takes SIGTERM)
             with signals_blocked():
                 reader = self._metric_reader = quiet_during_fork_hooks_registered_in(

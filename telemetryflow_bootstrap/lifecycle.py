@@ -309,7 +309,7 @@ def _encoding_losses(status: dict[str, Any]) -> str:
     unencodable: spans=1; past the request size limit: logs=2); attributes left out=3``."""
     groups = []
     for key, name in _LEFT_OUT:
-        counts = [f"{kind}={status[f'{kind}_{key}']}" for kind in ("spans", "logs")
+        counts = [f"{kind}={status[f'{kind}_{key}']}" for kind in _KINDS
                   if _nonzero(status.get(f"{kind}_{key}"))]
         if counts:
             groups.append(f"{name}: {' '.join(counts)}")

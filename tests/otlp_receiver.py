@@ -665,6 +665,16 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         if signal is None:
             self._reply(404, b"unknown OTLP path\n")
             return
+        limit = receiver._http_max_request_bytes
+        if limit is not None and len(body) > limit:  # (as sent: compressed, if it is)
+            receiver._record(ReceivedRequest(
+                signal=signal, transport="http", path=path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                compressed="content-encoding" in {k.lower() for k in self.headers},
+                content_type=self.headers.get("Content-Type"), message=None,
+                status="RESOURCE_EXHAUSTED", error=f"payload too large ({len(body)} bytes)"))
+            self._reply(413, f"request body of {len(body)} bytes is past {limit}\n".encode())
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         content_type_full = headers.get("content-type")
         content_type = (content_type_full or "").split(";", 1)[0].strip().lower()
@@ -768,13 +778,20 @@ class OTLPReceiver:
         tls: tuple[bytes, bytes] | None = None,
         start: bool = False,
         grpc_max_receive_bytes: int | None = None,
+        http_max_request_bytes: int | None = None,
     ) -> None:
         """``grpc_max_receive_bytes``: a limit on a gRPC request, as an OpenTelemetry
         Collector has one (``max_recv_msg_size_mib``, 4 MiB by default): a request past it,
         on the wire or once decompressed, is refused with RESOURCE_EXHAUSTED "received
         message larger than max (N vs. LIMIT)" (on the wire by gRPC itself), and not
-        recorded. Without it, 64 MiB on the wire, so that no test is refused by accident."""
+        recorded. Without it, 64 MiB on the wire, so that no test is refused by accident.
+
+        ``http_max_request_bytes``: a limit on an HTTP request's body as sent (compressed,
+        if it is), as a proxy or a Collector (``max_request_body_size``) has one: a request
+        past it is read, answered 413 Payload Too Large and recorded as rejected (status
+        RESOURCE_EXHAUSTED, no message). Without it, no limit."""
         self._grpc_max_receive_bytes = grpc_max_receive_bytes
+        self._http_max_request_bytes = http_max_request_bytes
         self._grpc_port = grpc_port
         self._http_port = http_port
         self._tls = tls

@@ -213,15 +213,15 @@ def _http_log() -> Callable[..., Any]:
 
 
 def _grpc_metric() -> Callable[..., Any]:
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from .otlp_metric_exporters import grpc_metric_exporter
 
-    return OTLPMetricExporter  # type: ignore[no-any-return]
+    return grpc_metric_exporter
 
 
 def _http_metric() -> Callable[..., Any]:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from .otlp_metric_exporters import http_metric_exporter
 
-    return OTLPMetricExporter  # type: ignore[no-any-return]
+    return http_metric_exporter
 
 
 @contextlib.contextmanager

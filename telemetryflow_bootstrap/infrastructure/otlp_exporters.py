@@ -21,6 +21,13 @@ fit (``_parts``); an item that does not fit in a request on its own is left out,
 (``too_large_items``) and said once per signal, with its size. The export succeeds if
 every request sent does.
 
+A backend whose limit is lower than the exporter's answers 413 Payload Too Large, which
+the exporter does not retry: the batch was lost and the backend blamed. Now the items are
+sent again at once in requests within half the refused one (``HttpExporter._send``), that
+limit kept for the exporter's later requests, and lowered again by each further 413 (not
+below ``_MIN_LEARNED``); an item refused alone is left out, counted and said as one past
+the backend's limit.
+
 Over gRPC alike, past 4 MiB (``_GRPC_LIMIT``): a gRPC server's default limit, and an
 OpenTelemetry Collector's (``max_recv_msg_size_mib: 4``), past which it refuses the request
 whole with RESOURCE_EXHAUSTED; the exporter retried that same request until its deadline,
@@ -64,6 +71,10 @@ _NOUNS = {_TRACES: "span", _LOGS: "log record"}  # (in the warning; "spans", "lo
 _GRPC_LIMIT = 4 << 20
 _MAX_REFUSALS = 8  # refusals as too large, in a row, answered by smaller requests
 _SIZE_WORDS = ("larger than max", "exceeds max", "too large")  # (see _size_refused)
+# An HTTP backend answering 413 tells no limit: half the refused request is taken, not
+# below this (a backend refusing a request this small has another trouble: not split).
+_MIN_LEARNED = 1024
+_PAYLOAD_TOO_LARGE = 413
 
 # Items left out because no encoder could encode them, and because their request alone
 # was past the exporter's limit, per signal, for get_status().
@@ -532,6 +543,47 @@ def _size_refused(error: Any) -> int | None:
     return min(numbers) if numbers else 0
 
 
+def note_payload_too_large(client: Any, refusal: _Refusal) -> None:
+    """Have the exporter's HTTP ``client`` note a 413 answer in ``refusal.limit`` (0: the
+    answer states no limit), its "Failed to export" line left unsaid when
+    ``refusal.quiet`` (the caller sends the items again, or says what was left out). A
+    client laid out otherwise is left as it is (413 then fails the export, as before)."""
+    transport = getattr(client, "_transport", None)
+    if transport is not None and hasattr(transport, "request"):
+        client._transport = _RefusalNoted(transport, refusal)
+
+
+class _RefusalNoted:
+    """The HTTP exporter's transport, a 413 answer noted (see ``note_payload_too_large``);
+    anything else is the transport's (its session, which the exporter factory pins)."""
+
+    def __init__(self, inner: Any, refusal: _Refusal) -> None:
+        self._inner = inner
+        self._refusal = refusal
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_inner", "_refusal"):  # (not set yet: a copy being made)
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        result = self._inner.request(method, url, **kwargs)
+        if getattr(result, "status_code", None) == _PAYLOAD_TOO_LARGE:
+            refusal = self._refusal
+            refusal.limit = 0
+            if refusal.quiet:
+                from . import watched_exporters
+
+                watched_exporters.quiet_this_attempt()
+        return result
+
+    def is_connection_error(self, exception: Exception | None) -> bool:
+        return bool(self._inner.is_connection_error(exception))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def _serialized(translate: Callable[[Sequence[Any]], Any], items: Sequence[Any]) -> bytes:
     return translate(items).SerializeToString()  # type: ignore[no-any-return]
 
@@ -563,7 +615,7 @@ def _http_class(signal: str) -> type:
         exporter lacking what those steps use goes through its own ``export``; a batch our
         encoder refuses is encoded by the exporter's (the same function its ``export``
         calls), or split (``_split``); a request past the limit is sent in parts
-        (``_parts``)."""
+        (``_parts``), and so is one the backend refuses with 413 (``_send``)."""
 
         unencodable_items = 0  # (items left out of this exporter's exports: see _split)
         too_large_items = 0  # (items left out, their request alone past the limit)
@@ -573,6 +625,10 @@ def _http_class(signal: str) -> type:
             self._encoder = make_encoder()
             self._fast = all(hasattr(self, name) for name in
                              ("_client", "_metrics", "_shutdown", "_max_request_size"))
+            self._refusal = _Refusal()
+            self._learned = 0  # (the backend's limit, as far as its 413s tell; 0: none)
+            if self._fast:
+                note_payload_too_large(self._client, self._refusal)
 
         def export(self, items: Sequence[Any]) -> Any:
             if not self._fast or self._shutdown:
@@ -580,11 +636,53 @@ def _http_class(signal: str) -> type:
             data = _encoded(self._encoder, items)
             if data is None:
                 data, items = self._theirs_or_split(items)
-            if 0 < self._max_request_size < len(data):
-                return self._export_in_parts(items)
-            return self._send(data, len(items))
+            return self._send(items, data, 0)
 
-        def _send(self, data: bytes, count: int) -> Any:
+        def _limit(self) -> int:
+            """The request limit in force: the exporter's (0: none), or the backend's,
+            lower, once it refused a larger request."""
+            mine, learned = self._max_request_size, self._learned
+            if learned and (mine <= 0 or learned < mine):
+                return learned
+            return mine if mine > 0 else 0
+
+        def _send(self, items: Sequence[Any], data: bytes, depth: int) -> Any:
+            """``items`` in their request ``data``, or in parts if it is past the limit.
+            Refused with 413 Payload Too Large (the backend's limit is lower), the items
+            are sent again at once in parts within half the refused request (the limit kept
+            for later requests, not below ``_MIN_LEARNED``; at most ``_MAX_REFUSALS``
+            times in a row); an item refused alone is left out and counted."""
+            limit = self._limit()
+            if 0 < limit < len(data):
+                return self._export_in_parts(items, depth)
+            refusal = self._refusal
+            refusal.limit = None
+            refusal.quiet = (depth < _MAX_REFUSALS and len(data) > _MIN_LEARNED) or len(
+                items) == 1
+            result = self._post(data, len(items))
+            if refusal.limit is None or result is result_type.SUCCESS:
+                return result
+            if refusal.quiet:
+                from . import watched_exporters
+
+                watched_exporters.quiet_this_attempt(False)
+            size = len(data)
+            if len(items) == 1:
+                self._learn(size // 2)
+                self._count(1, size, refused=True)
+                return result_type.SUCCESS
+            if depth >= _MAX_REFUSALS or size <= _MIN_LEARNED:
+                return result  # (a backend refusing even that has another trouble)
+            self._learn(max(size // 2, _MIN_LEARNED))
+            return self._export_in_parts(items, depth + 1)
+
+        def _learn(self, limit: int) -> None:
+            if limit >= _MIN_LEARNED and (not self._learned or limit < self._learned):
+                self._learned = limit
+                _diagnostics.debug(f"the backend refused an HTTP {signal} request with 413 "
+                                   f"Payload Too Large: requests are now kept within {limit}")
+
+        def _post(self, data: bytes, count: int) -> Any:
             with self._metrics.export_operation(count) as result:
                 sent = self._client.export(data)
                 if not sent.success:
@@ -603,24 +701,28 @@ def _http_class(signal: str) -> type:
                 self.unencodable_items += lost
                 return encoded, kept
 
-        def _export_in_parts(self, items: Sequence[Any]) -> Any:
+        def _export_in_parts(self, items: Sequence[Any], depth: int) -> Any:
             """(See the module doc.) A part the backend fails ends the export: the
             exporter has retried it already, and the rest would wait for the same."""
-            limit = self._max_request_size
             encode = functools.partial(_quietly, self._encoder, theirs)
             lost = size = 0
             result = result_type.SUCCESS
-            for part, data, part_size in _parts(items, encode, limit):
+            for part, data, part_size in _parts(items, encode, self._limit()):
                 if data is None:
                     lost, size = lost + 1, size or part_size
-                elif self._send(data, len(part)) is not result_type.SUCCESS:
+                elif self._send(part, data, depth) is not result_type.SUCCESS:
                     result = result_type.FAILURE
                     break
             if lost:
-                self.too_large_items += lost
-                _count_too_large(signal, lost, size,
-                                 f"the exporter's limit of {limit} (max_request_size)")
+                self._count(lost, size, refused=self._learned == self._limit())
             return result
+
+        def _count(self, lost: int, size: int, *, refused: bool) -> None:
+            self.too_large_items += lost
+            limit = self._limit()
+            whose = ("the backend's limit (it answered 413 Payload Too Large)" if refused else
+                     f"the exporter's limit of {limit} (max_request_size)")
+            _count_too_large(signal, lost, size, whose)
 
     HttpExporter.__name__ = HttpExporter.__qualname__ = f"Http{_NAMES[signal]}Exporter"
     return HttpExporter

@@ -31,7 +31,16 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from .leaf_spans import LeafSpan
-from .otlp_wire import FIXED64, CommonEncoder, escaped, field, schema_url, text, varint
+from .otlp_wire import (
+    CACHED_MAX_BYTES,
+    FIXED64,
+    CommonEncoder,
+    escaped,
+    field,
+    schema_url,
+    text,
+    varint,
+)
 
 _KIND = {SpanKind.INTERNAL: b"\x30\x01", SpanKind.SERVER: b"\x30\x02",
          SpanKind.CLIENT: b"\x30\x03", SpanKind.PRODUCER: b"\x30\x04",
@@ -42,12 +51,21 @@ _FLAGS_REMOTE = b"\x85\x01\x00\x03\x00\x00"  # ... and CONTEXT_IS_REMOTE
 _LINK_FLAGS_LOCAL = b"\x35\x00\x01\x00\x00"  # Link field 6
 _LINK_FLAGS_REMOTE = b"\x35\x00\x03\x00\x00"
 _PLAIN = (ReadableSpan, LeafSpan)  # exact types whose fields are read directly
+# The status cache: entries; encodings up to _SMALL_STATUS bytes counted, not sized (256
+# of them: 64 KiB); bigger ones, up to CACHED_MAX_BYTES, held within a budget (with their
+# texts, about as much again), so it holds a few MiB at most, not 256 descriptions of any
+# size.
+_STATUS_LIMIT = 256
+_SMALL_STATUS = 256
+_STATUS_BUDGET_BYTES = 1 << 20
 
 
 class SpanEncoder(CommonEncoder):
     """Encodes batches of ReadableSpans; keeps small caches, so one per export thread."""
 
     _SIGNAL = "span"
+    # (the size of the big encodings _statuses holds; set on the instance once one is)
+    _status_bytes = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -151,13 +169,33 @@ class SpanEncoder(CommonEncoder):
         key = (status.status_code.value, status.description)
         encoded = self._statuses.get(key)
         if encoded is None:
-            body = text(b"\x12", status.description) if status.description else b""
-            if key[0]:
-                body += b"\x18" + varint(key[0])
-            encoded = field(b"\x7a", body)
-            if len(self._statuses) >= 256:
-                self._statuses.clear()
-            self._statuses[key] = encoded
+            encoded = self._new_status(key)
+        return encoded
+
+    def _new_status(self, key: tuple[int, str | None]) -> bytes:
+        """Cached like the other texts (``otlp_wire``): a description is often an exception's
+        message, and one holding a payload or a response body (megabytes) was kept with its
+        encoding until 256 others came. Big ones count against a budget, and one past
+        ``CACHED_MAX_BYTES`` is encoded each time."""
+        code, description = key
+        body = text(b"\x12", description) if description else b""
+        if code:
+            body += b"\x18" + varint(code)
+        encoded = field(b"\x7a", body)
+        size = len(encoded)
+        statuses = self._statuses
+        if size <= _SMALL_STATUS:
+            if len(statuses) >= _STATUS_LIMIT:
+                statuses.clear()
+                self._status_bytes = 0
+            statuses[key] = encoded
+        elif size <= CACHED_MAX_BYTES:
+            used = self._status_bytes + size
+            if used > _STATUS_BUDGET_BYTES or len(statuses) >= _STATUS_LIMIT:
+                statuses.clear()
+                used = size
+            self._status_bytes = used
+            statuses[key] = encoded
         return encoded
 
     def _attribute_block(self, attributes: Any) -> bytes:

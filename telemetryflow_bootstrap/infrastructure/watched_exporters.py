@@ -155,6 +155,13 @@ def not_retried(error: Any, *, quiet: bool) -> Exception:
     return _grpc_give_up_class()(str(error.details() or ""), error.code())
 
 
+def quiet_this_attempt(on: bool = True) -> None:
+    """What the exporter logs about the attempt this thread just made is left unsaid (an
+    HTTP request refused with 413: the caller sends its items again, or says what it left
+    out); ``on=False`` ends that before the next attempt would."""
+    _quiet.on = on
+
+
 @functools.cache
 def _grpc_give_up_class() -> type:
     import grpc

@@ -38,4 +38,9 @@ ENTRIES: tuple[Instrumentation, ...] = (
     Instrumentation("uvicorn", ("uvicorn.config",), f"{_PACKAGE}.uvicorn:patch",
                     "uvicorn", ">=0.23"),
     Instrumentation("wsgiref", ("wsgiref.simple_server",), f"{_PACKAGE}.wsgiref:patch"),
+    Instrumentation("waitress", ("waitress.server",), f"{_PACKAGE}.waitress:patch",
+                    "waitress", ">=2.0"),
+    # (wrap_app: where every way of serving, the CLI's workers and serve() alike, passes)
+    Instrumentation("hypercorn", ("hypercorn.utils",), f"{_PACKAGE}.hypercorn:patch",
+                    "hypercorn", ">=0.14"),
 )

@@ -3,9 +3,9 @@ integration of ours already instruments it.
 
 Why at the server: a WSGI or ASGI application of a framework we have no integration for
 (Bottle, Quart, Litestar, a hand-written callable) would otherwise get no server span at
-all. The servers we patch (``gunicorn``, ``uvicorn``, ``wsgiref``) hand us the application
-they loaded, once, before the first request; wrapping it there costs nothing per request
-beyond the middleware itself.
+all. The servers we patch (``gunicorn``, ``uvicorn``, ``wsgiref``, ``waitress``,
+``hypercorn``) hand us the application they loaded, once, before the first request;
+wrapping it there costs nothing per request beyond the middleware itself.
 
 A Flask, Django, Starlette, FastAPI, Falcon or Pyramid application is left alone: its own
 integration knows its routes and already makes its one span, and a second layer would only

@@ -58,15 +58,26 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from .. import _diagnostics
+from . import native_threads
 from .exporters import LazyExporter
 from .late_metric_points import asynchronous_metrics, late_points
 from .metric_values import carriable
+from .native_threads import NativeEvent
 from .reachability import said_at_exit
 from .signal_masks import start_quietly
 
 # How long ``close()`` waits for the collection that counts the last points (microseconds
 # normally: only a program's own observable callback, hanging, could take longer).
 _COUNTING_GRACE = 0.5
+
+
+def _ticking_thread(reader: Any) -> Any:
+    """The SDK reader's thread, unless it is the calling one (by OS thread id: under gevent
+    ``threading.current_thread()`` is a stand-in there, and the class a patched one)."""
+    ticker = getattr(reader, "_daemon_thread", None)
+    if not callable(getattr(ticker, "join", None)):
+        return None
+    return None if getattr(ticker, "ident", None) == native_threads.real_ident() else ticker
 
 
 def count_points(metrics_data: Any) -> int:
@@ -153,6 +164,62 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         self._newest_number = 0
         self._newest_ok: bool | None = None
         self._late_local = threading.local()  # (a thread collecting late points: its data)
+
+    # The SDK sets and reads ``_shutdown_event``: a ``NativeEvent`` rather than the SDK's
+    # ``threading.Event``, which green-thread monkey-patching (after the thread started)
+    # breaks, until ``move_to_green_thread`` gives the ticker a green one; see
+    # ``native_threads``.
+    @property
+    def _shutdown_event(self) -> Any:
+        event = self.__dict__.get("_wake")
+        if event is None:
+            event = self.__dict__["_wake"] = NativeEvent()
+        return event
+
+    @_shutdown_event.setter
+    def _shutdown_event(self, sdk_event: Any) -> None:
+        self.__dict__.setdefault("_wake", NativeEvent())
+
+    def _ticker(self) -> None:
+        """The SDK's loop (collect every interval, once more when woken), except that a
+        ticker whose event was replaced (``move_to_green_thread``) just stops."""
+        wake = self._shutdown_event
+        me = getattr(self, "_daemon_thread", None)  # (set before each start: this one)
+        interval = self._export_interval_millis / 1e3
+        try:
+            while not wake.wait(interval):
+                self._collect_quietly(self._export_timeout_millis)
+            if wake is self._shutdown_event:  # (the reader's shutdown: its last collection)
+                self._collect_quietly(self._export_interval_millis)
+        finally:
+            native_threads.leave_cleanly(me)
+
+    def _collect_quietly(self, timeout_millis: float) -> None:
+        try:
+            self.collect(timeout_millis=timeout_millis)
+        except Exception as exc:  # (the SDK's loop logs a timeout and goes on: so do we)
+            _diagnostics.debug(f"metric collection failed: {exc!r}")
+
+    def move_to_green_thread(self) -> None:
+        """Green-thread monkey-patching just replaced ``threading`` (gevent's
+        ``patch_thread``, on the thread that patched): stop the real ticker thread and
+        tick on a green one, with a green event. Why: a real thread that imports after
+        the patching (the exporter's first export imports its stack) holds an import lock
+        that is a gevent lock now, and the main thread importing the same module then
+        found no greenlet to wait for: ``LoopExit`` (a gunicorn gevent worker failed to
+        boot importing ``requests`` while our reader imported it for OTLP/HTTP)."""
+        old_thread = getattr(self, "_daemon_thread", None)
+        if self._shut_down.is_set() or not callable(getattr(old_thread, "join", None)):
+            return
+        old_event = self._shutdown_event
+        if not isinstance(old_event, NativeEvent):
+            return  # (moved already)
+        self.__dict__["_wake"] = threading.Event()  # (gevent's, now)
+        old_event.set()  # (the old ticker stops, without a last collection)
+        thread = threading.Thread(target=self._ticker, name="OtelPeriodicExportingMetricReader",
+                                  daemon=True)
+        self._daemon_thread = thread
+        start_quietly(thread)
 
     def _runtime_only_short_run(self, metrics_data: Any) -> bool:
         """The exit-time export of a process that lived less than one interval and recorded
@@ -245,8 +312,11 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         it. A reader laid out otherwise (another SDK version) makes it at ``shutdown()``."""
         with self._counts_lock:
             self._stopping = True
+        # (duck-typed, not ``isinstance(event, threading.Event)``: gevent's monkey-patching
+        # replaces that class, and an event made before it was then never set, the reader
+        # woken only by the SDK's shutdown, once too late: see ``_ticking_thread``)
         event = getattr(self, "_shutdown_event", None)
-        if isinstance(event, threading.Event):
+        if callable(getattr(event, "set", None)):
             event.set()
 
     def collects_for(self, provider: Any) -> None:
@@ -344,8 +414,8 @@ class CountingMetricReader(PeriodicExportingMetricReader):
         collection, while the exit ran, is collected once more after this, and only that
         is exported: ``export_late_points``.)"""
         self.start_last_export()
-        ticker = getattr(self, "_daemon_thread", None)
-        if isinstance(ticker, threading.Thread) and ticker is not threading.current_thread():
+        ticker = _ticking_thread(self)
+        if ticker is not None:
             with contextlib.suppress(RuntimeError):  # (never started)
                 ticker.join(max(deadline - time.monotonic(), 0.0))
         with self._settled:

@@ -21,6 +21,11 @@ ENTRIES: tuple[Instrumentation, ...] = (
         patch="telemetryflow_bootstrap.instrumentation.multiprocessing:patch",
     ),
     Instrumentation(
+        name="gevent",
+        modules=("gevent.monkey",),
+        patch="telemetryflow_bootstrap.instrumentation.gevent:patch",
+    ),
+    Instrumentation(
         name="threading",
         modules=("threading",),
         patch="telemetryflow_bootstrap.instrumentation.threading:patch",

@@ -167,6 +167,18 @@ class _ServerRequest:
         self.done = False
         self.started = _perf_counter()
 
+    # A layer inside ours that copies the scope or environ (hypercorn's ProxyFixMiddleware
+    # deep-copies the scope; user middlewares do ``copy.deepcopy(scope)``) copies this as
+    # itself: one request, one span (its SDK span and core hold locks, which cannot be
+    # copied: the request failed with "cannot pickle '_thread.lock' object"), and the copy
+    # still tells the layers inside that the request is ours. (Pickling stays refused: a
+    # request is of no use in another process, and no server pickles a scope.)
+    def __copy__(self) -> _ServerRequest:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ServerRequest:
+        return self
+
     def finish(self, error: BaseException | None = None, incomplete: bool = False,
                error_type: str | None = None) -> None:
         """End the span and record the duration; later calls do nothing. ``error``: an

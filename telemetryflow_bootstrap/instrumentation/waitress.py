@@ -12,11 +12,8 @@ Each listening socket is a server of its own (``--listen`` twice): each wraps th
 application in a middleware of its own, which only costs their construction.
 ``TELEMETRYFLOW_DISABLED_INSTRUMENTATIONS=waitress`` turns it off.
 
-Not kept (``TelemetryWSGIMiddleware``'s response body, shared with the other servers): a
-one-item body of unknown length is sent chunked instead of with the ``Content-Length``
-waitress would compute (``len()`` of the body), and a ``wsgi.file_wrapper`` body is iterated
-in blocks instead of handed whole to waitress's channel. waitress has no graceful stop: a
-request under way at SIGTERM is cut, and its span is not recorded.
+waitress has no graceful stop: a request under way at SIGTERM is cut, and its span is not
+recorded.
 """
 
 from __future__ import annotations

@@ -90,161 +90,28 @@ Hazards handled
     - Never raises into the program: a record we cannot convert is reported once and
       skipped; a loguru whose ``_log`` has neither known shape (0.6, 0.7) is left
       unpatched, and the registry says so once (``--info``: failed, with the reason).
+
+Code: this module wraps ``_log``; ``_log_loguru_emitter`` converts and exports;
+``_log_records`` holds what the stdlib bridge shares with it.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sys
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .. import _diagnostics
-from ..infrastructure.direct_logs import DirectLogs
-from . import stdlib_logging
-from .stdlib_logging import _exception_attributes, _severity, _suppressed, _text
+from . import _log_stdlib_handler, stdlib_logging
+from ._log_loguru_emitter import LoguruExport as _Emitter
+from ._log_loguru_emitter import guard as _guard
+from ._log_records import export_levelno, suppressed
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50}
-_MAX_LOGGERS = 1024  # distinct OpenTelemetry loggers; past it records share one
-_OVERFLOW_SCOPE = "telemetryflow.loguru.overflow"
-_UNNAMED_SCOPE = "loguru"  # a record of code whose module has no __name__
-_MAX_TEXT = 1024  # characters of a non-primitive extra value's text
 _DISPATCH_FRAMES = 12  # how far up a loguru call we look for the stdlib bridge's dispatch
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _OUR_HANDLER_ID = object()  # our key in the view's handlers: no handler id can equal it
-
-
-class _Guard(threading.local):
-    """Per-thread "we are exporting" flag (see the module's feedback loops)."""
-
-    active = False
-
-
-_guard = _Guard()
-
-
-class _Emitter:
-    """What ``_log`` sees as one more loguru handler: ``emit`` turns the finished record
-    into an OpenTelemetry log record on ``logger_provider``."""
-
-    def __init__(self, logger_provider: Any, levelno: int, sdk: Any = None) -> None:
-        self._provider = logger_provider
-        self.levelno = levelno
-        self._sdk = sdk  # the TelemetryCommandHandler: after its shutdown we stop exporting
-        self._emitters: dict[Any, Callable[..., None]] = {}
-        self._loggers: dict[str, Any] = {}
-        self._max_attributes: int | None = getattr(
-            getattr(logger_provider, "_log_record_limits", None), "max_log_record_attributes",
-            None)
-        self.stopped = False
-        self._failure_reported = False
-        self._limit_reported = False
-
-    def live(self) -> bool:
-        sdk = self._sdk
-        return not self.stopped and (sdk is None or getattr(sdk, "initialized", True))
-
-    def emit(self, record: dict[str, Any], level_id: Any, from_decorator: bool, is_raw: bool,
-             colored_message: Any) -> None:
-        _guard.active = True
-        try:
-            self._export(record)
-        except Exception as exc:
-            self._report(exc)
-        finally:
-            _guard.active = False
-
-    def _export(self, record: dict[str, Any]) -> None:
-        file, thread, level = record["file"], record["thread"], record["level"]
-        attributes: dict[str, Any] = {
-            "code.function.name": record["function"], "code.file.path": file.path,
-            "code.line.number": record["line"], "thread.id": thread.id,
-            "thread.name": thread.name}
-        exception = record["exception"]
-        if exception and exception[0] is not None:
-            _exception_attributes(exception, attributes)
-        extra = record["extra"]
-        limit = self._max_attributes
-        dropped = _add_extra(attributes, extra, limit) if extra else 0
-        if limit is not None and len(attributes) > limit:  # a limit under our own count
-            dropped += len(attributes) - limit
-            attributes = dict(itertools.islice(attributes.items(), limit))
-        if dropped and not self._limit_reported:
-            self._limit_reported = True
-            _diagnostics.warn(
-                f"a loguru record had more than {limit} attributes; the rest are dropped and "
-                "counted on each such record (OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT)")
-        message = record["message"]
-        timestamp = (record["time"] - _EPOCH) // _MICROSECOND * 1000
-        self._emitter_for(record["name"])(
-            timestamp, _severity(level.no), level.name,
-            message if type(message) is str else _text(message), attributes, dropped)
-
-    def _emitter_for(self, name: Any) -> Callable[..., None]:
-        """What emits a record of module ``name``: straight into our queue where the SDK
-        logger's chain is ours alone (``DirectLogs``), else its ``emit``."""
-        emitter = self._emitters.get(name)
-        if emitter is None:
-            logger = self._logger_for(name if isinstance(name, str) and name
-                                      else _UNNAMED_SCOPE)
-            direct = DirectLogs.for_logger(logger)
-            if direct is not None:
-                emitter = direct.emit
-            else:
-                def emitter(timestamp: int, severity_number: Any, severity_text: str,
-                            body: Any, attributes: dict[str, Any], dropped: int,
-                            _emit: Any = logger.emit) -> None:
-                    _emit(timestamp=timestamp, severity_number=severity_number,
-                          severity_text=severity_text, body=body, attributes=attributes)
-            if len(self._emitters) < _MAX_LOGGERS:
-                self._emitters[name] = emitter
-        return emitter
-
-    def _logger_for(self, name: str) -> Any:
-        logger = self._loggers.get(name)
-        if logger is None:
-            if len(self._loggers) >= _MAX_LOGGERS:
-                name = _OVERFLOW_SCOPE
-                logger = self._loggers.get(name)
-                if logger is not None:
-                    return logger
-                _diagnostics.warn(f"more than {_MAX_LOGGERS} distinct loguru module names; "
-                                  f"further ones are exported under the scope "
-                                  f"{_OVERFLOW_SCOPE}")
-            logger = self._provider.get_logger(name)
-            self._loggers[name] = logger
-        return logger
-
-    def _report(self, exc: Exception) -> None:
-        if not self._failure_reported:
-            self._failure_reported = True
-            _diagnostics.warn(f"could not export a loguru record ({type(exc).__name__}: "
-                              f"{exc}); such records are skipped")
-
-
-def _add_extra(attributes: dict[str, Any], extra: dict[Any, Any], limit: int | None) -> int:
-    """Add the record's ``extra`` after ``attributes``, up to ``limit`` attributes in all;
-    return how many did not fit. Ours win a name clash; any value that is not
-    str/bool/int/float is sent as its (bounded) text, never dropped for its type."""
-    room = len(extra) if limit is None else limit - len(attributes)
-    dropped = 0
-    for key, value in extra.items():
-        name = key if type(key) is str else _text(key)
-        if not name or name in attributes:
-            continue
-        if room <= 0:
-            dropped += 1
-            continue
-        if not isinstance(value, (str, bool, int, float)):
-            value = _text(value)[:_MAX_TEXT]
-        attributes[name] = value
-        room -= 1
-    return dropped
 
 
 # ----- the view of the program's Core that _log is given on the export path -----------------
@@ -361,7 +228,7 @@ def _exporting(original: Callable[..., Any], self: Any, levelno: int,
         deeper = _deeper(options, 2)  # (our wrapper's frame and this one)
         core = self._core
         if (emitter is None or not emitter.live() or _guard.active
-                or stdlib_logging._guard.active or _suppressed()
+                or _log_stdlib_handler.guard.active or suppressed()
                 or _bridge_exports_the_dispatched_record()):
             view = None
         else:
@@ -373,7 +240,7 @@ def _exporting(original: Callable[..., Any], self: Any, levelno: int,
         return original(self, *arguments, _deeper(options, 2), message, args, kwargs)
     if view is None:
         return original(self, *arguments, deeper, message, args, kwargs)
-    bridge_guard = stdlib_logging._guard
+    bridge_guard = _log_stdlib_handler.guard
     previous = bridge_guard.active
     bridge_guard.active = True  # the program's sinks' logging calls: this record, once
     try:
@@ -463,7 +330,7 @@ def install(module: Any, logger_provider: Any, level: str | int = "info",
     it is) when this loguru's ``_log`` is of no shape we know: the registry reports that
     once and records it for ``--info``."""
     global _emitter, _export_levelno, _patched
-    levelno = _LEVELS.get(level, 20) if isinstance(level, str) else int(level)
+    levelno = export_levelno(level)
     emitter = _Emitter(logger_provider, levelno, sdk)
     with _lock:
         if _patched is None:

@@ -30,6 +30,7 @@ from telemetryflow_bootstrap import _diagnostics
 from telemetryflow_bootstrap.domain.config import TelemetryConfig
 from telemetryflow_bootstrap.infrastructure.batching import BatchLogProcessor, BatchQueue
 from telemetryflow_bootstrap.instrumentation import (
+    _log_records,
     _process_level,
     contrib,
     registry,
@@ -361,7 +362,7 @@ def test_each_logger_name_gets_one_cached_logger_and_the_cache_is_bounded(
         log_provider, restore_logging, monkeypatch):
     """One OpenTelemetry logger per Python logger name, reused; past the bound further names
     share one overflow scope, announced once."""
-    monkeypatch.setattr(stdlib_logging, "_MAX_LOGGERS", 2)
+    monkeypatch.setattr(_log_records, "MAX_LOGGERS", 2)
     provider, exporter = log_provider
     bridge = stdlib_logging.install_bridge(provider, "debug")
     for name in ("a", "b", "a", "c", "d"):
